@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test suite: installs stgcn-rt with every extra CI can install into ./.venv, then runs pytest.
+# Arguments go to pytest (e.g. scripts/test.sh -k export). GPU tests skip without CUDA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-venv.sh "pipeline,dev"
+# The TensorRT API types for mypy; --no-deps since they name the full TensorRT, which does not install here.
+.venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "tensorrt-stubs>=10" 2>&1 | grep -v "is ignored" >&2 || true
+.venv/bin/python -m ruff check src tests
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Builders: ONNX export and its validation (TensorRT engines live in stgcn_rt.export.tensorrt)."""

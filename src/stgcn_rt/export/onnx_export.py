@@ -1,0 +1,189 @@
+"""Export a loaded ST-GCN to a static-shape ONNX model that ONNX Runtime and TensorRT accept."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stgcn_rt import __version__
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.export.validate import Comparison, validate
+from stgcn_rt.files import atomic_output, check_output_path
+from stgcn_rt.model.checkpoint import LoadedModel
+
+DEFAULT_OPSET = 17  # the newest opset TensorRT 8.5/8.6 (JetPack 5) parse fully
+DEFAULT_SEQ_LEN = 150
+
+
+@dataclass
+class ExportOptions:
+    persons: int = 1
+    seq_len: int = DEFAULT_SEQ_LEN
+    batch: int = 1
+    dynamic_batch: bool = False
+    input_name: str = "input"
+    output_name: str = "output"
+    probs_output: str | None = None  # name of an extra softmax output, if wanted
+    opset: int = DEFAULT_OPSET
+
+    def check(self) -> None:
+        if self.persons < 1:
+            raise StgcnError(f"--persons must be 1 or more (1 single person, 5 multi person), got {self.persons}")
+        if self.seq_len < 3:
+            raise StgcnError(f"--seq-len must be at least 3 frames, got {self.seq_len}")
+        if self.batch < 1:
+            raise StgcnError(f"--batch must be 1 or more, got {self.batch}")
+        if self.opset < 17:
+            raise StgcnError(f"--opset must be 17 or newer, got {self.opset}")
+        names = [self.input_name, self.output_name] + ([self.probs_output] if self.probs_output else [])
+        if len(set(names)) != len(names) or not all(names):
+            raise StgcnError(f"tensor names must be distinct and non-empty, got {', '.join(names)}")
+
+
+class _WithProbabilities(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def input_shape(loaded: LoadedModel, options: ExportOptions) -> tuple[int, int, int, int, int]:
+    config = loaded.config
+    return (options.batch, config.in_channels, options.seq_len, config.num_joints, options.persons)
+
+
+def onnx_metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]:
+    config = loaded.config
+    return {
+        "stgcn_rt.version": __version__,
+        "layout": config.layout,
+        "persons": str(options.persons),
+        "seq_len": str(options.seq_len),
+        "classes": ",".join(config.classes),
+        "motion": config.motion if config.two_stream else "none",
+        "two_stream": str(config.two_stream).lower(),
+        "checkpoint_sha256": loaded.sha256,
+        "input_name": options.input_name,
+        "output_name": options.output_name,
+        "stgcn_rt.config": json.dumps(config.to_dict(), sort_keys=True),
+    }
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[io.StringIO]:
+    """Silence the exporters' progress prints and warnings; keep them for --debug."""
+    captured = io.StringIO()
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+            warnings.simplefilter("ignore")
+            yield captured
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, options: ExportOptions,
+                  output_names: list[str]) -> None:
+    """torch.export-based exporter where available (clean, folded graphs); TorchScript otherwise."""
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
+        use_dynamo = "dynamo" in torch.onnx.export.__code__.co_varnames
+    except ImportError:
+        use_dynamo = False
+    kwargs: dict = dict(
+        input_names=[options.input_name], output_names=output_names, opset_version=options.opset,
+    )
+    if use_dynamo:
+        if options.dynamic_batch:
+            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=4096)},)
+        torch.onnx.export(module, (example,), str(path), dynamo=True, verbose=False, **kwargs)
+    else:
+        if options.dynamic_batch:
+            kwargs["dynamic_axes"] = {name: {0: "batch"} for name in [options.input_name, *output_names]}
+        torch.onnx.export(module, (example,), str(path), do_constant_folding=True, **kwargs)
+
+
+def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: ExportOptions,
+                validate: bool = True, data: str | os.PathLike[str] | None = None
+                ) -> tuple[Path, list[Comparison]]:
+    """Export ``loaded`` to ``output`` and, by default, validate it before it is renamed into place.
+
+    The result passes ``onnx.checker``, has opset ``options.opset`` and carries the model's
+    layout, persons, sequence length, classes, motion and checkpoint hash as metadata_props. A
+    model that fails validation (fp32 logits or probabilities off by more than 1e-4 from PyTorch)
+    is not written: the call raises and ``output`` is left as it was.
+    """
+    import onnx
+
+    options.check()
+    out = check_output_path(output)
+    module: torch.nn.Module = loaded.model.eval()
+    output_names = [options.output_name]
+    if options.probs_output:
+        module = _WithProbabilities(module).eval()
+        output_names.append(options.probs_output)
+    example = torch.rand(*input_shape(loaded, options))
+
+    with atomic_output(out) as tmp, tempfile.TemporaryDirectory(prefix="stgcn-rt-export-") as work:
+        # The exporter may write weights as external data beside its file; export into a scratch
+        # folder and save one self-contained file.
+        raw = Path(work) / "model.onnx"
+        with _quiet_exporter() as captured, torch.no_grad():
+            try:
+                _export_graph(module, example, raw, options, output_names)
+            except Exception as exc:  # the exporters raise many types; report one line
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise StgcnError(f"ONNX export failed: {first[:300]} (rerun with --debug for details)") from exc
+        logging.getLogger(__name__).debug(captured.getvalue())
+        model = onnx.load(str(raw))
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset != options.opset:
+            raise StgcnError(
+                f"the exporter produced opset {opset}, not the requested {options.opset}: "
+                f"pass --opset {opset} or use a torch/onnxscript pair that converts to {options.opset}"
+            )
+        del model.metadata_props[:]
+        for key, value in onnx_metadata(loaded, options).items():
+            model.metadata_props.add(key=key, value=value)
+        model.producer_name = "stgcn-rt"
+        model.producer_version = __version__
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(tmp))
+        comparisons = validate_against_torch(loaded, tmp, data) if validate else []
+        failed = [c for c in comparisons if not c.passed]
+        if failed:
+            raise StgcnError(f"validation failed, {out} not written: {failed[0].line()}")
+    return out, comparisons
+
+
+def validate_against_torch(loaded: LoadedModel, onnx_path: str | os.PathLike[str],
+                           data: str | os.PathLike[str] | None = None) -> list[Comparison]:
+    from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
+    from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+    with TorchClassifier(loaded) as reference, OnnxClassifier(onnx_path) as candidate:
+        return validate(reference, candidate, data)
+
+
+def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}

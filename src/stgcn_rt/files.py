@@ -1,0 +1,51 @@
+"""File helpers: atomic writes (temp file + rename) and content hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from stgcn_rt.errors import StgcnError
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Fail early, before any long work, when the output cannot be written."""
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise StgcnError(f"output directory {parent} does not exist: create it or choose another -o")
+    if out.is_dir():
+        raise StgcnError(f"output {out} is a directory: give a file name")
+    if not os.access(parent, os.W_OK):
+        raise StgcnError(f"output directory {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    Readers never see a half-written file, and a failure leaves no partial output behind.
+    """
+    out = check_output_path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,89 @@
+"""``stgcn-rt info``: what a checkpoint or ONNX file holds, as ordered (label, value) rows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from stgcn_rt.errors import StgcnError
+
+
+def describe(path: str | os.PathLike[str], persons: int = 1, seq_len: int = 150) -> list[tuple[str, str]]:
+    path = Path(path)
+    if not path.exists():
+        raise StgcnError(f"{path} not found")
+    if path.suffix.lower() == ".onnx":
+        return describe_onnx(path)
+    return describe_checkpoint(path, persons, seq_len)
+
+
+def _gflops(flops: int) -> str:
+    return f"{flops / 1e9:.2f} GFLOP per window"
+
+
+def describe_checkpoint(path: Path, persons: int, seq_len: int) -> list[tuple[str, str]]:
+    from stgcn_rt.model.checkpoint import load_checkpoint
+    from stgcn_rt.model.summary import count_flops
+
+    loaded = load_checkpoint(path)
+    config = loaded.config
+    shape = (1, config.in_channels, seq_len, config.num_joints, persons)
+    rows = [
+        ("file", str(path)),
+        ("kind", "PyTorch checkpoint"),
+        ("sha256", loaded.sha256),
+        ("streams", "two-stream (origin + motion)" if config.two_stream else "single stream"),
+        ("motion", config.motion if config.two_stream else "-"),
+        ("layout", f"{config.layout} ({config.num_joints} joints)"),
+        ("graph", f"{config.partitions} partitions, A from {loaded.adjacency_source}, "
+                  f"edge importance {'on' if config.edge_importance else 'off'}"),
+        ("classes", ", ".join(config.classes)),
+        ("input", f"(N, {config.in_channels}, T, {config.num_joints}, M); any T and M"),
+        ("parameters", f"{loaded.num_parameters:,}"),
+        (f"FLOPs (T={seq_len}, M={persons})", _gflops(count_flops(loaded.model, shape))),
+    ]
+    note = loaded.metadata.get("note")
+    if note:
+        rows.append(("note", note))
+    return rows
+
+
+def describe_onnx(path: Path) -> list[tuple[str, str]]:
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others for bad files
+        raise StgcnError(f"{path} is not a readable ONNX model: {str(exc)[:200]}") from exc
+    meta = {p.key: p.value for p in model.metadata_props}
+
+    def shape_of(value: onnx.ValueInfoProto) -> str:
+        dims = [d.dim_param or str(d.dim_value) for d in value.type.tensor_type.shape.dim]
+        return f"{value.name} ({', '.join(dims)})"
+
+    parameters = sum(numpy_helper.to_array(t).size for t in model.graph.initializer)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), "?")
+    rows = [
+        ("file", str(path)),
+        ("kind", f"ONNX (opset {opset}, producer {model.producer_name or '?'} {model.producer_version})"),
+        ("inputs", "; ".join(shape_of(v) for v in model.graph.input)),
+        ("outputs", "; ".join(shape_of(v) for v in model.graph.output)),
+        ("parameters", f"{parameters:,}"),
+    ]
+    for key, label in (("layout", "layout"), ("persons", "persons"), ("seq_len", "seq_len"),
+                       ("classes", "classes"), ("motion", "motion"), ("checkpoint_sha256", "checkpoint sha256"),
+                       ("stgcn_rt.version", "stgcn-rt version")):
+        if key in meta:
+            rows.append((label, meta[key]))
+    if "stgcn_rt.config" in meta:
+        from stgcn_rt.model.network import ModelConfig
+        from stgcn_rt.model.summary import flops_for_config
+
+        config = ModelConfig.from_dict(json.loads(meta["stgcn_rt.config"]))
+        shape = (1, config.in_channels, int(meta["seq_len"]), config.num_joints, int(meta["persons"]))
+        rows.append(("FLOPs", _gflops(flops_for_config(config, shape))))
+    else:
+        rows.append(("note", "no stgcn-rt metadata: not exported by stgcn-rt"))
+    return rows

@@ -1,0 +1,1 @@
+"""Skeleton layouts, the graph, the ST-GCN network and checkpoint loading."""

@@ -1,0 +1,31 @@
+"""Parameter and FLOP counts of a network for a given input shape."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from stgcn_rt.model.network import ModelConfig, build_model
+
+
+def count_flops(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    """Floating-point operations (multiply and add counted separately) of one forward pass.
+
+    Runs on the meta device, so it costs no real compute.
+    """
+    meta_model = _to_meta(model)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta_model(torch.empty(shape, device="meta"))
+    return int(counter.get_total_flops())
+
+
+def flops_for_config(config: ModelConfig, shape: tuple[int, ...]) -> int:
+    adjacency = torch.zeros(config.partitions, config.num_joints, config.num_joints)
+    return count_flops(build_model(config, adjacency), shape)
+
+
+def _to_meta(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    clone = copy.deepcopy(model)
+    return clone.to("meta").eval()

@@ -1,0 +1,1 @@
+"""The video pipeline: sources, pose, tracking, windows, events. Needs the [pipeline] extra."""

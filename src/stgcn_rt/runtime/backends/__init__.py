@@ -1,0 +1,1 @@
+"""Runners, one module per backend, imported lazily by ``load_classifier``."""

@@ -1,0 +1,71 @@
+"""ONNX Runtime runner: CPU with intra-op thread control; CUDA/TensorRT providers where installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime.classifier import Classifier
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+class OnnxClassifier(Classifier):
+    name = "ONNX Runtime"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
+                 *, threads: int | None = None, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        if precision != "fp32":
+            raise StgcnError(
+                f"ONNX Runtime runs the model's own precision; for {precision} build a TensorRT "
+                "engine (stgcn-rt build) or export a quantized ONNX"
+            )
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        if providers is None:
+            if device.startswith("cuda"):
+                providers = [p for p in GPU_PROVIDERS if p in available]
+                if not providers:
+                    raise StgcnError(
+                        "this onnxruntime build has no CUDA provider: pip install onnxruntime-gpu, "
+                        "or use --device cpu"
+                    )
+                providers.append("CPUExecutionProvider")
+            else:
+                providers = ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StgcnError(f"ONNX Runtime cannot open {path}: {first[:300]}") from exc
+        self.path = Path(path)
+        self.device = device
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.output_name = self.session.get_outputs()[0].name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in model_input.shape)
+        num_classes = self.session.get_outputs()[0].shape[-1]
+        names = [c for c in self.metadata.get("classes", "").split(",") if c]
+        self.classes = names if names and (not isinstance(num_classes, int) or len(names) == num_classes) \
+            else [f"class_{i}" for i in range(num_classes)]
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+    def _logits(self, windows: Any) -> np.ndarray:
+        if self.session is None:
+            raise StgcnError("this classifier was closed")
+        if not isinstance(windows, np.ndarray):
+            windows = windows.detach().cpu().numpy()
+        feed = {self.input_name: np.ascontiguousarray(windows, dtype=np.float32)}
+        return self.session.run([self.output_name], feed)[0].astype(np.float32, copy=False)

@@ -1,0 +1,119 @@
+"""PyTorch runner: eager fp32/fp16, optional torch.compile, optional CUDA graphs per batch size."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
+from stgcn_rt.runtime.classifier import Classifier
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise StgcnError(f"unknown device '{device}': use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise StgcnError(f"device {device} asked for, but PyTorch sees no CUDA GPU: use --device cpu")
+    return dev
+
+
+class TorchClassifier(Classifier):
+    name = "PyTorch"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | LoadedModel,
+        device: str = "cpu",
+        precision: str = "fp32",
+        *,
+        persons: int | None = None,
+        seq_len: int | None = None,
+        cuda_graphs: bool = False,
+        compile: bool = False,
+        layout: str | None = None,
+        center: int | None = None,
+        motion: str | None = None,
+        classes: list[str] | None = None,
+    ) -> None:
+        loaded = model if isinstance(model, LoadedModel) else load_checkpoint(
+            model, layout=layout, center=center, motion=motion, classes=classes
+        )
+        if precision not in PRECISIONS:
+            raise StgcnError(f"PyTorch precision must be one of {', '.join(PRECISIONS)}, got {precision}")
+        self._device = resolve_device(device)
+        if self._device.type != "cuda" and (precision != "fp32" or cuda_graphs):
+            raise StgcnError("fp16 and CUDA graphs need a CUDA device: use --device cuda or fp32")
+        self.loaded = loaded
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.classes = list(loaded.config.classes)
+        self.device = str(self._device)
+        config = loaded.config
+        self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
+        # a copy: moving or casting must not change the caller's LoadedModel
+        self.model: Any = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
+        if compile:
+            self.model = torch.compile(self.model, dynamic=False)
+        self.cuda_graphs = cuda_graphs
+        self._graphs: dict[tuple[int, ...], tuple[torch.Tensor, torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self._pinned.clear()
+        self.model = None
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def to_device(self, windows: Any) -> torch.Tensor:
+        """Host windows to the model's device and dtype; numpy goes through a pinned buffer."""
+        if isinstance(windows, np.ndarray):
+            host = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+            if self._device.type == "cuda":
+                key = tuple(host.shape)
+                if key not in self._pinned:
+                    self._pinned[key] = torch.empty(key, dtype=torch.float32).pin_memory()
+                pinned = self._pinned[key]
+                pinned.copy_(host)
+                host = pinned
+            return host.to(self._device, self.dtype, non_blocking=True)
+        return windows.to(self._device, self.dtype, non_blocking=True)
+
+    def _logits(self, windows: Any) -> np.ndarray:
+        if self.model is None:
+            raise StgcnError("this classifier was closed")
+        x = self.to_device(windows)
+        with torch.inference_mode():
+            out = self._replay(x) if self.cuda_graphs else self.model(x)
+        return out.float().cpu().numpy()
+
+    def _replay(self, x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(x)
+        static_in, graph, static_out = self._graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.CUDAGraph, torch.Tensor]:
+        static_in = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm up kernels and allocator outside the graph
+                self.model(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.model(static_in)
+        return static_in, graph, static_out

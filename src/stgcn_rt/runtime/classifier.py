@@ -1,0 +1,134 @@
+"""The Classifier interface and ``load_classifier``, which picks a backend from the file suffix.
+
+Every backend is a context manager: it allocates (sessions, device buffers, CUDA graphs) when
+made and frees them in ``close()``/on exit. ``predict`` takes numpy or torch windows shaped
+``(N, C, T, V, M)`` and returns probabilities ``(N, classes)``; ``logits`` returns the raw sum of
+the two streams' logits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.errors import StgcnError
+
+#: suffix -> "module:Class" of its runner; imported only when used.
+BACKENDS: dict[str, str] = {
+    ".pt": "stgcn_rt.runtime.backends.torch_runner:TorchClassifier",
+    ".pth": "stgcn_rt.runtime.backends.torch_runner:TorchClassifier",
+    ".onnx": "stgcn_rt.runtime.backends.onnxruntime_runner:OnnxClassifier",
+    ".engine": "stgcn_rt.runtime.backends.tensorrt_runner:TensorRTClassifier",
+    ".plan": "stgcn_rt.runtime.backends.tensorrt_runner:TensorRTClassifier",
+}
+
+Shape = tuple[int | None, ...]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class Classifier(ABC):
+    """One loaded model. Subclasses set the attributes below and implement ``_logits``."""
+
+    classes: list[str]
+    #: (batch, C, T, V, M); None where the model accepts any size
+    input_shape: Shape
+    device: str
+    name: str = "classifier"
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need no cleanup
+        """Free sessions and device memory; the classifier is unusable afterwards."""
+
+    @property
+    def batch_size(self) -> int | None:
+        """The fixed batch size of a static-batch model, or None when any batch is accepted."""
+        return self.input_shape[0]
+
+    def check_windows(self, windows: Any) -> Any:
+        """Return ``windows`` as a float32 array/tensor, or raise one clear error."""
+        shape = tuple(windows.shape) if hasattr(windows, "shape") else None
+        if shape is None:
+            raise StgcnError(f"windows must be a numpy array or torch tensor, got {type(windows).__name__}")
+        if len(shape) == 4:
+            raise StgcnError(
+                f"windows have shape {shape}: add the batch axis, (N, C, T, V, M) = (1, *{shape})"
+            )
+        expected = self.input_shape
+        mismatch = len(shape) != 5 or any(
+            e is not None and s != e for s, e in zip(shape[1:], expected[1:], strict=True))
+        if mismatch:
+            want = "(" + ", ".join("N" if i == 0 else ("*" if e is None else str(e))
+                                   for i, e in enumerate(expected)) + ")"
+            raise StgcnError(f"windows have shape {shape} but {self.name} expects {want} (N, C, T, V, M)")
+        if shape[0] == 0:
+            raise StgcnError("windows are empty: N must be at least 1")
+        dtype = str(windows.dtype)
+        if not any(kind in dtype for kind in ("float16", "float32", "float64", "bfloat16")):
+            raise StgcnError(f"windows have dtype {dtype}; give floating-point keypoints (float32)")
+        return windows
+
+    def logits(self, windows: Any) -> np.ndarray:
+        windows = self.check_windows(windows)
+        fixed = self.batch_size
+        if fixed is None or windows.shape[0] == fixed:
+            return self._logits(windows)
+        # a static-batch model: run chunks of its batch size, padding the last one
+        parts = []
+        for start in range(0, windows.shape[0], fixed):
+            chunk = windows[start:start + fixed]
+            count = chunk.shape[0]
+            if count < fixed:
+                chunk = _pad_batch(chunk, fixed)
+            parts.append(self._logits(chunk)[:count])
+        return np.concatenate(parts)
+
+    def predict(self, windows: Any) -> np.ndarray:
+        """Class probabilities, (N, classes), float32."""
+        return softmax(self.logits(windows).astype(np.float64)).astype(np.float32)
+
+    @abstractmethod
+    def _logits(self, windows: Any) -> np.ndarray:
+        """Run one batch that matches ``input_shape``; return float32 logits (N, classes)."""
+
+
+def _pad_batch(chunk: Any, size: int) -> Any:
+    if isinstance(chunk, np.ndarray):
+        pad = np.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype)
+        return np.concatenate([chunk, pad])
+    import torch
+
+    pad = torch.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
+    return torch.cat([chunk, pad])
+
+
+def backend_for(path: str | os.PathLike[str]) -> type[Classifier]:
+    suffix = Path(path).suffix.lower()
+    if suffix not in BACKENDS:
+        raise StgcnError(
+            f"cannot tell the backend of {path}: use a file ending in {', '.join(BACKENDS)}"
+        )
+    module_name, class_name = BACKENDS[suffix].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_classifier(path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
+                    **options: Any) -> Classifier:
+    """Open ``path`` with the backend its suffix names (.pt/.pth, .onnx, .engine/.plan)."""
+    if not Path(path).exists():
+        raise StgcnError(f"model file {path} not found")
+    return backend_for(path)(path, device=device, precision=precision, **options)

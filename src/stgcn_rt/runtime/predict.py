@@ -1,0 +1,89 @@
+"""The roadmap's ``predict_action`` and a per-camera/person ring buffer of skeleton frames."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime.classifier import Classifier
+
+SEQ_LEN = 150
+
+
+@dataclass(frozen=True)
+class ActionPrediction:
+    label: str
+    index: int
+    confidence: float
+    probabilities: tuple[float, ...]
+
+
+def stack_frames(frames: Iterable[np.ndarray], seq_len: int = SEQ_LEN) -> np.ndarray:
+    """Per-frame (C, V, M) arrays -> one (C, seq_len, V, M) window.
+
+    As in the roadmap: the last ``seq_len`` frames are kept; a shorter buffer is followed by
+    all-zero frames up to ``seq_len``.
+    """
+    frames = list(frames)
+    if not frames:
+        raise StgcnError("the frame buffer is empty: push at least one (C, V, M) frame")
+    shape = frames[0].shape
+    if len(shape) != 3 or any(f.shape != shape for f in frames):
+        raise StgcnError(f"frames must all be (C, V, M) arrays of one shape, got {shape} and others")
+    frames = frames[-seq_len:]
+    window = np.zeros((shape[0], seq_len, shape[1], shape[2]), dtype=np.float32)
+    window[:, : len(frames)] = np.stack(frames, axis=1)
+    return window
+
+
+def to_prediction(probabilities: np.ndarray, classes: list[str]) -> ActionPrediction:
+    index = int(np.argmax(probabilities))
+    return ActionPrediction(classes[index], index, float(probabilities[index]),
+                            tuple(float(p) for p in probabilities))
+
+
+def predict_action(buffer: Iterable[np.ndarray], classifier: Classifier, seq_len: int | None = None
+                   ) -> ActionPrediction:
+    """Classify a buffer of per-frame (C, V, M) keypoints: pad to the window length, softmax."""
+    seq_len = seq_len or classifier.input_shape[2] or SEQ_LEN
+    window = stack_frames(buffer, seq_len)
+    probabilities = classifier.predict(window[None])[0]
+    return to_prediction(probabilities, classifier.classes)
+
+
+class SkeletonWindow:
+    """Ring buffer of the last ``seq_len`` frames; says when a window is due, every ``stride`` frames.
+
+    >>> ring = SkeletonWindow(seq_len=150, stride=5)
+    >>> due = ring.push(frame)            # frame: (C, V, M)
+    >>> if due: window = ring.window()    # (C, 150, V, M), zero-padded at first
+    """
+
+    def __init__(self, seq_len: int = SEQ_LEN, stride: int = 5) -> None:
+        if seq_len < 1 or stride < 1:
+            raise StgcnError(f"seq_len and stride must be positive, got {seq_len} and {stride}")
+        self.seq_len = seq_len
+        self.stride = stride
+        self.frames: deque[np.ndarray] = deque(maxlen=seq_len)
+        self.count = 0  # frames pushed since the start of the stream
+
+    def push(self, frame: np.ndarray) -> bool:
+        self.frames.append(np.asarray(frame, dtype=np.float32))
+        self.count += 1
+        return self.count % self.stride == 0
+
+    @property
+    def first_frame(self) -> int:
+        """Stream index of the oldest frame in the window."""
+        return self.count - len(self.frames)
+
+    def window(self) -> np.ndarray:
+        return stack_frames(self.frames, self.seq_len)
+
+    def reset(self) -> None:
+        self.frames.clear()
+        self.count = 0

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime import load_classifier
+
+
+def test_pt_and_onnx_give_the_same_probabilities(demo_models, real_windows):
+    ckpt, onnx_path = demo_models
+    with load_classifier(ckpt) as torch_model, load_classifier(onnx_path) as onnx_model:
+        assert type(torch_model).__name__ == "TorchClassifier"
+        assert type(onnx_model).__name__ == "OnnxClassifier"
+        assert torch_model.classes == onnx_model.classes == ["normal", "shoplifting"]
+        windows = real_windows[:6]
+        p_torch, p_onnx = torch_model.predict(windows), onnx_model.predict(windows)
+        assert p_torch.shape == (6, 2) and p_torch.dtype == np.float32
+        np.testing.assert_allclose(p_torch.sum(1), 1.0, atol=1e-6)
+        assert np.abs(p_torch - p_onnx).max() <= 1e-4
+        # torch tensors are accepted by every backend
+        assert np.abs(onnx_model.predict(torch.from_numpy(windows)) - p_onnx).max() == 0
+
+
+def test_shape_contract(demo_models):
+    _, onnx_path = demo_models
+    with load_classifier(onnx_path) as model:
+        assert model.input_shape == (None, 3, 150, 33, 1)
+        assert model.device == "cpu"
+
+
+@pytest.mark.parametrize("windows, match", [
+    (np.zeros((3, 150, 33, 1), np.float32), "add the batch axis"),
+    (np.zeros((1, 3, 150, 25, 1), np.float32), r"expects \(N, 3, 150, 33, 1\)"),
+    (np.zeros((1, 3, 100, 33, 1), np.float32), r"shape \(1, 3, 100, 33, 1\)"),
+    (np.zeros((0, 3, 150, 33, 1), np.float32), "empty"),
+    (np.zeros((1, 3, 150, 33, 1), np.int64), "dtype int64"),
+    ([[1, 2, 3]], "numpy array or torch tensor"),
+])
+def test_bad_windows_get_one_clear_error(demo_models, windows, match):
+    for path in demo_models:
+        with load_classifier(path, **({"seq_len": 150, "persons": 1} if path.suffix == ".pt" else {})) as model:
+            with pytest.raises(StgcnError, match=match) as err:
+                model.predict(windows)
+            assert "\n" not in str(err.value)
+
+
+def test_float64_input_is_accepted(demo_models, real_windows):
+    _, onnx_path = demo_models
+    with load_classifier(onnx_path) as model:
+        np.testing.assert_allclose(model.predict(real_windows[:2].astype(np.float64)),
+                                   model.predict(real_windows[:2]), atol=1e-6)
+
+
+def test_backend_choice_errors(tmp_path, demo_models):
+    ckpt, _ = demo_models
+    unknown = tmp_path / "model.tflite"
+    unknown.write_bytes(b"x")
+    with pytest.raises(StgcnError, match="cannot tell the backend"):
+        load_classifier(unknown)
+    with pytest.raises(StgcnError, match="not found"):
+        load_classifier(tmp_path / "missing.onnx")
+    with pytest.raises(StgcnError, match="need a CUDA device"):
+        load_classifier(ckpt, precision="fp16")
+    with pytest.raises(StgcnError, match="precision must be one of"):
+        load_classifier(ckpt, precision="int4")
+
+
+def test_closed_classifier_refuses_work(demo_models, real_windows):
+    _, onnx_path = demo_models
+    model = load_classifier(onnx_path)
+    model.close()
+    with pytest.raises(StgcnError, match="closed"):
+        model.predict(real_windows[:1])

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime.predict import SkeletonWindow, predict_action, stack_frames
+
+
+def frames(count, value_of=lambda i: i + 1.0, shape=(3, 5, 1)):
+    return [np.full(shape, value_of(i), np.float32) for i in range(count)]
+
+
+def test_short_buffer_is_followed_by_zero_frames():
+    window = stack_frames(frames(4), seq_len=8)
+    assert window.shape == (3, 8, 5, 1)
+    assert window[0, :, 0, 0].tolist() == [1, 2, 3, 4, 0, 0, 0, 0]
+
+
+def test_long_buffer_keeps_the_last_frames():
+    window = stack_frames(frames(12), seq_len=8)
+    assert window[0, :, 0, 0].tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
+
+
+def test_inconsistent_or_empty_buffers_are_errors():
+    with pytest.raises(StgcnError, match="empty"):
+        stack_frames([], 8)
+    with pytest.raises(StgcnError, match="one shape"):
+        stack_frames(frames(2) + frames(1, shape=(3, 4, 1)), 8)
+
+
+def test_predict_action_matches_predict_on_the_padded_window(mean_classifier):
+    buffer = frames(3)
+    result = predict_action(buffer, mean_classifier)
+    expected = mean_classifier.predict(stack_frames(buffer, 8)[None])[0]
+    assert result.probabilities == pytest.approx(tuple(expected))
+    assert result.label == "high" and result.index == 1
+    assert result.confidence == pytest.approx(max(expected))
+    assert sum(result.probabilities) == pytest.approx(1.0)
+
+
+def test_ring_buffer_stride_and_frame_range():
+    ring = SkeletonWindow(seq_len=4, stride=3)
+    due = [ring.push(f) for f in frames(9, shape=(3, 5, 1))]
+    assert due == [False, False, True, False, False, True, False, False, True]
+    assert ring.first_frame == 5 and ring.count == 9
+    assert ring.window()[0, :, 0, 0].tolist() == [6, 7, 8, 9]
+    ring.reset()
+    assert ring.count == 0 and ring.first_frame == 0
+    with pytest.raises(StgcnError):
+        SkeletonWindow(seq_len=0)

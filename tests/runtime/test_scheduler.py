@@ -1,0 +1,137 @@
+import threading
+from concurrent.futures import wait
+
+import numpy as np
+import pytest
+from conftest import MeanClassifier
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime import load_classifier
+from stgcn_rt.runtime.scheduler import BatchScheduler, WindowDropped
+
+
+def window(value, shape=(3, 8, 5, 1)):
+    return np.full(shape, value, np.float32)
+
+
+def submit_from_threads(scheduler, windows_by_camera, threads=8):
+    """Each thread plays several cameras, submitting their windows in order."""
+    futures = {}
+    cameras = sorted(windows_by_camera)
+    lock = threading.Lock()
+
+    def play(mine):
+        for camera in mine:
+            for i, w in enumerate(windows_by_camera[camera]):
+                f = scheduler.submit(camera, w, meta=i)
+                with lock:
+                    futures[(camera, i)] = f
+
+    workers = [threading.Thread(target=play, args=(cameras[k::threads],)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return futures
+
+
+def test_64_cameras_get_exactly_the_single_call_result(demo_models, real_windows):
+    """Real model (ONNX Runtime, dynamic batch): every batched result equals a single predict."""
+    _, onnx_path = demo_models
+    rng = np.random.default_rng(0)
+    by_camera = {f"cam{c:02d}": [real_windows[rng.integers(len(real_windows))][:, :, :, :] * rng.uniform(0.5, 1.0)
+                                 for _ in range(2)] for c in range(64)}
+    with load_classifier(onnx_path) as model:
+        with BatchScheduler(model, max_batch=16, max_wait_ms=20, queue_size=256) as scheduler:
+            futures = submit_from_threads(scheduler, by_camera)
+        assert all(f.done() for f in futures.values())
+        for (camera, i), future in futures.items():
+            result = future.result()
+            assert result.camera == camera and result.meta == i
+            single = model.predict(by_camera[camera][i][None].astype(np.float32))[0]
+            np.testing.assert_array_equal(result.probabilities, single)
+        assert scheduler.stats.totals()["completed"] == 128
+        assert max(scheduler.stats.batch_sizes) > 1  # windows really were batched
+
+
+def test_fairness_no_camera_starves(mean_classifier):
+    by_camera = {c: [window(c + k / 100) for k in range(20)] for c in range(64)}
+    with BatchScheduler(mean_classifier, max_batch=32, max_wait_ms=2, queue_size=4096) as scheduler:
+        futures = submit_from_threads(scheduler, by_camera, threads=16)
+        wait(list(futures.values()), timeout=30)
+    stats = scheduler.stats
+    assert set(stats.completed.values()) == {20} and len(stats.completed) == 64
+    for (camera, k), future in futures.items():
+        expected = camera + k / 100
+        assert future.result().probabilities == pytest.approx(
+            mean_classifier.predict(window(expected)[None])[0])
+        assert future.result().latency_s >= 0
+
+
+def test_back_pressure_drops_the_oldest_window_of_that_camera():
+    gate = threading.Event()
+    model = MeanClassifier(gate=gate)
+    scheduler = BatchScheduler(model, max_batch=1, max_wait_ms=0, queue_size=3)
+    first = scheduler.submit("a", window(0.0))  # taken by the worker, which blocks on the gate
+    while scheduler.depth:
+        pass
+    a = [scheduler.submit("a", window(i)) for i in (1, 2)]
+    b = scheduler.submit("b", window(9))
+    late_a = scheduler.submit("a", window(3))  # queue full: a's oldest queued window (1) goes
+    late_b = scheduler.submit("b", window(8))  # full again: b's oldest (9) goes, not a's
+    gate.set()
+    scheduler.close()
+    with pytest.raises(WindowDropped, match="camera a dropped"):
+        a[0].result()
+    with pytest.raises(WindowDropped, match="camera b dropped"):
+        b.result()
+    for fut in (first, a[1], late_a, late_b):
+        assert fut.result().probabilities is not None
+    assert scheduler.stats.dropped == {"a": 1, "b": 1}
+    totals = scheduler.stats.totals()
+    assert totals["submitted"] == totals["completed"] + totals["dropped"] == 6
+
+
+def test_camera_without_queued_windows_evicts_the_busiest():
+    gate = threading.Event()
+    scheduler = BatchScheduler(MeanClassifier(gate=gate), max_batch=1, max_wait_ms=0, queue_size=2)
+    scheduler.submit("a", window(0))
+    while scheduler.depth:
+        pass
+    old = scheduler.submit("a", window(1))
+    scheduler.submit("a", window(2))
+    newcomer = scheduler.submit("b", window(3))
+    gate.set()
+    scheduler.close()
+    with pytest.raises(WindowDropped):
+        old.result()
+    assert newcomer.result().camera == "b"
+
+
+def test_close_classifies_everything_queued(mean_classifier):
+    scheduler = BatchScheduler(mean_classifier, max_batch=8, max_wait_ms=50, queue_size=1000)
+    futures = [scheduler.submit(i % 5, window(i / 300)) for i in range(300)]
+    scheduler.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert scheduler.stats.totals()["completed"] == 300
+    with pytest.raises(StgcnError, match="closed"):
+        scheduler.submit(0, window(0))
+
+
+def test_failed_batch_reports_and_worker_continues():
+    model = MeanClassifier(fail_on=7.0)
+    results = []
+    scheduler = BatchScheduler(model, max_batch=1, max_wait_ms=0, on_result=results.append)
+    bad = scheduler.submit("x", window(7.0))
+    good = scheduler.submit("x", window(1.0))
+    scheduler.close()
+    with pytest.raises(RuntimeError, match="planted"):
+        bad.result()
+    assert good.result().probabilities[1] > 0.5
+    assert scheduler.stats.failed["x"] == 1 and [r.meta for r in results] == [None]
+
+
+def test_submit_checks_the_window_shape(mean_classifier):
+    with BatchScheduler(mean_classifier) as scheduler:
+        with pytest.raises(StgcnError, match="expects"):
+            scheduler.submit("x", np.zeros((3, 9, 5, 1), np.float32))

@@ -1,0 +1,117 @@
+"""The command line: the happy path end to end, and one clear line for every bad input."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from stgcn_rt.cli import cli
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, list(map(str, args)))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code, stderr):
+    """Exit != 0, no traceback, and exactly one error line, the last (progress lines may precede it)."""
+    assert code != 0
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if not line.startswith(("[", " "))]
+    assert errors == [lines[-1]], stderr
+    assert lines[-1].startswith("error: ") and "Traceback" not in stderr
+
+
+def test_package_import_and_help_stay_light():
+    code = ("import sys, stgcn_rt, stgcn_rt.cli; "
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'cv2', 'mediapipe', 'tensorrt') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    helped = subprocess.run([sys.executable, "-m", "stgcn_rt.cli", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0
+    for command in ("export", "validate", "info", "init-demo"):
+        assert command in helped.stdout
+
+
+def test_demo_export_info_validate(tmp_path, real_windows):
+    import numpy as np
+
+    demo, model, data = tmp_path / "demo.pt", tmp_path / "model.onnx", tmp_path / "real.npy"
+    np.save(data, real_windows[:4])
+    assert run("init-demo", "-o", demo)[0] == 0
+    code, out, err = run("export", demo, "-o", model, "--persons", "5", "--data", data)
+    assert code == 0, err
+    assert f"wrote {model}" in out and "[3/3] validating" in err and "PASS real windows" in err
+    code, out, _ = run("info", model)
+    assert code == 0
+    assert "input (1, 3, 150, 33, 5)" in out and "23" not in out.split("FLOPs")[0][-5:]
+    assert "FLOPs" in out and "normal,shoplifting" in out
+    code, out, _ = run("info", demo)
+    assert code == 0 and "UNTRAINED" in out and "23.08 GFLOP" in out
+    code, out, err = run("validate", demo, model)
+    assert code == 0, err
+    assert out.startswith("PASS random windows")
+
+
+def test_validate_fails_on_another_checkpoint(tmp_path, reference_checkpoint):
+    demo, model = tmp_path / "demo.pt", tmp_path / "model.onnx"
+    run("init-demo", "-o", demo)
+    assert run("export", demo, "-o", model, "--no-validate")[0] == 0
+    code, out, err = run("validate", reference_checkpoint(), model, "--random", "2")
+    assert "FAIL random windows" in out
+    assert "exported from another checkpoint" in err
+    assert code != 0
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, reference_checkpoint):
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    good = reference_checkpoint("good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    state = torch.load(good, weights_only=True)
+    state["origin_stream.head.weight"] = torch.zeros(1)
+    unknown = tmp_path / "unknown_keys.pt"
+    torch.save(state, unknown)
+    out = tmp_path / "out.onnx"
+    return {
+        "missing file": ["export", tmp_path / "missing.pt", "-o", out],
+        "not a checkpoint": ["export", text, "-o", out],
+        "truncated": ["export", truncated, "-o", out],
+        "wrong joint count": ["export", good, "-o", out, "--layout", "coco17"],
+        "unknown keys": ["export", unknown, "-o", out],
+        "persons 0": ["export", good, "-o", out, "--persons", "0"],
+        "output dir missing": ["export", good, "-o", tmp_path / "nowhere" / "m.onnx"],
+        "unknown layout": ["export", good, "-o", out, "--layout", "kinect"],
+        "bad classes": ["export", good, "-o", out, "--classes", "onlyone"],
+        "info on garbage": ["info", text],
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "not a checkpoint", "truncated", "wrong joint count",
+                                  "unknown keys", "persons 0", "output dir missing", "unknown layout",
+                                  "bad classes", "info on garbage"])
+def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
+    code, out, err = run(*bad_inputs[case])
+    if case in ("persons 0", "bad classes"):  # rejected by argument parsing: usage + one error line
+        assert code == 2 and "Traceback" not in err and "Error: Invalid value" in err
+    else:
+        assert_one_line_error(code, err)
+    assert not (tmp_path / "out.onnx").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(cli, ["--debug", "info", str(tmp_path / "missing.pt")])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "stgcn_rt.cli", "info", str(tmp_path / "x.pt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {tmp_path / 'x.pt'} not found"
