@@ -90,7 +90,10 @@ def cli(debug: bool) -> None:
     if debug:
         import logging
 
-        logging.basicConfig(level=logging.DEBUG)
+        logger = logging.getLogger("stgcn_rt")
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            logger.addHandler(logging.StreamHandler())
 
 
 @cli.command("init-demo")

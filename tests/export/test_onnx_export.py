@@ -18,7 +18,7 @@ def dims(value):
 def exported(tmp_path_factory):
     """One reference checkpoint exported for M=1 and M=5 (central motion, module. prefix)."""
     import torch
-    from conftest import reference_state_dict
+    from helpers import reference_state_dict
 
     folder = tmp_path_factory.mktemp("export")
     ckpt = folder / "ref.pt"

@@ -9,7 +9,7 @@ from stgcn_rt.model.network import motion_of
 @pytest.mark.parametrize("motion", ["forward", "central"])
 @pytest.mark.parametrize("persons", [1, 5])
 def test_two_stream_matches_the_reference_forward(reference_checkpoint, motion, persons):
-    from conftest import reference_state_dict
+    from helpers import reference_state_dict
 
     path = reference_checkpoint(seed=3)
     loaded = load_checkpoint(path, motion=motion)
@@ -21,7 +21,7 @@ def test_two_stream_matches_the_reference_forward(reference_checkpoint, motion, 
 
 
 def test_single_stream_matches_the_reference(reference_checkpoint):
-    from conftest import reference_state_dict
+    from helpers import reference_state_dict
 
     path = reference_checkpoint(two_stream=False, layout="ntu25", num_classes=5, seed=4)
     loaded = load_checkpoint(path)

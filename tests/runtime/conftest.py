@@ -1,33 +1,5 @@
-import threading
-
-import numpy as np
 import pytest
-
-from stgcn_rt.runtime.classifier import Classifier
-
-
-class MeanClassifier(Classifier):
-    """A tiny deterministic classifier: logits are per-window statistics, independent of batching."""
-
-    name = "mean"
-
-    def __init__(self, shape=(None, 3, 8, 5, 1), gate: threading.Event | None = None, fail_on=None):
-        self.classes = ["low", "high"]
-        self.input_shape = shape
-        self.device = "cpu"
-        self.gate = gate
-        self.fail_on = fail_on
-        self.batches = []
-
-    def _logits(self, windows):
-        if self.gate is not None:
-            self.gate.wait(10)
-        windows = np.asarray(windows, dtype=np.float32)
-        if self.fail_on is not None and np.any(windows[:, 0, 0, 0, 0] == self.fail_on):
-            raise RuntimeError("planted failure")
-        self.batches.append(len(windows))
-        mean = windows.reshape(len(windows), -1).mean(1)
-        return np.stack([-mean, mean], axis=1).astype(np.float32)
+from helpers import MeanClassifier
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from concurrent.futures import wait
 
 import numpy as np
 import pytest
-from conftest import MeanClassifier
+from helpers import MeanClassifier
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.runtime import load_classifier

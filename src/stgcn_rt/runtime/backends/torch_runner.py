@@ -92,7 +92,9 @@ class TorchClassifier(Classifier):
         if self.model is None:
             raise StgcnError("this classifier was closed")
         x = self.to_device(windows)
-        with torch.inference_mode():
+        # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and newer
+        with torch.inference_mode(), torch.backends.cudnn.flags(
+                enabled=True, allow_tf32=self.precision != "fp32"):
             out = self._replay(x) if self.cuda_graphs else self.model(x)
         return out.float().cpu().numpy()
 

@@ -1,0 +1,66 @@
+"""Helpers shared by the tests (fixtures live in conftest.py files)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from stgcn_rt.model.graph import spatial_adjacency
+from stgcn_rt.model.layouts import get_layout
+from stgcn_rt.model.network import ModelConfig, build_model
+from stgcn_rt.runtime.classifier import Classifier
+
+
+def reference_state_dict(layout: str = "mediapipe33", two_stream: bool = True, num_classes: int = 2,
+                         center: int | None = None, edge_importance: bool = True, seed: int = 0
+                         ) -> dict[str, torch.Tensor]:
+    """A state dict with the reference's keys and random values everywhere (BN statistics too),
+    so that any mistake in channel order or key mapping shows in the outputs."""
+    lay = get_layout(layout)
+    config = ModelConfig(num_classes=num_classes, num_joints=lay.num_joints, two_stream=two_stream,
+                         edge_importance=edge_importance, layout=layout)
+    adjacency = torch.tensor(spatial_adjacency(lay, center), dtype=torch.float32)
+    model = build_model(config, adjacency)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("A"):
+            state[key] = value.clone()
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = value.clone()
+        elif key.endswith("weight") and value.ndim == 1:  # BatchNorm scale
+            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
+        elif "edge_importance" in key:
+            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
+        else:
+            fan_in = value[0].numel() if value.ndim > 1 else 1
+            state[key] = torch.randn(value.shape, generator=generator) / fan_in ** 0.5
+    return state
+
+
+class MeanClassifier(Classifier):
+    """A tiny deterministic classifier: logits are per-window statistics, independent of batching."""
+
+    name = "mean"
+
+    def __init__(self, shape=(None, 3, 8, 5, 1), gate: threading.Event | None = None, fail_on=None):
+        self.classes = ["low", "high"]
+        self.input_shape = shape
+        self.device = "cpu"
+        self.gate = gate
+        self.fail_on = fail_on
+        self.batches = []
+
+    def _logits(self, windows):
+        if self.gate is not None:
+            self.gate.wait(10)
+        windows = np.asarray(windows, dtype=np.float32)
+        if self.fail_on is not None and np.any(windows[:, 0, 0, 0, 0] == self.fail_on):
+            raise RuntimeError("planted failure")
+        self.batches.append(len(windows))
+        mean = windows.reshape(len(windows), -1).mean(1)
+        return np.stack([-mean, mean], axis=1).astype(np.float32)

@@ -1,0 +1,86 @@
+"""GPU behaviour of the PyTorch runner and the scheduler. Run through the device tool; skipped here."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from stgcn_rt.runtime import load_classifier
+from stgcn_rt.runtime.scheduler import BatchScheduler
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def report(name, **figures):
+    """Print figures and append them to $GPU_REPORT (a JSON Lines file) when set."""
+    line = json.dumps({"test": name, "device": torch.cuda.get_device_name(), **figures})
+    print(line)
+    if os.environ.get("GPU_REPORT"):
+        with open(os.environ["GPU_REPORT"], "a") as handle:
+            handle.write(line + "\n")
+
+
+@pytest.fixture(scope="module")
+def cpu_reference(demo_models, real_windows):
+    ckpt, _ = demo_models
+    with load_classifier(ckpt) as model:
+        return model.logits(real_windows)
+
+
+def test_fp32_cuda_matches_cpu(demo_models, real_windows, cpu_reference):
+    ckpt, _ = demo_models
+    with load_classifier(ckpt, device="cuda") as model:
+        logits = model.logits(real_windows)
+    diff = float(np.abs(logits - cpu_reference).max())
+    report("fp32 cuda vs cpu", max_logit_diff=diff)
+    assert diff <= 1e-4
+
+
+def test_fp16_and_cuda_graphs_agree_with_fp32(demo_models, real_windows, cpu_reference):
+    ckpt, _ = demo_models
+    ref_p = torch.softmax(torch.from_numpy(cpu_reference), 1).numpy()
+    for precision, graphs in (("fp32", True), ("fp16", False), ("fp16", True)):
+        with load_classifier(ckpt, device="cuda", precision=precision, cuda_graphs=graphs) as model:
+            probs = np.concatenate([model.predict(real_windows[:5]), model.predict(real_windows[5:])])
+            again = model.predict(real_windows[:5])  # a captured graph replays the same result
+        diff = float(np.abs(probs - ref_p).max())
+        report(f"{precision} cuda_graphs={graphs} vs fp32 cpu", max_prob_diff=diff,
+               top1=float((probs.argmax(1) == ref_p.argmax(1)).mean()))
+        np.testing.assert_array_equal(again, probs[:5])
+        assert diff <= (1e-4 if precision == "fp32" else 5e-3)
+
+
+def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
+    ckpt, _ = demo_models
+    with load_classifier(ckpt, device="cuda") as model:
+        logits = model.logits(torch.from_numpy(real_windows).cuda())
+    assert np.abs(logits - cpu_reference).max() <= 1e-4
+
+
+def test_scheduler_on_the_gpu(demo_models, real_windows):
+    ckpt, _ = demo_models
+    rng = np.random.default_rng(0)
+    windows = {c: real_windows[rng.integers(len(real_windows))] * rng.uniform(0.5, 1) for c in range(64)}
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True) as model:
+        with BatchScheduler(model, max_batch=32, max_wait_ms=10) as scheduler:
+            futures = {c: scheduler.submit(c, w.astype(np.float32)) for c, w in windows.items()}
+        worst = 0.0
+        for c, future in futures.items():
+            single = model.predict(windows[c][None].astype(np.float32))[0]
+            worst = max(worst, float(np.abs(future.result().probabilities - single).max()))
+    report("scheduler fp16 graphs vs single predict", max_prob_diff=worst,
+           batches=scheduler.stats.batches, batch_sizes=dict(scheduler.stats.batch_sizes))
+    assert scheduler.stats.totals()["completed"] == 64
+    assert worst <= 2e-3  # fp16 kernels differ between batch sizes
+
+
+def test_torch_compile(demo_models, real_windows, cpu_reference):
+    ckpt, _ = demo_models
+    with load_classifier(ckpt, device="cuda", compile=True) as model:
+        logits = model.logits(real_windows[:4])
+    diff = float(np.abs(logits - cpu_reference[:4]).max())
+    report("torch.compile fp32 vs cpu", max_logit_diff=diff)
+    assert diff <= 1e-4
