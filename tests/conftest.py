@@ -40,3 +40,25 @@ def real_windows() -> np.ndarray:
     from stgcn_rt.data import real_windows as load
 
     return load()
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """The demo checkpoint and its dynamic-batch ONNX export."""
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+
+    folder = tmp_path_factory.mktemp("demo")
+    ckpt = make_demo_checkpoint(folder / "demo.pt")
+    onnx_path, _ = export_onnx(load_checkpoint(ckpt), folder / "demo.onnx",
+                               ExportOptions(dynamic_batch=True), validate=False)
+    return ckpt, onnx_path
+
+
+@pytest.fixture(scope="session")
+def videos() -> dict[str, Path]:
+    """The real videos with people in ../shared/videos (public ST-GCN repository, BSD-2-Clause)."""
+    found = {p.stem: p for p in sorted(VIDEOS.glob("*.mp4"))}
+    if not found:
+        pytest.skip(f"no videos in {VIDEOS}")
+    return found

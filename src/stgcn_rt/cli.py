@@ -224,6 +224,119 @@ def info(file: str, persons: int, seq_len: int) -> None:
         click.echo(f"{label:<{width}}  {value}")
 
 
+def run_pipeline(sources: list[str], model: str, device: str, persons: int, stride: int, events: str,
+                 save_video: str | None, threshold: float, min_windows: int, alert_class: str | None,
+                 pose_workers: int | None, realtime: bool) -> None:
+    from pathlib import Path
+
+    from stgcn_rt.files import check_output_path
+    from stgcn_rt.pipeline.runner import Pipeline, PipelineConfig, summary_table
+    from stgcn_rt.runtime import load_classifier
+
+    check_output_path(events)
+    video_dir = Path(save_video) if save_video else None
+    if video_dir is not None:
+        video_dir.mkdir(parents=True, exist_ok=True)
+    config = PipelineConfig(sources=list(sources), events=Path(events), persons=persons, stride=stride,
+                            save_video=video_dir, threshold=threshold, min_windows=min_windows,
+                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime)
+    options = {"persons": persons} if Path(model).suffix in (".pt", ".pth") else {}
+    with load_classifier(model, device=device, **options) as classifier:
+        click.echo(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
+                   f"classes {', '.join(classifier.classes)}", err=True)
+        pipeline = Pipeline(config, classifier)
+        summaries = pipeline.run()
+    click.echo(summary_table(summaries))
+    click.echo(f"events: {events}")
+    if video_dir is not None:
+        click.echo(f"annotated video: {video_dir}/")
+    if pipeline.interrupted:
+        sys.exit(130)
+    if summaries and all(s.frames == 0 for s in summaries):
+        raise StgcnError("no source delivered a frame: " + "; ".join(e for s in summaries for e in s.errors))
+
+
+pipeline_options = [
+    click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Persons per window, M (only 1 for video at present)."),
+    click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
+                 help="Classify a window every STRIDE frames."),
+    click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier."),
+    click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+                 help="Alert when p(alert class) stays at or above this..."),
+    click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
+                 help="...for this many consecutive windows (and clear after as many below)."),
+    click.option("--alert-class", default=None, help="Class that raises alerts (default: the last class)."),
+    click.option("--pose-workers", type=click.IntRange(min=1), default=None,
+                 help="Pose worker processes (default: one per CPU core; set STGCN_RT_DEBUG=1 to see their logs)."),
+]
+
+
+def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+@cli.command()
+@click.option("--source", "sources", multiple=True, required=True,
+              help="Video file, camera index or rtsp:// / http:// URL; repeat for more cameras.")
+@click.option("--model", required=True, help="Classifier: .pt/.pth (PyTorch), .onnx, .engine/.plan.")
+@click.option("--events", default="events.jsonl", show_default=True, help="JSON Lines file events are appended to.")
+@click.option("--save-video", default=None, metavar="DIR", help="Write an annotated MP4 per camera into DIR.")
+@click.option("--realtime", is_flag=True, help="Pace video files to their frame rate, like live cameras.")
+@with_options(pipeline_options)
+@handle_errors
+def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, realtime: bool,
+        persons: int, stride: int, device: str, threshold: float, min_windows: int, alert_class: str | None,
+        pose_workers: int | None) -> None:
+    """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
+
+    Every classified window is one "prediction" line in --events; alerts are "alert" lines.
+    A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
+    """
+    run_pipeline(list(sources), model, device, persons, stride, events, save_video, threshold, min_windows,
+                 alert_class, pose_workers, realtime)
+
+
+@cli.command()
+@click.option("--out", default="stgcn-rt-demo", show_default=True, help="Folder for the demo's files.")
+@click.option("--video", default=None, help="Video to run on (default: the clip shipped with the package).")
+@handle_errors
+def demo(out: str, video: str | None) -> None:
+    """End-to-end demo on shipped data, on the CPU: demo checkpoint -> validated ONNX -> pipeline.
+
+    The checkpoint is UNTRAINED, so its labels mean nothing; the demo shows every stage working.
+    """
+    from pathlib import Path
+
+    from stgcn_rt.data import demo_video, real_windows
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    step(1, 3, f"writing the untrained demo checkpoint {folder / 'demo.pt'}")
+    checkpoint = make_demo_checkpoint(folder / "demo.pt")
+    step(2, 3, f"exporting and validating {folder / 'demo.onnx'} on shipped real keypoint windows")
+    import numpy as np
+
+    np.save(folder / "real_windows.npy", real_windows())
+    _, comparisons = export_onnx(load_checkpoint(checkpoint), folder / "demo.onnx", ExportOptions(),
+                                 data=folder / "real_windows.npy")
+    for comparison in comparisons:
+        click.echo(f"      {comparison.line()}", err=True)
+    source = video or str(demo_video())
+    events = folder / "events.jsonl"
+    if events.exists():
+        events.unlink()  # a fresh demo log each run
+    step(3, 3, f"running the pipeline on {Path(source).name} with ONNX Runtime on the CPU")
+    run_pipeline([source], str(folder / "demo.onnx"), "cpu", 1, 5, str(events), str(folder / "video"),
+                 0.8, 3, None, None, False)
+
+
 def main() -> None:
     cli(prog_name="stgcn-rt")
 

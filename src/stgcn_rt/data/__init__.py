@@ -1,5 +1,8 @@
 """Data shipped with the package.
 
+``clean_and_jerk.mp4``: a 10-second clip (340x256, 30 fps) from the public ST-GCN repository
+(github.com/yysijie/st-gcn, BSD-2-Clause, Copyright (c) 2018 Sijie Yan), the demo's video.
+
 ``skeletons.npz``: MediaPipe pose keypoints (frames, 33, 3) of the two videos in the public ST-GCN
 repository (github.com/yysijie/st-gcn, BSD-2-Clause, Copyright (c) 2018 Sijie Yan), extracted by
 ``scripts/make_real_skeletons.py``. They give tests and demos real human motion without a video
@@ -9,10 +12,17 @@ decoder or pose model.
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 SKELETONS = "skeletons.npz"
+DEMO_VIDEO = "clean_and_jerk.mp4"
+
+
+def demo_video() -> Path:
+    """Path of the shipped demo video (the package is installed from files, so it is a real path)."""
+    return Path(str(resources.files(__name__).joinpath(DEMO_VIDEO)))
 
 
 def real_skeletons() -> dict[str, np.ndarray]:

@@ -1,0 +1,214 @@
+"""Video sources: files, camera indices and RTSP/HTTP URLs through OpenCV, one reader thread each.
+
+Frames are resized to the contract's 640x480. Files can be paced to their real frame rate; live
+sources reconnect with exponential backoff. Each reader counts frames read, dropped and failed.
+Passwords in URLs never reach a log line: every message uses :func:`mask_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from stgcn_rt.errors import require
+
+FRAME_SIZE = (640, 480)
+log = logging.getLogger(__name__)
+
+
+def mask_url(source: str) -> str:
+    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x``; anything else unchanged."""
+    if "://" not in source:
+        return source
+    parts = urlsplit(source)
+    if parts.password is None:
+        return source
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class SourceSpec:
+    """What the user passed to --source, and a unique display name for it."""
+
+    location: str
+    name: str
+
+    @property
+    def live(self) -> bool:
+        return self.location.isdigit() or "://" in self.location
+
+    @property
+    def display(self) -> str:
+        return mask_url(self.location)
+
+    def open_argument(self) -> str | int:
+        return int(self.location) if self.location.isdigit() else self.location
+
+
+def parse_sources(locations: list[str]) -> list[SourceSpec]:
+    specs: list[SourceSpec] = []
+    used: set[str] = set()
+    for location in locations:
+        if location.isdigit():
+            base = f"camera{location}"
+        elif "://" in location:
+            base = urlsplit(location).hostname or "stream"
+        else:
+            base = Path(location).stem or "video"
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        specs.append(SourceSpec(location, name))
+    return specs
+
+
+@dataclass
+class Frame:
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+@dataclass
+class SourceCounters:
+    read: int = 0
+    dropped: int = 0
+    failed: int = 0
+    reconnects: int = 0
+    error: str | None = None
+    finished: bool = False
+    fps: float = 0.0
+    _started: float = field(default_factory=time.perf_counter)
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self._started
+        return self.read / elapsed if elapsed > 0 else 0.0
+
+
+class FrameReader(threading.Thread):
+    """Reads one source into a bounded queue until it ends, fails for good, or ``stop()``.
+
+    Files block when the queue is full (no frame is lost); live sources drop their oldest
+    queued frame instead, and count it, so that latency stays bounded.
+    """
+
+    def __init__(self, spec: SourceSpec, queue_size: int = 64, pace: bool = False,
+                 max_retries: int = 5, max_failed_in_a_row: int = 25) -> None:
+        super().__init__(name=f"reader-{spec.name}", daemon=True)
+        self.spec = spec
+        self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self.pace = pace
+        self.max_retries = max_retries
+        self.max_failed_in_a_row = max_failed_in_a_row
+        self.counters = SourceCounters()
+        self._stop_event = threading.Event()
+        # FFmpeg's own messages ("moov atom not found") would interleave with ours; errors are
+        # reported once per camera by the pipeline instead
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        self._cv2 = require("cv2", "pipeline", "Reading video")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    @property
+    def done(self) -> bool:
+        return self.counters.finished and self.frames.empty()
+
+    def run(self) -> None:
+        try:
+            self._read_with_retries()
+        except Exception as exc:  # a reader must never take the pipeline down
+            self.counters.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.counters.finished = True
+
+    def _open(self):  # noqa: ANN202 - cv2.VideoCapture
+        capture = self._cv2.VideoCapture(self.spec.open_argument())
+        if not capture.isOpened():
+            capture.release()
+            return None
+        return capture
+
+    def _read_with_retries(self) -> None:
+        attempt = 0
+        while not self._stop_event.is_set():
+            capture = self._open()
+            if capture is None:
+                if not self.spec.live or attempt >= self.max_retries:
+                    self.counters.error = f"cannot open {self.spec.display}"
+                    return
+                attempt += 1
+                self.counters.reconnects += 1
+                self._stop_event.wait(min(2 ** attempt * 0.25, 30.0))
+                continue
+            attempt = 0
+            ended_cleanly = self._read(capture)
+            capture.release()
+            if ended_cleanly or not self.spec.live:
+                return
+            self.counters.reconnects += 1
+            log.warning("camera %s: stream lost, reconnecting", self.spec.name)
+
+    def _read(self, capture) -> bool:  # noqa: ANN001
+        """Read until the end (True) or until the stream breaks (False)."""
+        cv2 = self._cv2
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.counters.fps = fps
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        failed_in_a_row = 0
+        start = time.perf_counter()
+        while not self._stop_event.is_set():
+            ok, image = capture.read()
+            if not ok or image is None:
+                position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+                if not self.spec.live and (total <= 0 or position >= total):
+                    return True  # end of file
+                failed_in_a_row += 1
+                self.counters.failed += 1
+                if failed_in_a_row >= self.max_failed_in_a_row:
+                    if not self.spec.live:
+                        self.counters.error = f"{self.spec.display}: {failed_in_a_row} unreadable frames in a row"
+                    return not self.spec.live
+                continue
+            failed_in_a_row = 0
+            if image.shape[1::-1] != FRAME_SIZE:
+                image = cv2.resize(image, FRAME_SIZE)
+            frame = Frame(self.counters.read, time.time(), image)
+            self.counters.read += 1
+            if self.pace and not self.spec.live:
+                delay = start + frame.index / fps - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            self._put(frame)
+        return True
+
+    def _put(self, frame: Frame) -> None:
+        if not self.spec.live:
+            while not self._stop_event.is_set():
+                try:
+                    self.frames.put(frame, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
+        while True:
+            try:
+                self.frames.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self.frames.get_nowait()
+                    self.counters.dropped += 1
+                except queue.Empty:
+                    pass

@@ -1,0 +1,86 @@
+"""`stgcn-rt run` on real videos: windows per camera, valid JSON Lines, faults, Ctrl-C."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("cv2")
+pytest.importorskip("mediapipe")
+
+from stgcn_rt.cli import cli  # noqa: E402
+
+FIELDS = {"kind", "time", "camera", "frames", "persons", "class", "probabilities", "latency_ms", "batch"}
+
+
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_two_videos_at_once(tmp_path, videos, demo_models):
+    _, onnx_path = demo_models
+    events = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]),
+                                      "--source", str(videos["skateboarding"]), "--model", str(onnx_path),
+                                      "--stride", "10", "--events", str(events),
+                                      "--save-video", str(tmp_path / "video")])
+    assert result.exit_code == 0, result.stderr
+    predictions = [e for e in read_events(events) if e["kind"] == "prediction"]
+    per_camera = {}
+    for event in predictions:
+        assert set(event) == FIELDS
+        assert set(event["probabilities"]) == {"normal", "shoplifting"}
+        assert abs(sum(event["probabilities"].values()) - 1) < 1e-4
+        first, last = event["frames"]
+        assert last - first + 1 == min(last + 1, 150) and (last + 1) % 10 == 0
+        per_camera.setdefault(event["camera"], []).append(last)
+    assert {k: len(v) for k, v in per_camera.items()} == {"clean_and_jerk": 30, "skateboarding": 30}
+    assert per_camera["clean_and_jerk"] == sorted(per_camera["clean_and_jerk"])
+    assert "clean_and_jerk" in result.stdout and "events:" in result.stdout
+    assert (tmp_path / "video" / "clean_and_jerk.mp4").stat().st_size > 0
+    assert not list((tmp_path / "video").glob(".*"))  # no partial files left
+
+
+def test_a_broken_source_does_not_stop_the_others(tmp_path, videos, demo_models):
+    _, onnx_path = demo_models
+    events = tmp_path / "events.jsonl"
+    cut = tmp_path / "broken.mp4"
+    data = videos["skateboarding"].read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    result = CliRunner().invoke(cli, ["run", "--source", str(tmp_path / "missing.mp4"), "--source", str(cut),
+                                      "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+                                      "--stride", "25", "--events", str(events)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("camera missing: cannot open") == 1
+    cameras = {e["camera"] for e in read_events(events)}
+    assert "clean_and_jerk" in cameras and "missing" not in cameras
+    assert sum(e["camera"] == "clean_and_jerk" for e in read_events(events)) == 12
+
+
+def test_no_usable_source_is_an_error(tmp_path, demo_models):
+    _, onnx_path = demo_models
+    result = CliRunner().invoke(cli, ["run", "--source", str(tmp_path / "nope.mp4"), "--model", str(onnx_path),
+                                      "--events", str(tmp_path / "e.jsonl")])
+    assert result.exit_code == 2 and "error: no source delivered a frame" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_every_event(tmp_path, videos, demo_models):
+    _, onnx_path = demo_models
+    events = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "stgcn_rt.cli", "run", "--source", str(videos["clean_and_jerk"]),
+                             "--model", str(onnx_path), "--stride", "5", "--realtime", "--events", str(events)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    lines = events.read_text().splitlines()
+    assert len(lines) >= 3 and all(json.loads(line)["kind"] == "prediction" for line in lines)
+    assert len(lines) < 60  # it really stopped early
