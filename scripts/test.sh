@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh "pipeline,dev"
-# The TensorRT API types for mypy; --no-deps since they name the full TensorRT, which does not install here.
+# TensorRT proof without a GPU: TensorRT-RTX's parser and ahead-of-time builder run on the CPU, and
+# tensorrt-stubs types the TensorRT 10 API for mypy (--no-deps: it names the full TensorRT, which
+# does not install here).
+.venv/bin/python -m pip -q --disable-pip-version-check install tensorrt-rtx 2>&1 | grep -v "is ignored" >&2 || true
 .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "tensorrt-stubs>=10" 2>&1 | grep -v "is ignored" >&2 || true
 .venv/bin/python -m ruff check src tests
 .venv/bin/python -m pytest "$@"

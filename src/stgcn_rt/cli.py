@@ -128,6 +128,9 @@ def init_demo(output: str, seed: int) -> None:
 @click.option("--probs", "probs_output", default=None, metavar="NAME",
               help="Also output softmax probabilities under NAME.")
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: the ST-GCN blocks in fp16 inside the graph (for strongly typed builders such as "
+                   "TensorRT-RTX); input normalisation, pooling and classifier stay fp32.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Real windows (.npy, (N, C, T, V, M)) to validate on besides random ones.")
 @click.option("--no-validate", is_flag=True, help="Skip the PyTorch vs ONNX Runtime check.")
@@ -135,7 +138,7 @@ def init_demo(output: str, seed: int) -> None:
 def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str | None,
            center: int | None, motion: str | None, classes: str | None, batch: int,
            dynamic_batch: bool, input_name: str, output_name: str, probs_output: str | None,
-           opset: int, data: str | None, no_validate: bool) -> None:
+           opset: int, precision: str, data: str | None, no_validate: bool) -> None:
     """Export CHECKPOINT to a validated, static-shape ONNX model."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx, input_shape
     from stgcn_rt.files import check_output_path
@@ -144,7 +147,7 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
     check_output_path(output)
     options = ExportOptions(persons=persons, seq_len=seq_len, batch=batch, dynamic_batch=dynamic_batch,
                             input_name=input_name, output_name=output_name, probs_output=probs_output,
-                            opset=opset)
+                            opset=opset, precision=precision)
     options.check()
     total = 2 if no_validate else 3
     step(1, total, f"loading {checkpoint}")
@@ -154,7 +157,7 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
     click.echo(f"      {'two-stream' if config.two_stream else 'single-stream'} ST-GCN, "
                f"{config.layout}, motion {config.motion}, classes {', '.join(config.classes)}", err=True)
     shape = ("N" if dynamic_batch else batch,) + input_shape(loaded, options)[1:]
-    step(2, total, f"exporting ONNX opset {opset}, input {options.input_name} {shape}")
+    step(2, total, f"exporting {precision} ONNX opset {opset}, input {options.input_name} {shape}")
     if not no_validate:
         step(3, total, "validating against PyTorch with ONNX Runtime")
     path, comparisons = export_onnx(loaded, output, options, validate=not no_validate, data=data)
@@ -199,12 +202,16 @@ def validate(checkpoint: str, model: str, data: str | None, random_count: int, l
         expected_sha = getattr(candidate, "metadata", {}).get("checkpoint_sha256")
         if expected_sha and expected_sha != loaded.sha256:
             click.echo(f"warning: {model} was exported from another checkpoint (sha256 {expected_sha[:12]}…)", err=True)
+        precision = getattr(candidate, "metadata", {}).get("precision", "fp32")
+        if precision != "fp32" and data is None:
+            click.echo(f"warning: {model} is {precision}; without --data (real windows) only random windows, "
+                       "which have no decision margins, are compared", err=True)
         with TorchClassifier(loaded) as reference:
-            results = run_validation(reference, candidate, data, random_count=random_count)
+            results = run_validation(reference, candidate, data, random_count=random_count, precision=precision)
     for result in results:
         click.echo(result.line())
     if not all(r.passed for r in results):
-        raise StgcnError(f"{model} does not match {checkpoint} within {results[0].tolerance:.0e}")
+        raise StgcnError(f"{model} does not match {checkpoint} ({results[-1].criteria.describe()})")
 
 
 @cli.command()
@@ -335,6 +342,111 @@ def demo(out: str, video: str | None) -> None:
     step(3, 3, f"running the pipeline on {Path(source).name} with ONNX Runtime on the CPU")
     run_pipeline([source], str(folder / "demo.onnx"), "cpu", 1, 5, str(events), str(folder / "video"),
                  0.8, 3, None, None, False)
+
+
+def load_calibration(calib: str | None, calib_video: str | None, onnx_path: str) -> Any:
+    """Calibration windows from an .npy or from the videos in a folder, shaped for ``onnx_path``."""
+    from stgcn_rt.export.onnx_export import read_onnx_metadata
+    from stgcn_rt.export.validate import fit_persons, load_windows
+
+    meta = read_onnx_metadata(onnx_path)
+    persons, seq_len = int(meta.get("persons", 1)), int(meta.get("seq_len", 150))
+    if calib and calib_video:
+        raise click.UsageError("give --calib or --calib-video, not both")
+    if calib:
+        return fit_persons(load_windows(calib), persons)
+    if calib_video:
+        from stgcn_rt.pipeline.keypoints import windows_from_videos
+
+        click.echo(f"      extracting pose windows from the videos in {calib_video}", err=True)
+        return windows_from_videos(calib_video, seq_len=seq_len, stride=10, persons=persons)
+    raise click.UsageError("INT8 needs calibration windows: --calib windows.npy or --calib-video DIR")
+
+
+calibration_options = [
+    click.option("--calib", type=click.Path(dir_okay=False), default=None,
+                 help="Calibration windows (.npy, (N, 3, T, V, M)), real ones from your cameras."),
+    click.option("--calib-video", type=click.Path(file_okay=False), default=None,
+                 help="Or a folder of videos: windows are extracted by the pose step."),
+    click.option("--calib-method", type=click.Choice(["percentile", "entropy", "minmax"]), default="percentile",
+                 show_default=True, help="How activation ranges are chosen."),
+]
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="Q/DQ INT8 ONNX to write.")
+@with_options(calibration_options)
+@click.option("--keep-fp32", default="data_bn,fcn", show_default=True,
+              help="Comma-separated name parts of layers left unquantized ('' for none).")
+@handle_errors
+def quantize(model: str, output: str, calib: str | None, calib_video: str | None, calib_method: str,
+             keep_fp32: str) -> None:
+    """Make an INT8 (Q/DQ) ONNX from an fp32 MODEL, calibrated on real windows.
+
+    The result runs on ONNX Runtime's CPU (check it with stgcn-rt validate CHECKPOINT OUT --data ...)
+    and builds into a TensorRT INT8 engine with explicit quantization.
+    """
+    from stgcn_rt.export.quantize import quantize_int8
+    from stgcn_rt.files import check_output_path
+
+    check_output_path(output)
+    windows = load_calibration(calib, calib_video, model)
+    step(1, 1, f"quantizing {model} on {len(windows)} calibration windows ({calib_method})")
+    path = quantize_int8(model, output, windows, calib_method, tuple(k for k in keep_fp32.split(",") if k))
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="Engine to write (a .json sidecar is written beside it).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16", show_default=True)
+@with_options(calibration_options)
+@click.option("--workspace", default="1GiB", show_default=True, help="Builder workspace limit, e.g. 512MiB, 2GiB.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), default=None,
+              help="Timing cache file: read if present, updated after the build (faster rebuilds).")
+@click.option("--dla-core", type=click.IntRange(min=0), default=None, help="Build for this DLA core (Jetson).")
+@click.option("--gpu-fallback", is_flag=True, help="With --dla-core: run layers DLA cannot on the GPU.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Largest batch of the optimisation profile, for a dynamic-batch ONNX.")
+@click.option("--builder", type=click.Choice(["auto", "tensorrt", "rtx"]), default="auto", show_default=True,
+              help="tensorrt, rtx (TensorRT-RTX, pip install tensorrt-rtx) or auto (tensorrt if installed).")
+@click.option("--compute-capability", default=None, metavar="SMxx",
+              help="TensorRT-RTX only: build ahead of time for this GPU generation (e.g. sm86), even without a GPU.")
+@handle_errors
+def build(model: str, output: str, precision: str, calib: str | None, calib_video: str | None,
+          calib_method: str, workspace: str, timing_cache: str | None, dla_core: int | None, gpu_fallback: bool,
+          max_batch: int, builder: str, compute_capability: str | None) -> None:
+    """Build a TensorRT engine from an stgcn-rt ONNX MODEL (fp32, fp16 or int8).
+
+    \b
+    fp16 keeps input normalisation, pooling and the classifier in fp32.
+    int8 uses explicit quantization: MODEL must be a Q/DQ ONNX (stgcn-rt quantize), or give
+    --calib/--calib-video and the Q/DQ ONNX is made first, beside the engine.
+    """
+    from pathlib import Path
+
+    from stgcn_rt.export.quantize import is_quantized, quantize_int8
+    from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
+    from stgcn_rt.files import check_output_path
+
+    check_output_path(output)
+    if not Path(model).exists():
+        raise StgcnError(f"ONNX model {model} not found")
+    options = BuildOptions(precision=precision, workspace=parse_size(workspace),
+                           timing_cache=Path(timing_cache) if timing_cache else None, dla_core=dla_core,
+                           gpu_fallback=gpu_fallback, builder=builder, compute_capability=compute_capability,
+                           max_batch=max_batch)
+    total = 2 if precision == "int8" and not is_quantized(model) else 1
+    if total == 2:
+        windows = load_calibration(calib, calib_video, model)
+        qdq = Path(output).with_suffix(".int8.onnx")
+        step(1, 2, f"quantizing {model} on {len(windows)} calibration windows -> {qdq}")
+        model = str(quantize_int8(model, qdq, windows, calib_method))
+    step(total, total, f"building a {precision} engine from {model}")
+    path, sidecar = build_engine(model, output, options, report=lambda text: click.echo(text, err=True))
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, built in {sidecar['build_seconds']} s) "
+               f"and {path}.json")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -20,6 +21,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.export.validate import Comparison, validate
 from stgcn_rt.files import atomic_output, check_output_path
 from stgcn_rt.model.checkpoint import LoadedModel
+from stgcn_rt.model.network import set_block_precision
 
 DEFAULT_OPSET = 17  # the newest opset TensorRT 8.5/8.6 (JetPack 5) parse fully
 DEFAULT_SEQ_LEN = 150
@@ -35,6 +37,7 @@ class ExportOptions:
     output_name: str = "output"
     probs_output: str | None = None  # name of an extra softmax output, if wanted
     opset: int = DEFAULT_OPSET
+    precision: str = "fp32"  # "fp16": the ST-GCN blocks in fp16, input/output and the rest fp32
 
     def check(self) -> None:
         if self.persons < 1:
@@ -43,6 +46,9 @@ class ExportOptions:
             raise StgcnError(f"--seq-len must be at least 3 frames, got {self.seq_len}")
         if self.batch < 1:
             raise StgcnError(f"--batch must be 1 or more, got {self.batch}")
+        if self.precision not in ("fp32", "fp16"):
+            raise StgcnError(f"ONNX precision must be fp32 or fp16 (int8 comes from stgcn-rt quantize), "
+                             f"got {self.precision}")
         if self.opset < 17:
             raise StgcnError(f"--opset must be 17 or newer, got {self.opset}")
         names = [self.input_name, self.output_name] + ([self.probs_output] if self.probs_output else [])
@@ -69,6 +75,7 @@ def onnx_metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]
     config = loaded.config
     return {
         "stgcn_rt.version": __version__,
+        "precision": options.precision,
         "layout": config.layout,
         "persons": str(options.persons),
         "seq_len": str(options.seq_len),
@@ -135,6 +142,8 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
     options.check()
     out = check_output_path(output)
     module: torch.nn.Module = loaded.model.eval()
+    if options.precision == "fp16":
+        module = set_block_precision(copy.deepcopy(module), torch.float16)
     output_names = [options.output_name]
     if options.probs_output:
         module = _WithProbabilities(module).eval()
@@ -159,6 +168,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
                 f"the exporter produced opset {opset}, not the requested {options.opset}: "
                 f"pass --opset {opset} or use a torch/onnxscript pair that converts to {options.opset}"
             )
+        name_nodes_after_parameters(model)
         del model.metadata_props[:]
         for key, value in onnx_metadata(loaded, options).items():
             model.metadata_props.add(key=key, value=value)
@@ -166,7 +176,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         model.producer_version = __version__
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
-        comparisons = validate_against_torch(loaded, tmp, data) if validate else []
+        comparisons = validate_against_torch(loaded, tmp, data, options.precision) if validate else []
         failed = [c for c in comparisons if not c.passed]
         if failed:
             raise StgcnError(f"validation failed, {out} not written: {failed[0].line()}")
@@ -174,12 +184,36 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
 
 
 def validate_against_torch(loaded: LoadedModel, onnx_path: str | os.PathLike[str],
-                           data: str | os.PathLike[str] | None = None) -> list[Comparison]:
+                           data: str | os.PathLike[str] | None = None, precision: str = "fp32"
+                           ) -> list[Comparison]:
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     with TorchClassifier(loaded) as reference, OnnxClassifier(onnx_path) as candidate:
-        return validate(reference, candidate, data)
+        return validate(reference, candidate, data, precision=precision)
+
+
+def name_nodes_after_parameters(model) -> None:  # noqa: ANN001 - onnx.ModelProto
+    """Name each node that reads a weight after that weight's module ("origin_stream.data_bn/BatchNormalization").
+
+    The exporter's own names ("node_conv2d_45") say nothing; these make TensorRT layer names,
+    quantization exclusions and profiles readable, and let builders find data_bn and fcn.
+    """
+    parameters = {init.name for init in model.graph.initializer}
+    used: set[str] = set()
+    for node in model.graph.node:
+        # prefer the weight: identical constants (zero means, unit variances) may be shared
+        candidates = sorted((name for name in node.input if name in parameters and "." in name),
+                            key=lambda name: not name.endswith(".weight"))
+        owner = candidates[0].rsplit(".", 1)[0] if candidates else None
+        if owner is None:
+            continue
+        name, n = f"{owner}/{node.op_type}", 1
+        while name in used:
+            n += 1
+            name = f"{owner}/{node.op_type}_{n}"
+        used.add(name)
+        node.name = name
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -124,6 +124,7 @@ class STGCN(nn.Module):
         else:
             self.edge_importance = None
         self.fcn = nn.Conv2d(channels, config.num_classes, kernel_size=1)
+        self.block_dtype = torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v, m = x.shape
@@ -131,9 +132,14 @@ class STGCN(nn.Module):
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
         x = self.data_bn(x)
         x = x.reshape(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+        mixed = self.block_dtype != torch.float32
+        if mixed:
+            x = x.to(self.block_dtype)
         for i, block in enumerate(self.st_gcn_networks):
             adjacency = self.A if self.edge_importance is None else self.A * self.edge_importance[i]
-            x = block(x, adjacency)
+            x = block(x, adjacency.to(x.dtype) if mixed else adjacency)
+        if mixed:
+            x = x.float()
         # Average over (T, V), then over persons. Sums and a scale rather than mean(): ReduceSum
         # has the same form in opsets 13-18, so the export converts cleanly to opset 17, which
         # TensorRT 8.5/8.6 on JetPack 5 parse.
@@ -170,6 +176,20 @@ class TwoStreamSTGCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.origin_stream(x) + self.motion_stream(motion_of(x, self.motion))
+
+
+def set_block_precision(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Run the ten ST-GCN blocks in ``dtype`` (e.g. fp16) and keep the rest in fp32, in place.
+
+    Input normalisation (data_bn), the motion differences, pooling over T x V and the classifier
+    stay fp32: they see the raw [0, 1] keypoints or sum over ~1,250 positions, where fp16 loses
+    accuracy or range (the roadmap's "accuracy degradation" item).
+    """
+    for stream in model.modules():
+        if isinstance(stream, STGCN):
+            stream.st_gcn_networks.to(dtype)
+            stream.block_dtype = dtype
+    return model
 
 
 def build_model(config: ModelConfig, adjacency: torch.Tensor, dropout: float = 0.0) -> nn.Module:

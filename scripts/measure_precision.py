@@ -1,0 +1,79 @@
+"""Agreement of fp16 and INT8 (Q/DQ) ONNX models with fp32 PyTorch, on real windows, on the CPU.
+
+For each checkpoint: export fp32 and fp16 ONNX, quantize INT8 (calibrated on one set of real
+windows), and compare every model with the fp32 PyTorch model on other real windows (shifted
+offsets, so not the calibration windows). Writes docs/benchmarks/precision-cpu-<date>.{json,md}.
+
+    python scripts/measure_precision.py trained.pt demo.pt
+(trained.pt from scripts/train_tiny_checkpoint.py; demo.pt from stgcn-rt init-demo)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stgcn_rt.data import real_skeletons, skeleton_windows
+from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+from stgcn_rt.export.quantize import quantize_int8
+from stgcn_rt.export.validate import CRITERIA, compare
+from stgcn_rt.model.checkpoint import load_checkpoint
+from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
+from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+
+
+def windows(stride: int, offset: int) -> np.ndarray:
+    return np.concatenate([skeleton_windows(k[offset:], 150, stride) for _, k in sorted(real_skeletons().items())])
+
+
+def measure(checkpoint: str, work: Path) -> list[dict]:
+    loaded = load_checkpoint(checkpoint)
+    calibration, evaluation = windows(10, 0), windows(6, 3)
+    fp32, _ = export_onnx(loaded, work / "fp32.onnx", ExportOptions(), validate=False)
+    fp16, _ = export_onnx(loaded, work / "fp16.onnx", ExportOptions(precision="fp16"), validate=False)
+    int8 = quantize_int8(fp32, work / "int8.onnx", calibration)
+    rows = []
+    with TorchClassifier(loaded) as reference:
+        for precision, path in (("fp32", fp32), ("fp16", fp16), ("int8", int8)):
+            with OnnxClassifier(path) as candidate:
+                result = compare(reference, candidate, evaluation, "real windows", CRITERIA[precision])
+            rows.append({"checkpoint": Path(checkpoint).name, "note": loaded.metadata.get("note", ""),
+                         "precision": precision, **result.to_dict(),
+                         "calibration_windows": len(calibration) if precision == "int8" else None})
+            print(f"{Path(checkpoint).name} {precision}: {result.line()}")
+    return rows
+
+
+def main(checkpoints: list[str]) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for checkpoint in checkpoints:
+            folder = Path(work) / Path(checkpoint).stem
+            folder.mkdir()
+            rows.extend(measure(checkpoint, folder))
+    date = time.strftime("%Y-%m-%d")
+    report = {"date": date, "device": f"CPU ({platform.processor() or platform.machine()}), ONNX Runtime",
+              "command": "python scripts/measure_precision.py " + " ".join(checkpoints), "rows": rows}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"precision-cpu-{date}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# fp16 and INT8 vs fp32 PyTorch, {date}", "", f"Device: {report['device']}. "
+             f"Command: `{report['command']}`.", "",
+             "| checkpoint | precision | windows | top-1 agreement | max prob diff | max logit diff | pass |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['checkpoint']} | {r['precision']} | {r['windows']} | {r['top1_agreement']:.1%} | "
+                     f"{r['max_prob_diff']:.2e} | {r['max_logit_diff']:.2e} | {'yes' if r['passed'] else 'no'} |")
+    (OUT / f"precision-cpu-{date}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}/precision-cpu-{date}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

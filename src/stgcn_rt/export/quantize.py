@@ -1,0 +1,94 @@
+"""INT8 by explicit quantization: a Q/DQ ONNX made by onnxruntime.quantization from real windows.
+
+TensorRT prefers explicit (Q/DQ) quantization over its implicit calibrators, and the same file
+runs on ONNX Runtime's CPU, so the INT8 model can be checked against fp32 without a GPU.
+Quantization is symmetric (zero points 0), which is what TensorRT accepts. Input normalisation
+(data_bn) and the classifier (fcn) stay fp32 by default: they see raw keypoints and the final
+logits, where INT8 steps cost decisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.files import atomic_output
+
+DEFAULT_KEEP_FP32 = ("data_bn", "fcn")
+METHODS = ("entropy", "minmax", "percentile")
+
+
+class _WindowReader:
+    """onnxruntime's CalibrationDataReader protocol over an array of windows."""
+
+    def __init__(self, input_name: str, windows: np.ndarray, batch: int) -> None:
+        self.input_name = input_name
+        self._batches: Iterator[np.ndarray] = (windows[i:i + batch] for i in range(0, len(windows), batch))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], windows: np.ndarray,
+                  method: str = "percentile", keep_fp32: tuple[str, ...] = DEFAULT_KEEP_FP32) -> Path:
+    """Write a Q/DQ INT8 copy of ``onnx_path`` calibrated on ``windows`` (N, C, T, V, M)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in METHODS:
+        raise StgcnError(f"unknown calibration method {method}: choose one of {', '.join(METHODS)}")
+    model = onnx.load(str(onnx_path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("precision", "fp32") != "fp32":
+        raise StgcnError(f"{onnx_path} is {meta['precision']}: quantize the fp32 export")
+    graph_input = model.graph.input[0]
+    dims = [d.dim_value or None for d in graph_input.type.tensor_type.shape.dim]
+    if windows.ndim != 5 or any(d is not None and w != d for w, d in zip(windows.shape[1:], dims[1:], strict=True)):
+        raise StgcnError(f"calibration windows have shape {windows.shape}; the model takes (N, {dims[1:]})")
+    if len(windows) < 8:
+        raise StgcnError(f"{len(windows)} calibration windows are too few: give at least 8 (hundreds are better)")
+    excluded = [n.name for n in model.graph.node if any(k in n.name for k in keep_fp32)]
+    batch = dims[0] or 8
+    usable = windows[: len(windows) - len(windows) % batch] if dims[0] else windows
+    calibrate = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
+                 "percentile": CalibrationMethod.Percentile}[method]
+    with atomic_output(output) as tmp, tempfile.TemporaryDirectory(prefix="stgcn-rt-int8-") as work:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime.quantization advises through the root logger
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it also prints its histogram settings
+                quantize_static(
+                    str(onnx_path), str(Path(work) / "q.onnx"), _WindowReader(graph_input.name, usable, batch),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=calibrate, nodes_to_exclude=excluded,
+                    # TensorRT fuses Q/DQ into convolutions and matrix products; it takes symmetric INT8
+                    # with float biases (no int32 bias quantization)
+                    op_types_to_quantize=["Conv", "MatMul"],
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                   "CalibPercentile": 99.999, "CalibTensorRangeSymmetric": True},
+                )
+        finally:
+            root.setLevel(level)
+        quantized = onnx.load(str(Path(work) / "q.onnx"))
+        del quantized.metadata_props[:]
+        for key, value in {**meta, "precision": "int8", "int8_calibration": f"{method}, {len(usable)} windows",
+                           "int8_fp32_nodes": ",".join(keep_fp32)}.items():
+            quantized.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(quantized)
+        onnx.save(quantized, str(tmp))
+    return Path(output)
+
+
+def is_quantized(onnx_path: str | os.PathLike[str]) -> bool:
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return any(n.op_type == "QuantizeLinear" for n in model.graph.node)

@@ -1,0 +1,156 @@
+"""TensorRT runner without pycuda: PyTorch owns the CUDA context, the stream and the memory.
+
+Input and output live in torch tensors; their ``data_ptr()`` go to ``set_tensor_address`` and the
+engine runs with ``execute_async_v3`` on this classifier's own stream (one execution context per
+stream: for concurrent streams, open one classifier per stream). Optionally each batch shape's
+enqueue is captured once in a CUDA graph and replayed. Before deserialising, the engine's
+``.json`` sidecar is checked against the running TensorRT and GPU: engines are not portable, and
+a mismatch says so and how to rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.export import trt_compat
+from stgcn_rt.runtime.classifier import Classifier
+
+if TYPE_CHECKING:
+    import tensorrt
+    import torch
+
+
+def read_sidecar(engine: Path) -> dict | None:
+    path = Path(f"{engine}.json")
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StgcnError(f"the engine sidecar {path} is unreadable ({exc}): rebuild with stgcn-rt build") from exc
+
+
+def check_sidecar(engine: Path, sidecar: dict, tensorrt_version: str, gpu: str, capability: str) -> None:
+    """Refuse an engine built by another TensorRT or for another GPU, with one line saying which."""
+    built = sidecar.get("tensorrt_version")
+    rebuild = f"rebuild it here: stgcn-rt build {sidecar.get('onnx', 'model.onnx')} -o {engine.name}"
+    if built != tensorrt_version:
+        raise StgcnError(f"{engine.name} was built with {sidecar.get('tensorrt', 'TensorRT')} {built}, "
+                         f"this machine has {tensorrt_version}: {rebuild}")
+    wanted = str(sidecar.get("compute_capability", "unknown")).replace(".", "")
+    if wanted not in ("unknown", capability.replace(".", "")):
+        raise StgcnError(f"{engine.name} was built for compute capability {sidecar['compute_capability']} "
+                         f"({sidecar.get('gpu')}), this GPU is {gpu} ({capability}): {rebuild}")
+
+
+class TensorRTClassifier(Classifier):
+    name = "TensorRT"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cuda", precision: str | None = None,
+                 *, cuda_graphs: bool = False, **_: Any) -> None:
+        self.path = Path(path)
+        sidecar = read_sidecar(self.path) or {}
+        trt = trt_compat.import_tensorrt("rtx" if sidecar.get("tensorrt") == "tensorrt_rtx" else "tensorrt")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise StgcnError(f"TensorRT engines run on a CUDA GPU and PyTorch sees none: use {self.path.stem}.onnx "
+                             "with the ONNX Runtime backend on this machine")
+        self._torch = torch
+        self._device = torch.device(device if device.startswith("cuda") else "cuda")
+        torch.cuda.set_device(self._device)
+        major, minor = torch.cuda.get_device_capability(self._device)
+        if sidecar:
+            check_sidecar(self.path, sidecar, trt.__version__, torch.cuda.get_device_name(self._device),
+                          f"{major}.{minor}")
+        if precision is not None and sidecar.get("precision") not in (None, precision):
+            raise StgcnError(f"{self.path.name} is a {sidecar['precision']} engine, not {precision}")
+        self.device = str(self._device)
+        self.precision = sidecar.get("precision", "unknown")
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime: tensorrt.Runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise StgcnError(f"TensorRT {trt.__version__} could not load {self.path} (another TensorRT "
+                             "version, another GPU, or not an engine): rebuild it with stgcn-rt build")
+        self._engine: tensorrt.ICudaEngine = engine
+        self._context: tensorrt.IExecutionContext = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or not outputs:
+            raise StgcnError(f"{self.path.name} has inputs {inputs} and outputs {outputs}; expected one input "
+                             "and the logits output")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        shape = tuple(engine.get_tensor_shape(self.input_name))
+        self.input_shape = tuple(None if d < 0 else int(d) for d in shape)
+        self._dynamic = shape[0] < 0
+        self._input_dtype = torch.float16 if engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF \
+            else torch.float32
+        num_classes = int(engine.get_tensor_shape(self.output_name)[-1])
+        names_from_sidecar = sidecar.get("classes") or []
+        self.classes = names_from_sidecar if len(names_from_sidecar) == num_classes \
+            else [f"class_{i}" for i in range(num_classes)]
+        self._stream: torch.cuda.Stream = torch.cuda.Stream(self._device)
+        self.cuda_graphs = cuda_graphs
+        self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, Any]] = {}
+        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def close(self) -> None:
+        self._buffers.clear()
+        self._pinned.clear()
+        for attribute in ("_context", "_engine", "_runtime"):
+            if hasattr(self, attribute):
+                delattr(self, attribute)
+
+    def _buffers_for(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Device input/output tensors for one batch shape (and its captured CUDA graph)."""
+        if shape not in self._buffers:
+            torch = self._torch
+            x = torch.empty(shape, dtype=self._input_dtype, device=self._device)
+            out = torch.empty((shape[0], len(self.classes)), dtype=torch.float32, device=self._device)
+            self._buffers[shape] = (x, out, None)
+        return self._buffers[shape]
+
+    def _enqueue(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        if self._dynamic:
+            self._context.set_input_shape(self.input_name, tuple(x.shape))
+        self._context.set_tensor_address(self.input_name, x.data_ptr())
+        self._context.set_tensor_address(self.output_name, out.data_ptr())
+        if not self._context.execute_async_v3(self._stream.cuda_stream):
+            raise StgcnError(f"TensorRT failed to run {self.path.name} on a batch of {x.shape[0]}")
+
+    def _logits(self, windows: Any) -> np.ndarray:
+        if not hasattr(self, "_context"):
+            raise StgcnError("this classifier was closed")
+        torch = self._torch
+        shape = tuple(windows.shape)
+        x, out, graph = self._buffers_for(shape)
+        with torch.cuda.stream(self._stream):
+            if isinstance(windows, np.ndarray):
+                if shape not in self._pinned:
+                    self._pinned[shape] = torch.empty(shape, dtype=torch.float32).pin_memory()
+                host = self._pinned[shape]
+                host.copy_(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+                x.copy_(host, non_blocking=True)
+            else:
+                x.copy_(windows.to(self._device), non_blocking=True)
+            if not self.cuda_graphs:
+                self._enqueue(x, out)
+            elif graph is None:
+                self._enqueue(x, out)  # TensorRT needs one plain run before capture
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, stream=self._stream):
+                    self._enqueue(x, out)
+                self._buffers[shape] = (x, out, graph)
+                graph.replay()
+            else:
+                graph.replay()
+            result = out.to("cpu", non_blocking=False)
+        return result.numpy()

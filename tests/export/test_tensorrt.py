@@ -1,0 +1,191 @@
+"""TensorRT without a GPU: TensorRT-RTX parses and builds every exported model ahead of time on the
+CPU; engine sidecars, version checks and missing-TensorRT errors; mypy on the adapter."""
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+from stgcn_rt.export.quantize import is_quantized, quantize_int8
+from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
+from stgcn_rt.model.checkpoint import load_checkpoint
+from stgcn_rt.runtime import load_classifier
+from stgcn_rt.runtime.backends.tensorrt_runner import check_sidecar
+
+REPO = Path(__file__).resolve().parents[2]
+ADAPTER = ["src/stgcn_rt/runtime/backends/tensorrt_runner.py", "src/stgcn_rt/export/tensorrt_build.py",
+           "src/stgcn_rt/export/trt_compat.py"]
+
+
+def require_rtx():
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must prove the TensorRT build: pip install tensorrt-rtx")
+        pytest.skip("tensorrt-rtx is not installed")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, real_windows):
+    """fp32 and fp16 ONNX for M=1 and M=5, and an INT8 Q/DQ ONNX, from the demo checkpoint."""
+    from stgcn_rt.model.checkpoint import make_demo_checkpoint
+
+    folder = tmp_path_factory.mktemp("trt")
+    loaded = load_checkpoint(make_demo_checkpoint(folder / "demo.pt"))
+    out = {}
+    for persons in (1, 5):
+        for precision in ("fp32", "fp16"):
+            out[(persons, precision)] = export_onnx(
+                loaded, folder / f"m{persons}_{precision}.onnx",
+                ExportOptions(persons=persons, precision=precision), validate=False)[0]
+    out[(1, "int8")] = quantize_int8(out[(1, "fp32")], folder / "m1_int8.onnx", real_windows[:8], "minmax")
+    return out
+
+
+@pytest.mark.parametrize("persons, precision", [(1, "fp32"), (1, "fp16"), (1, "int8"), (5, "fp32"), (5, "fp16")])
+def test_rtx_parses_and_builds_ahead_of_time(models, tmp_path, persons, precision):
+    require_rtx()
+    lines = []
+    engine, sidecar = build_engine(models[(persons, precision)], tmp_path / "m.engine",
+                                   BuildOptions(precision=precision, builder="rtx", compute_capability="sm86"),
+                                   report=lines.append)
+    assert engine.stat().st_size > 1_000_000
+    saved = json.loads((tmp_path / "m.engine.json").read_text())
+    assert saved == sidecar
+    assert saved["tensorrt"] == "tensorrt_rtx" and saved["precision"] == precision
+    assert saved["compute_capability"] == "86" and saved["classes"] == ["normal", "shoplifting"]
+    assert saved["inputs"] == [{"name": "input", "shape": [1, 3, 150, 33, persons], "dtype": "FLOAT"}]
+    assert saved["outputs"][0]["name"] == "output" and saved["outputs"][0]["shape"] == [1, 2]
+    assert any("Building engine" in line for line in lines)  # progress reached the user
+
+
+def test_rtx_builds_a_dynamic_batch_profile(tmp_path, demo_models):
+    require_rtx()
+    _, onnx_path = demo_models  # exported with --dynamic-batch
+    lines = []
+    _, sidecar = build_engine(onnx_path, tmp_path / "dyn.engine",
+                              BuildOptions(precision="fp32", builder="rtx", compute_capability="sm86",
+                                           max_batch=32, opt_batch=8), report=lines.append)
+    assert sidecar["inputs"][0]["shape"][0] == -1
+    assert "      dynamic batch: profile 1 / 8 / 32" in lines
+
+
+def test_strongly_typed_builder_needs_the_precision_in_the_onnx(models, tmp_path):
+    require_rtx()
+    with pytest.raises(StgcnError, match="export with --precision fp16"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="fp16", builder="rtx"))
+    with pytest.raises(StgcnError, match="has no Q/DQ nodes"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="int8", builder="rtx"))
+    with pytest.raises(StgcnError, match="cannot target sm99"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine",
+                     BuildOptions(precision="fp32", builder="rtx", compute_capability="sm99"))
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_build_input_errors(models, tmp_path):
+    with pytest.raises(StgcnError, match="DLA runs fp16 or int8 only"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="fp32", dla_core=0))
+    with pytest.raises(StgcnError, match="not found"):
+        build_engine(tmp_path / "none.onnx", tmp_path / "m.engine", BuildOptions())
+    with pytest.raises(StgcnError, match="does not exist"):
+        build_engine(models[(1, "fp32")], tmp_path / "no" / "m.engine", BuildOptions())
+
+
+def test_missing_tensorrt_is_one_line(models, tmp_path):
+    if importlib.util.find_spec("tensorrt") is not None and hasattr(__import__("tensorrt"), "Builder"):
+        pytest.skip("full TensorRT is installed here")
+    with pytest.raises(StgcnError, match=r"^TensorRT is not installed \(tensorrt not importable\): on Jetson"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(builder="tensorrt"))
+
+
+def test_int8_model_is_qdq_with_sensitive_layers_in_fp32(models):
+    import onnx
+
+    model = onnx.load(str(models[(1, "int8")]))
+    assert is_quantized(models[(1, "int8")]) and not is_quantized(models[(1, "fp32")])
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["precision"] == "int8" and meta["persons"] == "1"
+    quantized_inputs = {i for n in model.graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    for node in model.graph.node:
+        if "data_bn" in node.name or "fcn" in node.name:
+            assert not set(node.input) & quantized_inputs, node.name
+    assert any(n.op_type == "Conv" and set(n.input) & quantized_inputs for n in model.graph.node)
+
+
+def test_int8_runs_on_onnxruntime_and_keeps_decisions(models, real_windows):
+    with load_classifier(models[(1, "fp32")]) as fp32, load_classifier(models[(1, "int8")]) as int8:
+        a, b = fp32.predict(real_windows), int8.predict(real_windows)
+    assert np.abs(a - b).max() < 0.05
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.99
+
+
+def test_sidecar_mismatches_say_what_and_how_to_rebuild(tmp_path):
+    engine = tmp_path / "model.engine"
+    sidecar = {"tensorrt": "tensorrt", "tensorrt_version": "10.3.0", "compute_capability": "8.7",
+               "gpu": "Orin", "onnx": "model.onnx"}
+    with pytest.raises(StgcnError, match=r"built with tensorrt 10.3.0, this machine has 10.13.0: "
+                                         r"rebuild it here: stgcn-rt build model.onnx -o model.engine"):
+        check_sidecar(engine, sidecar, "10.13.0", "NVIDIA H100", "9.0")
+    with pytest.raises(StgcnError, match=r"compute capability 8.7 \(Orin\), this GPU is NVIDIA H100 \(9.0\)"):
+        check_sidecar(engine, sidecar, "10.3.0", "NVIDIA H100", "9.0")
+    check_sidecar(engine, sidecar, "10.3.0", "Orin", "8.7")
+
+
+def test_loading_an_engine_without_a_gpu_or_tensorrt(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not really an engine")
+    (tmp_path / "model.engine.json").write_text(json.dumps({"tensorrt": "tensorrt", "tensorrt_version": "10.3.0"}))
+    with pytest.raises(StgcnError) as err:
+        load_classifier(engine)
+    message = str(err.value)
+    assert "TensorRT is not installed" in message or "CUDA GPU" in message or "was built with" in message
+    (tmp_path / "model.engine.json").write_text("{broken")
+    with pytest.raises(StgcnError, match="sidecar .* is unreadable"):
+        load_classifier(engine)
+
+
+def test_parse_size():
+    assert parse_size("1GiB") == 1 << 30 and parse_size("512MiB") == 512 << 20
+    assert parse_size("2G") == 2 << 30 and parse_size("4096") == 4096
+    with pytest.raises(StgcnError, match="cannot read the size"):
+        parse_size("lots")
+
+
+def mended_stubs(folder: Path) -> Path:
+    """Copy tensorrt-stubs and mend the slips that stop mypy from parsing them."""
+    spec = importlib.util.find_spec("tensorrt_stubs")
+    if spec is None:
+        pytest.skip("tensorrt-stubs is not installed")
+    site = Path(spec.origin).parents[1]
+    for package in ("tensorrt", "tensorrt_bindings"):
+        shutil.copytree(site / package, folder / package)
+    stub = folder / "tensorrt_bindings" / "tensorrt.pyi"
+    text = re.sub(r"([(,] ?)in: ", r"\1in_: ", stub.read_text())
+    stub.write_text(text.replace(", channel_axis: int)", ", channel_axis: int = ...)"))
+    return folder
+
+
+def run_mypy(files, stubs):
+    env = {**os.environ, "MYPYPATH": str(stubs)}
+    return subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", *map(str, files)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_mypy_passes_on_the_tensorrt_adapter(tmp_path):
+    pytest.importorskip("mypy")
+    stubs = mended_stubs(tmp_path / "stubs")
+    result = run_mypy(ADAPTER, stubs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the stubs really are in use: a call TensorRT does not have is caught
+    broken = tmp_path / "broken_runner.py"
+    broken.write_text((REPO / ADAPTER[0]).read_text().replace("execute_async_v3(", "execute_async_v9("))
+    result = run_mypy([broken], stubs)
+    assert result.returncode != 0 and "execute_async_v9" in result.stdout
