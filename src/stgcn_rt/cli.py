@@ -233,7 +233,7 @@ def info(file: str, persons: int, seq_len: int) -> None:
 
 def run_pipeline(sources: list[str], model: str, device: str, persons: int, stride: int, events: str,
                  save_video: str | None, threshold: float, min_windows: int, alert_class: str | None,
-                 pose_workers: int | None, realtime: bool) -> None:
+                 pose_workers: int | None, realtime: bool, detector: str = "hog") -> None:
     from pathlib import Path
 
     from stgcn_rt.files import check_output_path
@@ -246,7 +246,7 @@ def run_pipeline(sources: list[str], model: str, device: str, persons: int, stri
         video_dir.mkdir(parents=True, exist_ok=True)
     config = PipelineConfig(sources=list(sources), events=Path(events), persons=persons, stride=stride,
                             save_video=video_dir, threshold=threshold, min_windows=min_windows,
-                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime)
+                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime, detector=detector)
     options = {"persons": persons} if Path(model).suffix in (".pt", ".pth") else {}
     with load_classifier(model, device=device, **options) as classifier:
         click.echo(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
@@ -265,7 +265,9 @@ def run_pipeline(sources: list[str], model: str, device: str, persons: int, stri
 
 pipeline_options = [
     click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Persons per window, M (only 1 for video at present)."),
+                 help="Persons per window, M: 1 follows the main person; more detects, tracks and slots them."),
+    click.option("--detector", default="hog", show_default=True,
+                 help="Multi-person detector: hog (offline, built into OpenCV) or yolo:WEIGHTS.pt (ultralytics)."),
     click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
                  help="Classify a window every STRIDE frames."),
     click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier."),
@@ -297,15 +299,15 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @with_options(pipeline_options)
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, realtime: bool,
-        persons: int, stride: int, device: str, threshold: float, min_windows: int, alert_class: str | None,
-        pose_workers: int | None) -> None:
+        persons: int, detector: str, stride: int, device: str, threshold: float, min_windows: int,
+        alert_class: str | None, pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
 
     Every classified window is one "prediction" line in --events; alerts are "alert" lines.
     A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
     """
     run_pipeline(list(sources), model, device, persons, stride, events, save_video, threshold, min_windows,
-                 alert_class, pose_workers, realtime)
+                 alert_class, pose_workers, realtime, detector)
 
 
 @cli.command()

@@ -84,3 +84,39 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_event(tmp_path, videos, demo_model
     lines = events.read_text().splitlines()
     assert len(lines) >= 3 and all(json.loads(line)["kind"] == "prediction" for line in lines)
     assert len(lines) < 60  # it really stopped early
+
+
+def test_multi_person_windows_on_a_real_video(tmp_path, videos):
+    """M=5: detector + slot tracker + per-person pose; the main person stays in one slot."""
+    import numpy as np
+
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+    from stgcn_rt.pipeline.pose_pool import CameraPose
+
+    cv2 = pytest.importorskip("cv2")
+    capture = cv2.VideoCapture(str(videos["clean_and_jerk"]))
+    pose = CameraPose(persons=5, detector="hog")
+    main_slots, found = [], 0
+    for _ in range(120):
+        ok, image = capture.read()
+        assert ok
+        keypoints, boxes = pose(cv2.resize(image, (640, 480)))
+        assert keypoints.shape == (5, 33, 3) and keypoints.min() >= 0 and keypoints.max() <= 1
+        if boxes:
+            found += 1
+            main_slots.append(max(boxes, key=lambda s: boxes[s].area))
+    switches = sum(a != b for a, b in zip(main_slots, main_slots[1:], strict=False))
+    print(f"M=5 on clean_and_jerk: someone in {found}/120 frames, main-person slot switches {switches}")
+    assert found >= 100 and switches <= 3
+
+    onnx_path, _ = export_onnx(load_checkpoint(make_demo_checkpoint(tmp_path / "d.pt")), tmp_path / "m5.onnx",
+                               ExportOptions(persons=5), validate=False)
+    events = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+                                      "--persons", "5", "--stride", "50", "--events", str(events)])
+    assert result.exit_code == 0, result.stderr
+    predictions = read_events(events)
+    assert len(predictions) == 6 and all(set(e) == FIELDS for e in predictions)
+    assert all(e["persons"] and set(e["persons"]) <= set(range(5)) for e in predictions)
+    assert np.isclose(sum(predictions[0]["probabilities"].values()), 1, atol=1e-4)

@@ -1,7 +1,10 @@
 """Pose in worker processes: MediaPipe is the CPU bottleneck, so it runs on every core.
 
-Each camera is pinned to one worker (its frames reach MediaPipe in order, so landmark tracking
-and smoothing keep working); a worker serves several cameras, one estimator each.
+Each camera is pinned to one worker, so its frames reach that worker in order: MediaPipe's landmark
+tracking and the multi-person slot tracker keep their state per camera inside the worker.
+Single person (M=1): MediaPipe on the whole frame follows the main person. Multi person: the same
+main person, plus the detector's other people, each posed on its crop and mapped back to
+full-frame coordinates; :class:`SlotTracker` keeps everyone in a stable slot.
 """
 
 from __future__ import annotations
@@ -10,31 +13,105 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-_ESTIMATORS: dict = {}
+from stgcn_rt.pipeline.detect import Box, iou
+
+NUM_LANDMARKS = 33
+CROP_MARGIN = 0.15
+OVERLAP = 0.3  # a detection overlapping the main person this much is that person
 
 
 @dataclass
 class PoseResult:
-    keypoints: np.ndarray | None  # (33, 3) in [0, 1], or None when nobody was found
+    keypoints: np.ndarray  # (M, 33, 3) in [0, 1]; all-zero rows for empty slots
     milliseconds: float
     error: str | None = None
+    boxes: dict[int, Box] = field(default_factory=dict)
+
+    @property
+    def found(self) -> int:
+        return int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
 
 
-def _estimate(camera: str, image: np.ndarray) -> PoseResult:
-    from stgcn_rt.pipeline.pose import PoseEstimator
+def box_of(keypoints: np.ndarray, width: int, height: int) -> Box:
+    visible = keypoints[keypoints[:, 2] > 0.3] if (keypoints[:, 2] > 0.3).any() else keypoints
+    x, y = visible[:, 0] * width, visible[:, 1] * height
+    return Box(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
 
+
+class CameraPose:
+    """The per-camera pose state that lives in a worker."""
+
+    def __init__(self, persons: int, detector: str) -> None:
+        from stgcn_rt.pipeline.pose import PoseEstimator
+
+        self.persons = persons
+        self.whole_frame = PoseEstimator()
+        self.crops: dict[int, PoseEstimator] = {}
+        if persons > 1:
+            from stgcn_rt.pipeline.detect import make_detector
+            from stgcn_rt.pipeline.tracking import SlotTracker
+
+            self.detector = make_detector(detector)
+            self.tracker = SlotTracker(persons)
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[int, Box]]:
+        out = np.zeros((self.persons, NUM_LANDMARKS, 3), np.float32)
+        height, width = image.shape[:2]
+        if self.persons == 1:
+            points = self.whole_frame(image)
+            if points is not None:
+                out[0] = points
+                return out, {0: box_of(points, width, height)}
+            return out, {}
+        # The main person comes from whole-frame MediaPipe, which tracks one person well; the
+        # detector adds the people who do not overlap it.
+        whole = self.whole_frame(image)
+        main = box_of(whole, width, height) if whole is not None else None
+        others = [b for b in self.detector(image) if main is None or iou(b, main) < OVERLAP]
+        boxes = ([main] if main is not None else []) + others
+        slots = self.tracker.update(boxes)
+        for slot, box in slots.items():
+            points = whole if box is main else self._crop_pose(slot, image, box)
+            if points is not None:
+                out[slot] = points
+        return out, slots
+
+    def _crop_pose(self, slot: int, image: np.ndarray, box: Box) -> np.ndarray | None:
+        from stgcn_rt.pipeline.pose import PoseEstimator
+
+        height, width = image.shape[:2]
+        mx, my = (box.x2 - box.x1) * CROP_MARGIN, (box.y2 - box.y1) * CROP_MARGIN
+        x0, y0 = int(max(0, box.x1 - mx)), int(max(0, box.y1 - my))
+        x1, y1 = int(min(width, box.x2 + mx)), int(min(height, box.y2 + my))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        if slot not in self.crops:
+            self.crops[slot] = PoseEstimator()
+        points = self.crops[slot](np.ascontiguousarray(image[y0:y1, x0:x1]))
+        if points is None:
+            return None
+        points[:, 0] = (x0 + points[:, 0] * (x1 - x0)) / width
+        points[:, 1] = (y0 + points[:, 1] * (y1 - y0)) / height
+        return np.clip(points, 0.0, 1.0)
+
+
+_CAMERAS: dict[str, CameraPose] = {}
+
+
+def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> PoseResult:
     start = time.perf_counter()
     try:
-        if camera not in _ESTIMATORS:
-            _ESTIMATORS[camera] = PoseEstimator()
-        keypoints = _ESTIMATORS[camera](image)
+        if camera not in _CAMERAS:
+            _CAMERAS[camera] = CameraPose(persons, detector)
+        keypoints, boxes = _CAMERAS[camera](image)
     except Exception as exc:  # reported by the pipeline, once per camera
-        return PoseResult(None, (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}")
-    return PoseResult(keypoints, (time.perf_counter() - start) * 1000)
+        return PoseResult(np.zeros((persons, NUM_LANDMARKS, 3), np.float32),
+                          (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}")
+    return PoseResult(keypoints, (time.perf_counter() - start) * 1000, boxes=boxes)
 
 
 def _quiet_worker() -> None:
@@ -47,10 +124,12 @@ def _quiet_worker() -> None:
 
 
 class PosePool:
-    """``workers`` single-process executors; camera ``k`` always uses executor ``k % workers``."""
+    """``workers`` single-process executors; the k-th camera seen always uses executor k % workers."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, persons: int = 1, detector: str = "hog") -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self.persons = persons
+        self.detector = detector
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
         self._executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_worker)
                            for _ in range(self.workers)]
@@ -58,7 +137,7 @@ class PosePool:
 
     def submit(self, camera: str, image: np.ndarray) -> Future:
         slot = self._slots.setdefault(camera, len(self._slots) % self.workers)
-        return self._executors[slot].submit(_estimate, camera, image)
+        return self._executors[slot].submit(_estimate, camera, image, self.persons, self.detector)
 
     def close(self) -> None:
         for executor in self._executors:

@@ -39,6 +39,7 @@ class PipelineConfig:
     min_windows: int = 3
     alert_class: str | None = None  # default: the last class (e.g. "shoplifting")
     pose_workers: int | None = None
+    detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
     pace: bool = False
     max_batch: int = 32
     max_wait_ms: float = 10.0
@@ -91,8 +92,6 @@ class CameraSummary:
 class Pipeline:
     def __init__(self, config: PipelineConfig, classifier: Classifier,
                  status: TextIO | None = None, on_event: Callable[[dict], None] | None = None) -> None:
-        if config.persons != 1:
-            raise StgcnError("multi-person (M=5) video is not supported yet: use --persons 1")
         model_persons = classifier.input_shape[4]
         if model_persons not in (None, config.persons):
             raise StgcnError(f"the model takes M={model_persons} persons but --persons is {config.persons}")
@@ -150,7 +149,7 @@ class Pipeline:
         self.interrupted = False
         self.events = EventLog(config.events)
         specs = parse_sources(config.sources)
-        pose = PosePool(config.pose_workers)
+        pose = PosePool(config.pose_workers, config.persons, config.detector)
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
         try:
@@ -208,7 +207,8 @@ class Pipeline:
         try:
             result = future.result()
         except Exception as exc:  # a crashed worker: this frame counts as without a person
-            result = PoseResult(None, 0.0, f"pose worker failed: {type(exc).__name__}: {exc}")
+            result = PoseResult(np.zeros((self.config.persons, NUM_JOINTS, 3), np.float32), 0.0,
+                                f"pose worker failed: {type(exc).__name__}: {exc}")
         if result.error and result.error not in camera.errors:
             camera.errors.append(result.error)
             self._say(f"camera {camera.spec.name}: {result.error} (frames continue without a person)")
@@ -216,17 +216,17 @@ class Pipeline:
 
     def _handle_frame(self, camera: CameraState, frame: Frame, pose: PoseResult,
                       scheduler: BatchScheduler) -> None:
-        keypoints = np.zeros((3, NUM_JOINTS, 1), np.float32)
-        if pose.keypoints is not None:
-            keypoints[:, :, 0] = pose.keypoints.T
+        keypoints = np.ascontiguousarray(pose.keypoints.transpose(2, 1, 0))  # (M, V, C) -> (C, V, M)
+        if pose.found:
             camera.persons_seen += 1
         camera.pose_ms.append(pose.milliseconds)
         camera.frames_done += 1
         if camera.ring.push(keypoints):
             window = camera.ring.window()
             first = camera.ring.first_frame
+            present = window.reshape(-1, window.shape[-1]).any(axis=0)
             meta = {"frames": [first, camera.ring.count - 1],
-                    "persons": [0] if window.any() else []}
+                    "persons": [int(slot) for slot in np.flatnonzero(present)]}
             camera.windows += 1
             camera.window_futures.append(scheduler.submit(camera.spec.name, window, meta))
         if self.config.save_video is not None:
