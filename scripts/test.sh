@@ -3,7 +3,7 @@
 # Arguments go to pytest (e.g. scripts/test.sh -k export). GPU tests skip without CUDA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-venv.sh "pipeline,dev"
+bash scripts/setup-venv.sh "pipeline,bench,dev"
 # TensorRT proof without a GPU: TensorRT-RTX's parser and ahead-of-time builder run on the CPU, and
 # tensorrt-stubs types the TensorRT 10 API for mypy (--no-deps: it names the full TensorRT, which
 # does not install here).

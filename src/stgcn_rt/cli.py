@@ -451,6 +451,80 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
                f"and {path}.json")
 
 
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter("give positive whole numbers, e.g. 1,8,32")
+    return values
+
+
+@cli.command()
+@click.option("--model", default="demo", show_default=True,
+              help="demo (the untrained demo network) or a .pt checkpoint.")
+@click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
+@click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--backends", default=None, metavar="A,B",
+              help="Subset of: eager, fp16, graphs, compile, onnxruntime, onnxruntime-int8, tensorrt "
+                   "(default: all this machine can run).")
+@click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
+@click.option("--cameras", default="1,4,16,64,256,1024", show_default=True, help="Camera counts to simulate.")
+@click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
+              help="A window every STRIDE frames per camera (25 fps).")
+@click.option("--iterations", type=click.IntRange(min=5), default=200, show_default=True,
+              help="Timed batch-1 runs per backend (after warm-up).")
+@click.option("--seconds", type=click.FloatRange(min=0.2), default=3.0, show_default=True,
+              help="Seconds per throughput point and per camera count.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
+@click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
+              help="Camera capacity: p99 latency limit.")
+@click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
+@click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
+@handle_errors
+def bench(model: str, engine: str | None, persons: int, backends: str | None, batches: str, cameras: str,
+          stride: int, iterations: int, seconds: float, threads: int | None, p99_ms: float, out: str,
+          name: str | None) -> None:
+    """Time every backend side by side in one process, and the multi-camera designs.
+
+    Batch-1 latency (with and without host<->device copies), throughput per batch size, and how
+    many 25 fps cameras the roadmap's thread-per-camera design and the batching scheduler each
+    serve with p99 < 100 ms and no dropped window. Ratios are against the roadmap's eager fp32
+    baseline, measured in the same run. Writes JSON, Markdown and PNG plots into --out.
+    """
+    import re
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from stgcn_rt.bench.candidates import BACKEND_NAMES
+    from stgcn_rt.bench.report import write
+    from stgcn_rt.bench.run import BenchConfig, run_bench
+
+    chosen = [b.strip() for b in backends.split(",")] if backends else None
+    unknown = sorted(set(chosen or []) - set(BACKEND_NAMES))
+    if unknown:
+        raise StgcnError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKEND_NAMES)}")
+    if model != "demo" and not Path(model).exists():
+        raise StgcnError(f"checkpoint {model} not found")
+    config = BenchConfig(model=model, engine=Path(engine) if engine else None, persons=persons, backends=chosen,
+                         batches=int_list(batches), cameras=int_list(cameras), stride=stride, iterations=iterations,
+                         seconds=seconds, threads=threads, p99_limit_ms=p99_ms)
+    with tqdm(desc="bench", unit="step", leave=False) as bar:
+        def tick(text: str) -> None:
+            bar.set_postfix_str(text)
+            bar.update(1)
+
+        report = run_bench(config, tick)
+    device = re.sub(r"[^a-z0-9]+", "-", report["environment"]["device"].lower()).strip("-")[:40]
+    stem = name or f"bench-{device}-{time.strftime('%Y-%m-%d')}"
+    paths = write(report, Path(out), stem)
+    click.echo((Path(out) / f"{stem}.md").read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
 def main() -> None:
     cli(prog_name="stgcn-rt")
 

@@ -1,0 +1,142 @@
+"""The backends a benchmark run compares, each a small object that runs one batch end to end.
+
+Every candidate takes a host numpy batch and returns host probabilities (the user-visible cost,
+copies included); ``device_call`` is the same work with the input already resident and the output
+left on the device, where that distinction exists (GPU backends).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.model.checkpoint import LoadedModel
+
+
+@dataclass
+class Candidate:
+    name: str
+    precision: str
+    device: str
+    call: Callable[[np.ndarray], np.ndarray]
+    device_call: Callable[[Any], Any] | None = None
+    to_device: Callable[[np.ndarray], Any] | None = None
+    sync: Callable[[], None] = lambda: None
+    batch_sizes: list[int] | None = None  # None: any
+    baseline: bool = False
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
+    """The roadmap's baseline, timed as the roadmap times it: tensor from the host array, model, sync."""
+    import torch
+
+    model = loaded.model.to(device).eval()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = model(torch.tensor(batch, dtype=torch.float32).to(device))
+            probs = torch.softmax(out, dim=1).cpu().numpy()
+        sync()
+        return probs
+
+    def device_call(x: Any) -> Any:
+        with torch.no_grad():
+            return torch.softmax(model(x), dim=1)
+
+    return Candidate("pytorch eager (roadmap)", "fp32", device, call, device_call,
+                     lambda b: torch.from_numpy(b).to(device), sync, baseline=True)
+
+
+def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool) -> Candidate:
+    import torch
+
+    from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+    classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile)
+    label = "pytorch" + (" + torch.compile" if compile else "") + (" + CUDA graphs" if graphs else "")
+
+    def device_call(x: Any) -> Any:
+        with torch.inference_mode():
+            out = classifier._replay(x) if graphs else classifier.model(x)
+            return torch.softmax(out.float(), dim=1)
+
+    return Candidate(label, precision, device, classifier.predict, device_call,
+                     lambda b: torch.from_numpy(b).to(device, classifier.dtype), torch.cuda.synchronize,
+                     closers=[classifier.close])
+
+
+def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
+                   calibration: np.ndarray | None) -> Candidate:
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
+
+    path, _ = export_onnx(loaded, work / "fp32.onnx", ExportOptions(persons=persons, dynamic_batch=True),
+                          validate=False) if not (work / "fp32.onnx").exists() else (work / "fp32.onnx", [])
+    if precision == "int8":
+        from stgcn_rt.export.quantize import quantize_int8
+
+        path = quantize_int8(path, work / "int8.onnx", calibration, "minmax")
+    classifier = OnnxClassifier(path, threads=threads)
+    return Candidate("onnxruntime cpu", precision, "cpu", classifier.predict, closers=[classifier.close])
+
+
+def engine_candidate(engine: Path) -> Candidate:
+    from stgcn_rt.runtime.backends.tensorrt_runner import TensorRTClassifier
+
+    classifier = TensorRTClassifier(engine, cuda_graphs=True)
+    return Candidate("tensorrt", classifier.precision, classifier.device, classifier.predict,
+                     closers=[classifier.close], batch_sizes=None if classifier.batch_size is None
+                     else [classifier.batch_size])
+
+
+def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray,
+              engine: Path | None = None, threads: int | None = None) -> tuple[list[Candidate], list[str]]:
+    """Every candidate this machine can run (filtered by ``names``), and why others were skipped."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    work = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
+    device = "cuda" if cuda else "cpu"
+    makers: dict[str, Callable[[], Candidate]] = {"eager": lambda: roadmap_eager(loaded, device)}
+    if cuda:
+        makers |= {
+            "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
+            "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
+            "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
+        }
+    makers |= {
+        "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
+        "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
+    }
+    if engine is not None:
+        makers["tensorrt"] = lambda: engine_candidate(engine)
+    skipped = []
+    if not cuda:
+        skipped.append("fp16, graphs, compile: no CUDA GPU")
+    if engine is None:
+        trt = importlib.util.find_spec("tensorrt") is not None
+        skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))
+    chosen = []
+    for name, make in makers.items():
+        if names and name not in names:
+            continue
+        try:
+            chosen.append(make())
+        except Exception as exc:  # a backend that cannot start here is reported, not fatal
+            skipped.append(f"{name}: {type(exc).__name__}: {str(exc)[:160]}")
+    return chosen, skipped
+
+
+BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "onnxruntime", "onnxruntime-int8", "tensorrt")

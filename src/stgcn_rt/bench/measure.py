@@ -1,0 +1,60 @@
+"""Timing: batch-1 latency, throughput per batch size. Warm-up first, synchronised timers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.bench.candidates import Candidate
+
+
+def summarise(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {"mean_ms": float(ms.mean()), "std_ms": float(ms.std()), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "samples": len(ms)}
+
+
+def _timed(step: Callable[[int], Any], sync: Callable[[], None], iterations: int, warmup: int) -> list[float]:
+    for i in range(warmup):
+        step(i)
+    sync()
+    times = []
+    for i in range(iterations):
+        start = time.perf_counter()
+        step(i)
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def latency(candidate: Candidate, windows: np.ndarray, iterations: int, warmup: int) -> dict[str, Any]:
+    """Batch 1, host array in and probabilities out; and, on GPUs, with the input already resident."""
+    singles = [windows[i % len(windows)][None] for i in range(len(windows))]
+    result: dict[str, Any] = {"with_copies": summarise(_timed(lambda i: candidate.call(singles[i % len(singles)]),
+                                                              candidate.sync, iterations, warmup))}
+    if candidate.device_call is not None and candidate.to_device is not None and candidate.device != "cpu":
+        resident = [candidate.to_device(s) for s in singles]
+        result["device_only"] = summarise(_timed(lambda i: candidate.device_call(resident[i % len(resident)]),
+                                                 candidate.sync, iterations, warmup))
+    return result
+
+
+def throughput(candidate: Candidate, windows: np.ndarray, batch: int, min_seconds: float, warmup: int = 2
+               ) -> dict[str, float]:
+    """Windows per second at ``batch`` (host in, probabilities out), over at least ``min_seconds``."""
+    rng = np.random.default_rng(batch)
+    batches = [windows[rng.integers(0, len(windows), batch)] for _ in range(3)]
+    for i in range(warmup):
+        candidate.call(batches[i % 3])
+    candidate.sync()
+    count, start = 0, time.perf_counter()
+    while True:
+        candidate.call(batches[count % 3])
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds and count >= 3:
+            break
+    return {"windows_per_s": count * batch / elapsed, "batch_ms": elapsed / count * 1000, "batches": count}

@@ -1,0 +1,161 @@
+"""Benchmark output: raw JSON, a Markdown table with ratios against the baseline, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stgcn_rt.bench.run import capacity
+from stgcn_rt.files import atomic_output
+
+#: the JSON's required shape; tests validate reports against it
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["environment", "config", "skipped", "latency", "throughput", "cameras"],
+    "properties": {
+        "environment": {"type": "object", "required": ["date", "device", "torch", "onnxruntime"]},
+        "latency": {"type": "array", "items": {"type": "object", "required": [
+            "backend", "precision", "device", "baseline", "with_copies"]}},
+        "throughput": {"type": "array", "items": {"type": "object", "required": [
+            "backend", "precision", "batch", "windows_per_s"]}},
+        "cameras": {"type": "array", "items": {"type": "object", "required": [
+            "design", "cameras", "p50_ms", "p99_ms", "dropped", "ok"]}},
+    },
+}
+
+
+def _key(row: dict[str, Any]) -> str:
+    return f"{row['backend']} {row['precision']}"
+
+
+def markdown(report: dict[str, Any], stem: str) -> str:
+    env = report["environment"]
+    base = next((r for r in report["latency"] if r["baseline"]), None)
+    base_p50 = base["with_copies"]["p50_ms"] if base else None
+    lines = [f"# stgcn-rt bench: {env['device']}", "",
+             f"{env['date']}; torch {env['torch']}, onnxruntime {env['onnxruntime']}, stgcn-rt {env['stgcn_rt']}"
+             + (f", driver {env.get('driver')}" if env.get("driver") else "") + ".",
+             f"Command: `{env.get('command') or 'stgcn-rt bench'}`; persons M={report['config']['persons']}, "
+             "T=150, V=33. Ratios are against the roadmap's eager fp32 baseline measured in this run.", "",
+             "## Batch-1 latency (ms)", "",
+             "| backend | precision | mean ± std | p50 | p99 | p50 input on device | speed-up (p50) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["latency"]:
+        w = r["with_copies"]
+        dev = r.get("device_only")
+        ratio = f"{base_p50 / w['p50_ms']:.2f}x" if base_p50 else "-"
+        lines.append(f"| {r['backend']} | {r['precision']} | {w['mean_ms']:.3f} ± {w['std_ms']:.3f} | "
+                     f"{w['p50_ms']:.3f} | {w['p99_ms']:.3f} | {dev['p50_ms']:.3f} |" if dev else
+                     f"| {r['backend']} | {r['precision']} | {w['mean_ms']:.3f} ± {w['std_ms']:.3f} | "
+                     f"{w['p50_ms']:.3f} | {w['p99_ms']:.3f} | - |")
+        lines[-1] += f" {ratio} |"
+    batches = sorted({r["batch"] for r in report["throughput"]})
+    base_tp = {r["batch"]: r["windows_per_s"] for r in report["throughput"] if base and _key(r) == _key(base)}
+    lines += ["", "## Throughput (windows/s; ratio to the baseline at the same batch)", "",
+              "| backend | precision | " + " | ".join(f"batch {b}" for b in batches) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in batches) + " |"]
+    for key in dict.fromkeys(_key(r) for r in report["throughput"]):
+        cells = []
+        for b in batches:
+            row = next((r for r in report["throughput"] if _key(r) == key and r["batch"] == b), None)
+            if row is None:
+                cells.append("-")
+            else:
+                ratio = f" ({row['windows_per_s'] / base_tp[b]:.1f}x)" if b in base_tp else ""
+                cells.append(f"{row['windows_per_s']:,.0f}{ratio}")
+        backend, precision = key.rsplit(" ", 1)
+        lines.append(f"| {backend} | {precision} | " + " | ".join(cells) + " |")
+    rows = report["cameras"]
+    if rows:
+        lines += ["", f"## Cameras at 25 fps, a window every {report['config']['stride']} frames", "",
+                  f"| design | cameras | windows/s | p50 ms | p99 ms | dropped | "
+                  f"p99 < {report['config']['p99_limit_ms']:g} ms, none dropped |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['cameras']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {r['dropped']} | {'yes' if r['ok'] else 'no'} |")
+        lines += ["", f"Capacity: thread per camera {capacity(rows, 'thread')} cameras, batching scheduler "
+                      f"{capacity(rows, 'scheduler')} cameras (of those tried: {report['config']['cameras']}; "
+                      "a design is not tried further after its first failure)."]
+    if report["skipped"]:
+        lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
+    lines += ["", f"Plots: `{stem}-latency.png`, `{stem}-throughput.png`, `{stem}-cameras.png`; "
+                  f"raw figures: `{stem}.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    lat = report["latency"]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(lat) + 1.5))
+    labels = [_key(r) for r in lat]
+    ax.barh(labels, [r["with_copies"]["p50_ms"] for r in lat], color="tab:blue", label="p50, host in/out")
+    ax.errorbar([r["with_copies"]["p99_ms"] for r in lat], labels, fmt="k|", markersize=12, label="p99")
+    p50s = [r["with_copies"]["p50_ms"] for r in lat]
+    if max(p50s) / min(p50s) > 20:  # a log axis only when the spread needs it; its bars start at a floor
+        ax.set_xscale("log")
+        ax.set_xlim(left=min(p50s) / 3)
+    ax.set_xlabel("batch-1 latency (ms" + (", log scale)" if max(p50s) / min(p50s) > 20 else ")"))
+    ax.legend(loc="lower right")
+    ax.set_title(f"Latency per backend, {report['environment']['device']}")
+    written.append(_save(fig, folder / f"{stem}-latency.png"))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key in dict.fromkeys(_key(r) for r in report["throughput"]):
+        rows = [r for r in report["throughput"] if _key(r) == key]
+        ax.plot([r["batch"] for r in rows], [r["windows_per_s"] for r in rows], marker="o", label=key)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("windows per second")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Throughput vs batch size")
+    written.append(_save(fig, folder / f"{stem}-throughput.png"))
+    if report["cameras"]:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for design in ("thread", "scheduler"):
+            rows = [r for r in report["cameras"] if r["design"] == design]
+            if rows:
+                ax.plot([r["cameras"] for r in rows], [min(r["p99_ms"], 1e5) for r in rows], marker="o",
+                        label=rows[0]["label"])
+        limit = report["config"]["p99_limit_ms"]
+        ax.axhline(limit, color="red", linestyle="--", label=f"{limit:g} ms")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("cameras (25 fps)")
+        ax.set_ylabel("p99 latency (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("p99 latency vs cameras")
+        written.append(_save(fig, folder / f"{stem}-cameras.png"))
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with atomic_output(folder / f"{stem}.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    paths.append(folder / f"{stem}.json")
+    with atomic_output(folder / f"{stem}.md") as tmp:
+        tmp.write_text(markdown(report, stem))
+    paths.append(folder / f"{stem}.md")
+    return paths + plots(report, folder, stem)

@@ -1,0 +1,170 @@
+"""One benchmark run: every candidate side by side, then the multi-camera designs, in one process."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt import __version__
+from stgcn_rt.bench import cameras as camera_sim
+from stgcn_rt.bench.candidates import available
+from stgcn_rt.bench.measure import latency, throughput
+
+
+@dataclass
+class BenchConfig:
+    model: str = "demo"
+    engine: Path | None = None
+    persons: int = 1
+    backends: list[str] | None = None
+    batches: list[int] = field(default_factory=lambda: [1, 8, 32, 128, 512])
+    cameras: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 256, 1024])
+    stride: int = 5
+    iterations: int = 100
+    warmup: int = 10
+    seconds: float = 3.0  # per throughput point and per camera count
+    threads: int | None = None  # ONNX Runtime intra-op threads
+    p99_limit_ms: float = 100.0  # a camera count is served when p99 stays under this, nothing dropped
+    cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)
+
+
+def environment() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    env: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "stgcn_rt": __version__,
+        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        "cpu": platform.processor() or platform.machine(), "cpu_count": __import__("os").cpu_count(),
+        "command": "stgcn-rt " + " ".join(sys.argv[1:]) if sys.argv and "stgcn" in sys.argv[0] else None,
+    }
+    if torch.cuda.is_available():
+        env["device"] = torch.cuda.get_device_name()
+        env["cuda"] = torch.version.cuda
+        try:
+            import subprocess
+
+            env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                           capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            env["driver"] = None
+    else:
+        env["device"] = f"CPU ({env['cpu']}, {env['cpu_count']} cores)"
+    return env
+
+
+def load_model(name: str):  # noqa: ANN201 - LoadedModel
+    from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+
+    if name == "demo":
+        return load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-")) / "demo.pt"))
+    return load_checkpoint(name)
+
+
+def windows_for(persons: int) -> np.ndarray:
+    from stgcn_rt.data import real_windows
+    from stgcn_rt.export.validate import fit_persons
+
+    return fit_persons(real_windows(), persons)
+
+
+def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
+    import torch
+
+    loaded = load_model(config.model)
+    windows = windows_for(config.persons)
+    candidates, skipped = available(loaded, config.persons, config.backends, windows, config.engine, config.threads)
+    report: dict[str, Any] = {"environment": environment(), "config": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
+        "latency": [], "throughput": [], "cameras": []}
+    tick = progress or (lambda text: None)
+    for candidate in candidates:
+        tick(f"latency: {candidate.name} {candidate.precision}")
+        row = {"backend": candidate.name, "precision": candidate.precision, "device": candidate.device,
+               "baseline": candidate.baseline, **latency(candidate, windows, config.iterations, config.warmup)}
+        report["latency"].append(row)
+        for batch in config.batches:
+            if candidate.batch_sizes and batch not in candidate.batch_sizes:
+                continue
+            if candidate.device == "cpu" and torch.cuda.is_available() and batch > config.cpu_max_batch:
+                skipped.append(f"{candidate.name} {candidate.precision} batch {batch}: CPU backend in a GPU run")
+                continue
+            tick(f"throughput: {candidate.name} {candidate.precision} batch {batch}")
+            report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
+                                         "batch": batch, **throughput(candidate, windows, batch, config.seconds)})
+    report["cameras"] = camera_rows(config, loaded, windows, tick)
+    for candidate in candidates:
+        candidate.close()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return report
+
+
+def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any) -> list[dict[str, Any]]:
+    """Thread-per-camera (the roadmap) vs the batching scheduler, stopping each design at its first failure."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    if cuda:
+        from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+        model = loaded.model.to(device).eval()
+
+        def run_one(window: np.ndarray, stream: Any) -> Any:
+            with torch.no_grad(), torch.cuda.stream(stream):
+                out = torch.softmax(model(torch.tensor(window).to(device)), dim=1).cpu()
+            return out
+
+        def make_stream() -> Any:
+            return torch.cuda.Stream()
+
+        threaded = "thread per camera: eager fp32, batch 1, a CUDA stream each (roadmap)"
+        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True)
+        batched = "batching scheduler: fp16 + CUDA graphs"
+    else:
+        from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+        from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
+
+        folder = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
+        path, _ = export_onnx(loaded, folder / "m.onnx", ExportOptions(persons=config.persons, dynamic_batch=True),
+                              validate=False)
+        classifier = OnnxClassifier(path, threads=config.threads)
+        session = classifier.session
+
+        def run_one(window: np.ndarray, stream: Any) -> Any:
+            return session.run(None, {classifier.input_name: window})
+
+        def make_stream() -> Any:
+            return None
+
+        threaded = "thread per camera: onnxruntime cpu, batch 1"
+        batched = "batching scheduler: onnxruntime cpu"
+    rows = []
+    alive = {"thread": True, "scheduler": True}
+    for count in config.cameras:
+        for design, label in (("thread", threaded), ("scheduler", batched)):
+            if not alive[design]:
+                continue
+            tick(f"cameras: {count} x {design}")
+            if design == "thread":
+                result = camera_sim.thread_design(run_one, make_stream, count, config.stride, config.seconds, windows,
+                                                  config.p99_limit_ms)
+            else:
+                result = camera_sim.scheduler_design(classifier, count, config.stride, config.seconds, windows,
+                                                     p99_limit_ms=config.p99_limit_ms)
+            rows.append({"design": design, "label": label, "cameras": count, **result})
+            alive[design] = result["ok"]
+    classifier.close()
+    return rows
+
+
+def capacity(rows: list[dict[str, Any]], design: str) -> int:
+    return max((r["cameras"] for r in rows if r["design"] == design and r["ok"]), default=0)

@@ -1,0 +1,65 @@
+"""The benchmark harness end to end with tiny settings (timings are not asserted, only their shape)."""
+
+import json
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from stgcn_rt.bench.report import SCHEMA, markdown
+from stgcn_rt.bench.run import BenchConfig, capacity, run_bench
+from stgcn_rt.cli import cli
+
+
+@pytest.fixture(scope="module")
+def report():
+    config = BenchConfig(backends=["eager", "onnxruntime"], batches=[1, 2], cameras=[1, 2], iterations=5,
+                         warmup=1, seconds=0.3, p99_limit_ms=60_000)
+    return run_bench(config)
+
+
+def test_report_validates_against_its_schema(report):
+    jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+    assert [r["backend"] for r in report["latency"]] == ["pytorch eager (roadmap)", "onnxruntime cpu"]
+    assert [r["baseline"] for r in report["latency"]] == [True, False]
+    assert {(r["backend"], r["batch"]) for r in report["throughput"]} == {
+        (b, n) for b in ("pytorch eager (roadmap)", "onnxruntime cpu") for n in (1, 2)}
+    for row in report["latency"]:
+        stats = row["with_copies"]
+        assert stats["samples"] == 5 and 0 < stats["p50_ms"] <= stats["p99_ms"]
+
+
+def test_both_camera_designs_are_measured(report):
+    designs = {(r["design"], r["cameras"]) for r in report["cameras"]}
+    assert designs == {("thread", 1), ("scheduler", 1), ("thread", 2), ("scheduler", 2)}
+    for row in report["cameras"]:
+        assert row["completed"] + row["dropped"] == row["expected"] > 0
+    assert capacity(report["cameras"], "scheduler") in (0, 1, 2)
+
+
+def test_markdown_has_ratios_against_the_baseline(report):
+    text = markdown(report, "stem")
+    assert "| pytorch eager (roadmap) | fp32 |" in text and "1.00x |" in text
+    assert "## Throughput" in text and "## Cameras at 25 fps" in text and "Capacity:" in text
+    assert "fp16, graphs, compile: no CUDA GPU" in text
+
+
+def test_cli_writes_json_markdown_and_plots(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "1",
+                                      "--iterations", "5", "--seconds", "0.2", "--out", str(tmp_path),
+                                      "--name", "t"])
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["t-cameras.png", "t-latency.png", "t-throughput.png", "t.json", "t.md"]
+    assert (tmp_path / "t-latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "t.json").read_text())["config"]["batches"] == [1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "warp"], "unknown backend warp"),
+    (["--batch", "0,2"], "positive whole numbers"),
+    (["--model", "missing.pt"], "checkpoint missing.pt not found"),
+])
+def test_bad_arguments(args, message):
+    result = CliRunner().invoke(cli, ["bench", *args])
+    assert result.exit_code != 0 and message in result.stderr
