@@ -7,6 +7,7 @@ left on the device, where that distinction exists (GPU backends).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import tempfile
 from collections.abc import Callable
@@ -41,7 +42,7 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
     """The roadmap's baseline, timed as the roadmap times it: tensor from the host array, model, sync."""
     import torch
 
-    model = loaded.model.to(device).eval()
+    model = copy.deepcopy(loaded.model).to(device).eval()  # the loaded model stays on the CPU for export
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def call(batch: np.ndarray) -> np.ndarray:
