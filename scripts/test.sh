@@ -9,5 +9,5 @@ bash scripts/setup-venv.sh "pipeline,bench,dev"
 # does not install here).
 .venv/bin/python -m pip -q --disable-pip-version-check install tensorrt-rtx 2>&1 | grep -v "is ignored" >&2 || true
 .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "tensorrt-stubs>=10" 2>&1 | grep -v "is ignored" >&2 || true
-.venv/bin/python -m ruff check src tests
+.venv/bin/python -m ruff check src tests scripts
 .venv/bin/python -m pytest "$@"

@@ -233,7 +233,8 @@ def info(file: str, persons: int, seq_len: int) -> None:
 
 def run_pipeline(sources: list[str], model: str, device: str, persons: int, stride: int, events: str,
                  save_video: str | None, threshold: float, min_windows: int, alert_class: str | None,
-                 pose_workers: int | None, realtime: bool, detector: str = "hog") -> None:
+                 pose_workers: int | None, realtime: bool, detector: str = "hog", save_clips: str | None = None,
+                 display: bool = False) -> None:
     from pathlib import Path
 
     from stgcn_rt.files import check_output_path
@@ -242,11 +243,14 @@ def run_pipeline(sources: list[str], model: str, device: str, persons: int, stri
 
     check_output_path(events)
     video_dir = Path(save_video) if save_video else None
-    if video_dir is not None:
-        video_dir.mkdir(parents=True, exist_ok=True)
+    clip_dir = Path(save_clips) if save_clips else None
+    for folder in (video_dir, clip_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     config = PipelineConfig(sources=list(sources), events=Path(events), persons=persons, stride=stride,
                             save_video=video_dir, threshold=threshold, min_windows=min_windows,
-                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime, detector=detector)
+                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime, detector=detector,
+                            save_clips=clip_dir, display=display)
     options = {"persons": persons} if Path(model).suffix in (".pt", ".pth") else {}
     with load_classifier(model, device=device, **options) as classifier:
         click.echo(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
@@ -257,6 +261,8 @@ def run_pipeline(sources: list[str], model: str, device: str, persons: int, stri
     click.echo(f"events: {events}")
     if video_dir is not None:
         click.echo(f"annotated video: {video_dir}/")
+    if clip_dir is not None:
+        click.echo(f"alert clips: {clip_dir}/")
     if pipeline.interrupted:
         sys.exit(130)
     if summaries and all(s.frames == 0 for s in summaries):
@@ -295,19 +301,21 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @click.option("--model", required=True, help="Classifier: .pt/.pth (PyTorch), .onnx, .engine/.plan.")
 @click.option("--events", default="events.jsonl", show_default=True, help="JSON Lines file events are appended to.")
 @click.option("--save-video", default=None, metavar="DIR", help="Write an annotated MP4 per camera into DIR.")
+@click.option("--save-clips", default=None, metavar="DIR", help="Write an annotated MP4 of the window for each alert.")
+@click.option("--display", is_flag=True, help="Show each camera in a window (needs a screen); q or Esc stops.")
 @click.option("--realtime", is_flag=True, help="Pace video files to their frame rate, like live cameras.")
 @with_options(pipeline_options)
 @handle_errors
-def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, realtime: bool,
-        persons: int, detector: str, stride: int, device: str, threshold: float, min_windows: int,
-        alert_class: str | None, pose_workers: int | None) -> None:
+def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
+        display: bool, realtime: bool, persons: int, detector: str, stride: int, device: str, threshold: float,
+        min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
 
     Every classified window is one "prediction" line in --events; alerts are "alert" lines.
     A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
     """
     run_pipeline(list(sources), model, device, persons, stride, events, save_video, threshold, min_windows,
-                 alert_class, pose_workers, realtime, detector)
+                 alert_class, pose_workers, realtime, detector, save_clips, display)
 
 
 @cli.command()
@@ -413,12 +421,18 @@ def quantize(model: str, output: str, calib: str | None, calib_video: str | None
               help="Largest batch of the optimisation profile, for a dynamic-batch ONNX.")
 @click.option("--builder", type=click.Choice(["auto", "tensorrt", "rtx"]), default="auto", show_default=True,
               help="tensorrt, rtx (TensorRT-RTX, pip install tensorrt-rtx) or auto (tensorrt if installed).")
+@click.option("--int8-mode", type=click.Choice(["explicit", "implicit"]), default="explicit", show_default=True,
+              help="explicit: Q/DQ ONNX (TensorRT's preferred path); implicit: TensorRT's entropy calibrator, "
+                   "where the installed TensorRT still has it.")
+@click.option("--calib-cache", type=click.Path(dir_okay=False), default=None,
+              help="Implicit INT8: calibration cache read if present, written after calibration.")
 @click.option("--compute-capability", default=None, metavar="SMxx",
               help="TensorRT-RTX only: build ahead of time for this GPU generation (e.g. sm86), even without a GPU.")
 @handle_errors
 def build(model: str, output: str, precision: str, calib: str | None, calib_video: str | None,
           calib_method: str, workspace: str, timing_cache: str | None, dla_core: int | None, gpu_fallback: bool,
-          max_batch: int, builder: str, compute_capability: str | None) -> None:
+          max_batch: int, builder: str, int8_mode: str, calib_cache: str | None, compute_capability: str | None
+          ) -> None:
     """Build a TensorRT engine from an stgcn-rt ONNX MODEL (fp32, fp16 or int8).
 
     \b
@@ -438,8 +452,12 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
     options = BuildOptions(precision=precision, workspace=parse_size(workspace),
                            timing_cache=Path(timing_cache) if timing_cache else None, dla_core=dla_core,
                            gpu_fallback=gpu_fallback, builder=builder, compute_capability=compute_capability,
-                           max_batch=max_batch)
-    total = 2 if precision == "int8" and not is_quantized(model) else 1
+                           max_batch=max_batch, int8_mode=int8_mode,
+                           calibration_cache=Path(calib_cache) if calib_cache else None)
+    implicit = precision == "int8" and int8_mode == "implicit"
+    if implicit and (calib or calib_video):
+        options.calibration = load_calibration(calib, calib_video, model)
+    total = 2 if precision == "int8" and not implicit and not is_quantized(model) else 1
     if total == 2:
         windows = load_calibration(calib, calib_video, model)
         qdq = Path(output).with_suffix(".int8.onnx")

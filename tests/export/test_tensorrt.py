@@ -189,3 +189,13 @@ def test_mypy_passes_on_the_tensorrt_adapter(tmp_path):
     broken.write_text((REPO / ADAPTER[0]).read_text().replace("execute_async_v3(", "execute_async_v9("))
     result = run_mypy([broken], stubs)
     assert result.returncode != 0 and "execute_async_v9" in result.stdout
+
+
+def test_implicit_int8_where_tensorrt_lacks_it(models, tmp_path, real_windows):
+    require_rtx()
+    with pytest.raises(StgcnError, match="tensorrt_rtx .* has no implicit INT8 calibrators: use explicit Q/DQ"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine",
+                     BuildOptions(precision="int8", int8_mode="implicit", builder="rtx", calibration=real_windows[:4]))
+    with pytest.raises(StgcnError, match="implicit INT8 needs calibration windows"):
+        build_engine(models[(1, "fp32")], tmp_path / "m.engine",
+                     BuildOptions(precision="int8", int8_mode="implicit", builder="rtx"))

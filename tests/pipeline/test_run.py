@@ -120,3 +120,29 @@ def test_multi_person_windows_on_a_real_video(tmp_path, videos):
     assert len(predictions) == 6 and all(set(e) == FIELDS for e in predictions)
     assert all(e["persons"] and set(e["persons"]) <= set(range(5)) for e in predictions)
     assert np.isclose(sum(predictions[0]["probabilities"].values()), 1, atol=1e-4)
+
+
+def test_alerts_with_hysteresis_and_a_clip_each(tmp_path, videos, demo_models):
+    _, onnx_path = demo_models
+    events = tmp_path / "events.jsonl"
+    # threshold 0 makes every window count towards an alert: raised once, after 2 windows, never cleared
+    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+                                      "--stride", "30", "--events", str(events), "--threshold", "0",
+                                      "--min-windows", "2", "--save-clips", str(tmp_path / "clips")])
+    assert result.exit_code == 0, result.stderr
+    lines = read_events(events)
+    alerts = [e for e in lines if e["kind"] == "alert"]
+    assert len(alerts) == 1 and alerts[0]["state"] == "raised" and alerts[0]["class"] == "shoplifting"
+    assert lines.index(alerts[0]) == 2  # right after the second prediction
+    clip = tmp_path / "clips" / "clean_and_jerk-000059.mp4"
+    assert alerts[0]["clip"] == str(clip) and clip.stat().st_size > 10_000
+    assert "alert clips:" in result.stdout
+
+
+def test_display_without_a_screen_is_one_line(tmp_path, videos, demo_models, monkeypatch):
+    _, onnx_path = demo_models
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+                                      "--events", str(tmp_path / "e.jsonl"), "--display"])
+    assert result.exit_code == 2 and result.stderr.strip().endswith("use --save-video DIR instead")

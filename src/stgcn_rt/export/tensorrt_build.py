@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from stgcn_rt import __version__
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.export import trt_compat
@@ -40,6 +42,11 @@ class BuildOptions:
     compute_capability: str | None = None  # TensorRT-RTX ahead-of-time target, e.g. "sm86"
     max_batch: int = 64  # for a dynamic-batch ONNX: the optimisation profile's range is 1..max
     opt_batch: int = 8
+    # INT8 the implicit way (TensorRT's entropy calibrator on an fp32 ONNX), where the installed
+    # TensorRT still has it; the default is explicit Q/DQ (stgcn-rt quantize)
+    int8_mode: str = "explicit"
+    calibration: np.ndarray | None = None
+    calibration_cache: Path | None = None
 
 
 def parse_size(text: str) -> int:
@@ -121,6 +128,47 @@ def configure_precision(trt: Any, network: tensorrt.INetworkDefinition, config: 
         config.set_flag(trt.BuilderFlag.INT8)  # with Q/DQ nodes: explicit quantization, no calibrator
 
 
+def entropy_calibrator(trt: Any, windows: np.ndarray, cache: Path | None) -> Any:
+    """TensorRT's implicit INT8 calibrator fed from ``windows`` through PyTorch's CUDA memory.
+
+    The calibration cache is read when present and written after calibration, so rebuilds skip
+    the calibration pass.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        raise StgcnError("implicit INT8 calibration runs on the GPU and PyTorch sees none: use explicit Q/DQ "
+                         "(stgcn-rt quantize), which runs on the CPU")
+    batch = windows[:1]
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.index = 0
+            self.device = torch.empty(batch.shape, dtype=torch.float32, device="cuda")
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.index >= len(windows):
+                return None
+            self.device.copy_(torch.from_numpy(np.ascontiguousarray(windows[self.index:self.index + 1],
+                                                                    dtype=np.float32)))
+            self.index += 1
+            return [int(self.device.data_ptr())]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache is not None and cache.exists() else None
+
+        def write_calibration_cache(self, data: Any) -> None:
+            if cache is not None:
+                with atomic_output(cache) as tmp:
+                    tmp.write_bytes(bytes(data))
+
+    return Calibrator()
+
+
 def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], options: BuildOptions,
                  report: Callable[[str], None] = print) -> tuple[Path, dict]:
     """Build ``output`` from ``onnx_path`` and write ``output.json`` beside it; returns both.
@@ -138,9 +186,13 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
 
     meta = read_onnx_metadata(onnx_path)
     onnx_precision = meta.get("precision", "fp32")
-    if options.precision == "int8" and not is_quantized(onnx_path):
+    implicit = options.precision == "int8" and options.int8_mode == "implicit"
+    if options.precision == "int8" and not implicit and not is_quantized(onnx_path):
         raise StgcnError(f"{onnx_path} has no Q/DQ nodes: make an INT8 ONNX first with "
                          f"stgcn-rt quantize {onnx_path} --calib windows.npy (or pass --calib to build)")
+    if implicit and options.calibration is None and not (options.calibration_cache and
+                                                         options.calibration_cache.exists()):
+        raise StgcnError("implicit INT8 needs calibration windows (--calib/--calib-video) or a calibration cache")
     if options.dla_core is not None and options.precision == "fp32":
         raise StgcnError("DLA runs fp16 or int8 only: use --precision fp16 or int8 with --dla-core")
 
@@ -151,7 +203,14 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     trt_compat.set_workspace(trt, config, options.workspace)
     target = trt_compat.set_target(trt, config, options.compute_capability)
+    if implicit and not trt_compat.has_implicit_int8(trt):
+        raise StgcnError(f"{trt.__name__} {trt.__version__} has no implicit INT8 calibrators: use explicit "
+                         "Q/DQ (stgcn-rt quantize, or build --int8-mode explicit)")
     configure_precision(trt, network, config, options.precision, onnx_precision, report)
+    if implicit:
+        windows = options.calibration if options.calibration is not None else np.zeros((1, 1), np.float32)
+        config.int8_calibrator = entropy_calibrator(trt, windows, options.calibration_cache)
+        report(f"      implicit INT8: entropy calibration on {len(windows)} windows")
     if options.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -35,6 +36,8 @@ class PipelineConfig:
     persons: int = 1
     stride: int = 5
     save_video: Path | None = None
+    save_clips: Path | None = None  # a clip of the window's frames for every alert raised
+    display: bool = False
     threshold: float = 0.8
     min_windows: int = 3
     alert_class: str | None = None  # default: the last class (e.g. "shoplifting")
@@ -66,6 +69,8 @@ class CameraState:
     label: tuple[str, float] | None = None
     alert_active: bool = False
     window_futures: list[Future] = field(default_factory=list)
+    recent: deque = field(default_factory=deque)  # (frame index, annotated image), for alert clips
+    clip_requests: deque = field(default_factory=deque)  # alert events waiting for their clip
 
     @property
     def finished(self) -> bool:
@@ -131,11 +136,15 @@ class Pipeline:
         if change is not None:
             camera.alert_active = change == "raised"
             camera.alerts += change == "raised"
-            self._emit({"kind": "alert", "state": change, "time": now_iso(), "camera": result.camera,
-                        "class": self.classifier.classes[self.alert_index],
-                        "probability": round(float(probs[self.alert_index]), 6),
-                        "frames": meta["frames"], "threshold": self.policy.threshold,
-                        "min_windows": self.policy.min_windows})
+            alert = {"kind": "alert", "state": change, "time": now_iso(), "camera": result.camera,
+                     "class": self.classifier.classes[self.alert_index],
+                     "probability": round(float(probs[self.alert_index]), 6),
+                     "frames": meta["frames"], "threshold": self.policy.threshold,
+                     "min_windows": self.policy.min_windows}
+            if change == "raised" and self.config.save_clips is not None:
+                alert["clip"] = str(self.config.save_clips / f"{result.camera}-{meta['frames'][1]:06d}.mp4")
+                camera.clip_requests.append(alert)
+            self._emit(alert)
 
     def _emit(self, event: dict) -> None:
         self.events.write(event)
@@ -145,6 +154,8 @@ class Pipeline:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> list[CameraSummary]:
         config = self.config
+        if config.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise StgcnError("--display needs a screen (no DISPLAY is set): use --save-video DIR instead")
         self.started = time.perf_counter()
         self.interrupted = False
         self.events = EventLog(config.events)
@@ -229,12 +240,43 @@ class Pipeline:
                     "persons": [int(slot) for slot in np.flatnonzero(present)]}
             camera.windows += 1
             camera.window_futures.append(scheduler.submit(camera.spec.name, window, meta))
-        if self.config.save_video is not None:
+        config = self.config
+        if config.save_video is None and config.save_clips is None and not config.display:
+            return
+        label = camera.label or (None, None)
+        image = draw(frame.image, keypoints, label[0], label[1], camera.alert_active)
+        fps = camera.reader.counters.fps or 25.0
+        if config.save_video is not None:
             if camera.video is None:
-                camera.video = VideoOutput(self.config.save_video / f"{camera.spec.name}.mp4",
-                                           camera.reader.counters.fps or 25.0)
-            label = camera.label or (None, None)
-            camera.video.write(draw(frame.image, keypoints, label[0], label[1], camera.alert_active))
+                camera.video = VideoOutput(config.save_video / f"{camera.spec.name}.mp4", fps)
+            camera.video.write(image)
+        if config.save_clips is not None:
+            camera.recent.append(image)
+            while len(camera.recent) > self.seq_len:
+                camera.recent.popleft()
+            while camera.clip_requests:
+                self._write_clip(camera, camera.clip_requests.popleft(), fps)
+        if config.display:
+            self._show(camera.spec.name, image)
+
+    def _write_clip(self, camera: CameraState, alert: dict, fps: float) -> None:
+        """The frames of the alert's window (those still in memory), as an MP4 beside the events."""
+        clip = VideoOutput(alert["clip"], fps)
+        for image in camera.recent:
+            clip.write(image)
+        clip.close()
+
+    def _show(self, name: str, image: np.ndarray) -> None:
+        from stgcn_rt.errors import require
+
+        cv2 = require("cv2", "pipeline", "--display")
+        try:
+            cv2.imshow(f"stgcn-rt: {name}", image)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                raise KeyboardInterrupt
+        except cv2.error as exc:
+            raise StgcnError(f"--display failed ({str(exc).strip().splitlines()[-1][:120]}): this OpenCV has no "
+                             "window support; use --save-video DIR") from exc
 
     def _settle_windows(self, camera: CameraState) -> None:
         for future in camera.window_futures:
