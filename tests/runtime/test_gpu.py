@@ -42,12 +42,13 @@ def test_fp32_cuda_matches_cpu(demo_models, real_windows, cpu_reference):
 def test_fp16_and_cuda_graphs_agree_with_fp32(demo_models, real_windows, cpu_reference):
     ckpt, _ = demo_models
     ref_p = torch.softmax(torch.from_numpy(cpu_reference), 1).numpy()
-    for precision, graphs in (("fp32", True), ("fp16", False), ("fp16", True)):
-        with load_classifier(ckpt, device="cuda", precision=precision, cuda_graphs=graphs) as model:
+    for precision, graphs, fused in (("fp32", True, False), ("fp16", False, False), ("fp16", True, False),
+                                     ("fp32", True, True), ("fp16", True, True)):
+        with load_classifier(ckpt, device="cuda", precision=precision, cuda_graphs=graphs, optimize=fused) as model:
             probs = np.concatenate([model.predict(real_windows[:5]), model.predict(real_windows[5:])])
             again = model.predict(real_windows[:5])  # a captured graph replays the same result
         diff = float(np.abs(probs - ref_p).max())
-        report(f"{precision} cuda_graphs={graphs} vs fp32 cpu", max_prob_diff=diff,
+        report(f"{precision} cuda_graphs={graphs} fused={fused} vs fp32 cpu", max_prob_diff=diff,
                top1=float((probs.argmax(1) == ref_p.argmax(1)).mean()))
         np.testing.assert_array_equal(again, probs[:5])
         assert diff <= (1e-4 if precision == "fp32" else 5e-3)

@@ -60,13 +60,16 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
                      lambda b: torch.from_numpy(b).to(device), sync, baseline=True)
 
 
-def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool) -> Candidate:
+def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
+                    optimize: bool = False) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-    classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile)
-    label = "pytorch" + (" + torch.compile" if compile else "") + (" + CUDA graphs" if graphs else "")
+    classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile,
+                                 optimize=optimize)
+    label = ("pytorch" + (" fused streams" if optimize else "") + (" + torch.compile" if compile else "")
+             + (" + CUDA graphs" if graphs else ""))
 
     def device_call(x: Any) -> Any:
         with torch.inference_mode():
@@ -116,6 +119,8 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
             "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
             "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
+            "fused-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False, optimize=True),
+            "fused-compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True, optimize=True),
         }
     makers |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
@@ -125,7 +130,7 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
         makers["tensorrt"] = lambda: engine_candidate(engine)
     skipped = []
     if not cuda:
-        skipped.append("fp16, graphs, compile: no CUDA GPU")
+        skipped.append("fp16, graphs, compile, fused-graphs, fused-compile: no CUDA GPU")
     if engine is None:
         trt = importlib.util.find_spec("tensorrt") is not None
         skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))
@@ -140,4 +145,5 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
     return chosen, skipped
 
 
-BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "onnxruntime", "onnxruntime-int8", "tensorrt")
+BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "fused-graphs", "fused-compile", "onnxruntime",
+                 "onnxruntime-int8", "tensorrt")

@@ -129,9 +129,9 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
 
         threaded = "thread per camera: eager fp32, batch 1, a CUDA stream each (roadmap)"
         classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
-                                     persons=config.persons)
+                                     persons=config.persons, optimize=True)
         classifier.warm_up(256)  # capture every batch bucket before the clock starts
-        batched = "batching scheduler: fp16 + CUDA graphs"
+        batched = "batching scheduler: fused streams, fp16 + CUDA graphs"
     else:
         from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
         from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier

@@ -11,6 +11,7 @@ import torch
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
+from stgcn_rt.model.fused import fuse_two_stream
 from stgcn_rt.runtime.classifier import Classifier
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
@@ -27,6 +28,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 class TorchClassifier(Classifier):
+    """PyTorch runner. ``optimize=True`` runs the fused two-stream rewrite (stgcn_rt.model.fused):
+    the same function in fewer, larger kernels; off by default."""
+
     name = "PyTorch"
 
     def __init__(
@@ -39,6 +43,7 @@ class TorchClassifier(Classifier):
         seq_len: int | None = None,
         cuda_graphs: bool = False,
         compile: bool = False,
+        optimize: bool = False,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -60,7 +65,8 @@ class TorchClassifier(Classifier):
         config = loaded.config
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
         # a copy: moving or casting must not change the caller's LoadedModel
-        self.model: Any = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
+        model = fuse_two_stream(loaded.model) if optimize else copy.deepcopy(loaded.model)
+        self.model: Any = model.to(self._device, self.dtype).eval()
         if compile:
             self.model = torch.compile(self.model, dynamic=False)
         self.cuda_graphs = cuda_graphs
