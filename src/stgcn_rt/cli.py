@@ -499,12 +499,14 @@ def int_list(text: str) -> list[int]:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
+@click.option("--scheduler-backend", type=click.Choice(["graphs", "fused-graphs"]), default="graphs",
+              show_default=True, help="On a GPU, what the batching scheduler runs in the camera test.")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
 @handle_errors
 def bench(model: str, engine: str | None, persons: int, backends: str | None, batches: str, cameras: str,
-          stride: int, iterations: int, seconds: float, threads: int | None, p99_ms: float, out: str,
-          name: str | None) -> None:
+          stride: int, iterations: int, seconds: float, threads: int | None, p99_ms: float, scheduler_backend: str,
+          out: str, name: str | None) -> None:
     """Time every backend side by side in one process, and the multi-camera designs.
 
     Batch-1 latency (with and without host<->device copies), throughput per batch size, and how
@@ -530,7 +532,7 @@ def bench(model: str, engine: str | None, persons: int, backends: str | None, ba
         raise StgcnError(f"checkpoint {model} not found")
     config = BenchConfig(model=model, engine=Path(engine) if engine else None, persons=persons, backends=chosen,
                          batches=int_list(batches), cameras=int_list(cameras), stride=stride, iterations=iterations,
-                         seconds=seconds, threads=threads, p99_limit_ms=p99_ms)
+                         seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
     with tqdm(desc="bench", unit="step", leave=False) as bar:
         def tick(text: str) -> None:
             bar.set_postfix_str(text)
