@@ -485,8 +485,8 @@ def int_list(text: str) -> list[int]:
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
-              help="Subset of: eager, fp16, graphs, compile, fused-graphs, fused-compile, onnxruntime, "
-                   "onnxruntime-int8, tensorrt "
+              help="Subset of: eager, fp16, graphs, compile, fused-graphs, fused-compile, compile-graphs, "
+                   "fused-compile-graphs, onnxruntime, onnxruntime-int8, tensorrt "
                    "(default: all this machine can run).")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
 @click.option("--cameras", default="1,4,16,64,256,1024", show_default=True, help="Camera counts to simulate.")

@@ -121,6 +121,8 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
             "fused-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False, optimize=True),
             "fused-compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True, optimize=True),
+            "compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True),
+            "fused-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
         }
     makers |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
@@ -130,7 +132,7 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
         makers["tensorrt"] = lambda: engine_candidate(engine)
     skipped = []
     if not cuda:
-        skipped.append("fp16, graphs, compile, fused-graphs, fused-compile: no CUDA GPU")
+        skipped.append("fp16, graphs, compile, fused and compile+graphs variants: no CUDA GPU")
     if engine is None:
         trt = importlib.util.find_spec("tensorrt") is not None
         skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))
@@ -145,5 +147,5 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
     return chosen, skipped
 
 
-BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "fused-graphs", "fused-compile", "onnxruntime",
-                 "onnxruntime-int8", "tensorrt")
+BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "fused-graphs", "fused-compile", "compile-graphs",
+                 "fused-compile-graphs", "onnxruntime", "onnxruntime-int8", "tensorrt")
