@@ -58,6 +58,10 @@ def step(index: int, total: int, text: str) -> None:
     click.echo(f"[{index}/{total}] {text}", err=True)
 
 
+def echo_err(text: str) -> None:
+    click.echo(text, err=True)
+
+
 layout_option = click.option("--layout", default=None, metavar="NAME",
                              help="Skeleton layout: mediapipe33 (default), openpose18, coco17, ntu25.")
 center_option = click.option(
@@ -231,42 +235,19 @@ def info(file: str, persons: int, seq_len: int) -> None:
         click.echo(f"{label:<{width}}  {value}")
 
 
-def run_pipeline(sources: list[str], model: str, device: str, persons: int, stride: int, events: str,
-                 save_video: str | None, threshold: float, min_windows: int, alert_class: str | None,
-                 pose_workers: int | None, realtime: bool, detector: str = "hog", save_clips: str | None = None,
-                 display: bool = False) -> None:
-    from pathlib import Path
+def run_pipeline(config: Any, model: str, device: str) -> None:
+    """Run the pipeline from the CLI: summary on stdout, exit 130 after Ctrl-C."""
+    from stgcn_rt.pipeline.runner import run_with_model, summary_table
 
-    from stgcn_rt.files import check_output_path
-    from stgcn_rt.pipeline.runner import Pipeline, PipelineConfig, summary_table
-    from stgcn_rt.runtime import load_classifier
-
-    check_output_path(events)
-    video_dir = Path(save_video) if save_video else None
-    clip_dir = Path(save_clips) if save_clips else None
-    for folder in (video_dir, clip_dir):
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-    config = PipelineConfig(sources=list(sources), events=Path(events), persons=persons, stride=stride,
-                            save_video=video_dir, threshold=threshold, min_windows=min_windows,
-                            alert_class=alert_class, pose_workers=pose_workers, pace=realtime, detector=detector,
-                            save_clips=clip_dir, display=display)
-    options = {"persons": persons} if Path(model).suffix in (".pt", ".pth") else {}
-    with load_classifier(model, device=device, **options) as classifier:
-        click.echo(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
-                   f"classes {', '.join(classifier.classes)}", err=True)
-        pipeline = Pipeline(config, classifier)
-        summaries = pipeline.run()
+    summaries, interrupted = run_with_model(config, model, device,
+                                            report=lambda text: click.echo(text, err=True))
     click.echo(summary_table(summaries))
-    click.echo(f"events: {events}")
-    if video_dir is not None:
-        click.echo(f"annotated video: {video_dir}/")
-    if clip_dir is not None:
-        click.echo(f"alert clips: {clip_dir}/")
-    if pipeline.interrupted:
+    click.echo(f"events: {config.events}")
+    for folder, what in ((config.save_video, "annotated video"), (config.save_clips, "alert clips")):
+        if folder is not None:
+            click.echo(f"{what}: {folder}/")
+    if interrupted:
         sys.exit(130)
-    if summaries and all(s.frames == 0 for s in summaries):
-        raise StgcnError("no source delivered a frame: " + "; ".join(e for s in summaries for e in s.errors))
 
 
 pipeline_options = [
@@ -314,8 +295,16 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
     Every classified window is one "prediction" line in --events; alerts are "alert" lines.
     A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
     """
-    run_pipeline(list(sources), model, device, persons, stride, events, save_video, threshold, min_windows,
-                 alert_class, pose_workers, realtime, detector, save_clips, display)
+    from pathlib import Path
+
+    from stgcn_rt.pipeline.runner import PipelineConfig
+
+    config = PipelineConfig(
+        sources=list(sources), events=Path(events), persons=persons, stride=stride,
+        save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
+        display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
+        pose_workers=pose_workers, pace=realtime, detector=detector)
+    run_pipeline(config, model, device)
 
 
 @cli.command()
@@ -329,48 +318,18 @@ def demo(out: str, video: str | None) -> None:
     """
     from pathlib import Path
 
-    from stgcn_rt.data import demo_video, real_windows
-    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
-    from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+    from stgcn_rt.data import demo_video
+    from stgcn_rt.demo import prepare_demo
+    from stgcn_rt.pipeline.runner import PipelineConfig
 
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    step(1, 3, f"writing the untrained demo checkpoint {folder / 'demo.pt'}")
-    checkpoint = make_demo_checkpoint(folder / "demo.pt")
-    step(2, 3, f"exporting and validating {folder / 'demo.onnx'} on shipped real keypoint windows")
-    import numpy as np
-
-    np.save(folder / "real_windows.npy", real_windows())
-    _, comparisons = export_onnx(load_checkpoint(checkpoint), folder / "demo.onnx", ExportOptions(),
-                                 data=folder / "real_windows.npy")
-    for comparison in comparisons:
-        click.echo(f"      {comparison.line()}", err=True)
+    onnx_path = prepare_demo(folder, step, report=lambda text: click.echo(text, err=True))
     source = video or str(demo_video())
     events = folder / "events.jsonl"
-    if events.exists():
-        events.unlink()  # a fresh demo log each run
+    events.unlink(missing_ok=True)  # a fresh demo log each run
     step(3, 3, f"running the pipeline on {Path(source).name} with ONNX Runtime on the CPU")
-    run_pipeline([source], str(folder / "demo.onnx"), "cpu", 1, 5, str(events), str(folder / "video"),
-                 0.8, 3, None, None, False)
-
-
-def load_calibration(calib: str | None, calib_video: str | None, onnx_path: str) -> Any:
-    """Calibration windows from an .npy or from the videos in a folder, shaped for ``onnx_path``."""
-    from stgcn_rt.export.onnx_export import read_onnx_metadata
-    from stgcn_rt.export.validate import fit_persons, load_windows
-
-    meta = read_onnx_metadata(onnx_path)
-    persons, seq_len = int(meta.get("persons", 1)), int(meta.get("seq_len", 150))
-    if calib and calib_video:
-        raise click.UsageError("give --calib or --calib-video, not both")
-    if calib:
-        return fit_persons(load_windows(calib), persons)
-    if calib_video:
-        from stgcn_rt.pipeline.keypoints import windows_from_videos
-
-        click.echo(f"      extracting pose windows from the videos in {calib_video}", err=True)
-        return windows_from_videos(calib_video, seq_len=seq_len, stride=10, persons=persons)
-    raise click.UsageError("INT8 needs calibration windows: --calib windows.npy or --calib-video DIR")
+    config = PipelineConfig(sources=[source], events=events, save_video=folder / "video")
+    run_pipeline(config, str(onnx_path), "cpu")
 
 
 calibration_options = [
@@ -397,11 +356,12 @@ def quantize(model: str, output: str, calib: str | None, calib_video: str | None
     The result runs on ONNX Runtime's CPU (check it with stgcn-rt validate CHECKPOINT OUT --data ...)
     and builds into a TensorRT INT8 engine with explicit quantization.
     """
+    from stgcn_rt.export.calibration import calibration_windows
     from stgcn_rt.export.quantize import quantize_int8
     from stgcn_rt.files import check_output_path
 
     check_output_path(output)
-    windows = load_calibration(calib, calib_video, model)
+    windows = calibration_windows(calib, calib_video, model, report=echo_err)
     step(1, 1, f"quantizing {model} on {len(windows)} calibration windows ({calib_method})")
     path = quantize_int8(model, output, windows, calib_method, tuple(k for k in keep_fp32.split(",") if k))
     click.echo(f"wrote {path}")
@@ -442,6 +402,7 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
     """
     from pathlib import Path
 
+    from stgcn_rt.export.calibration import calibration_windows
     from stgcn_rt.export.quantize import is_quantized, quantize_int8
     from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
     from stgcn_rt.files import check_output_path
@@ -456,10 +417,10 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
                            calibration_cache=Path(calib_cache) if calib_cache else None)
     implicit = precision == "int8" and int8_mode == "implicit"
     if implicit and (calib or calib_video):
-        options.calibration = load_calibration(calib, calib_video, model)
+        options.calibration = calibration_windows(calib, calib_video, model, report=echo_err)
     total = 2 if precision == "int8" and not implicit and not is_quantized(model) else 1
     if total == 2:
-        windows = load_calibration(calib, calib_video, model)
+        windows = calibration_windows(calib, calib_video, model, report=echo_err)
         qdq = Path(output).with_suffix(".int8.onnx")
         step(1, 2, f"quantizing {model} on {len(windows)} calibration windows -> {qdq}")
         model = str(quantize_int8(model, qdq, windows, calib_method))

@@ -111,13 +111,7 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
     for key in dict.fromkeys(_key(r) for r in report["throughput"]):
         rows = [r for r in report["throughput"] if _key(r) == key]
         ax.plot([r["batch"] for r in rows], [r["windows_per_s"] for r in rows], marker="o", label=key)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("windows per second")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Throughput vs batch size")
+    _log_log(ax, "batch size", "windows per second", "Throughput vs batch size")
     written.append(_save(fig, folder / f"{stem}-throughput.png"))
     if report["cameras"]:
         fig, ax = plt.subplots(figsize=(8, 5))
@@ -128,15 +122,19 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
                         label=rows[0]["label"])
         limit = report["config"]["p99_limit_ms"]
         ax.axhline(limit, color="red", linestyle="--", label=f"{limit:g} ms")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("cameras (25 fps)")
-        ax.set_ylabel("p99 latency (ms)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title("p99 latency vs cameras")
+        _log_log(ax, "cameras (25 fps)", "p99 latency (ms)", "p99 latency vs cameras")
         written.append(_save(fig, folder / f"{stem}-cameras.png"))
     return written
+
+
+def _log_log(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
 
 
 def _save(fig: Any, path: Path) -> Path:

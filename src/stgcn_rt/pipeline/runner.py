@@ -95,8 +95,7 @@ class CameraSummary:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig, classifier: Classifier,
-                 status: TextIO | None = None, on_event: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, config: PipelineConfig, classifier: Classifier, status: TextIO | None = None) -> None:
         model_persons = classifier.input_shape[4]
         if model_persons not in (None, config.persons):
             raise StgcnError(f"the model takes M={model_persons} persons but --persons is {config.persons}")
@@ -106,7 +105,6 @@ class Pipeline:
         self.classifier = classifier
         self.seq_len = classifier.input_shape[2] or 150
         self.status = status
-        self.on_event = on_event
         alert_name = config.alert_class or classifier.classes[-1]
         if alert_name not in classifier.classes:
             raise StgcnError(f"--alert-class {alert_name} is not one of the model's classes "
@@ -148,8 +146,6 @@ class Pipeline:
 
     def _emit(self, event: dict) -> None:
         self.events.write(event)
-        if self.on_event is not None:
-            self.on_event(event)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> list[CameraSummary]:
@@ -321,6 +317,30 @@ class Pipeline:
                 classify_ms=float(np.mean(camera.classify_ms)) if camera.classify_ms else 0.0,
                 errors=list(camera.errors)))
         return out
+
+
+def run_with_model(config: PipelineConfig, model: str, device: str = "cpu",
+                   report: Callable[[str], None] = print) -> tuple[list[CameraSummary], bool]:
+    """Open ``model`` (backend by suffix) and run the pipeline; returns (summaries, interrupted).
+
+    Raises when no source delivered a single frame, so that a run with only bad sources fails.
+    """
+    from stgcn_rt.files import check_output_path
+    from stgcn_rt.runtime import load_classifier
+
+    check_output_path(config.events)
+    for folder in (config.save_video, config.save_clips):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    options = {"persons": config.persons} if Path(model).suffix in (".pt", ".pth") else {}
+    with load_classifier(model, device=device, **options) as classifier:
+        report(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
+               f"classes {', '.join(classifier.classes)}")
+        pipeline = Pipeline(config, classifier)
+        summaries = pipeline.run()
+    if not pipeline.interrupted and summaries and all(s.frames == 0 for s in summaries):
+        raise StgcnError("no source delivered a frame: " + "; ".join(e for s in summaries for e in s.errors))
+    return summaries, pipeline.interrupted
 
 
 def summary_table(summaries: list[CameraSummary]) -> str:

@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,12 +87,7 @@ class SourceCounters:
     reconnects: int = 0
     error: str | None = None
     finished: bool = False
-    fps: float = 0.0
-    _started: float = field(default_factory=time.perf_counter)
-
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self._started
-        return self.read / elapsed if elapsed > 0 else 0.0
+    fps: float = 0.0  # the source's own frame rate, once opened
 
 
 class FrameReader(threading.Thread):
