@@ -49,3 +49,13 @@ def test_unreadable_and_truncated_files(tmp_path, videos):
     reader = FrameReader(parse_sources([str(cut)])[0])
     frames = drain(reader)  # the reader ends by itself, with the frames it could decode
     assert 0 <= len(frames) < 300
+
+
+def test_live_source_retries_with_backoff_and_masks_the_password():
+    from stgcn_rt.pipeline.sources import SourceSpec
+
+    # a closed port on loopback: every attempt is refused at once
+    reader = FrameReader(SourceSpec("rtsp://admin:s3cret@127.0.0.1:9/stream", "door"), max_retries=2)
+    assert drain(reader) == []
+    assert reader.counters.reconnects == 2
+    assert reader.counters.error == "cannot open rtsp://admin:***@127.0.0.1:9/stream"
