@@ -507,6 +507,36 @@ def bench(model: str, engine: str | None, persons: int, backends: str | None, ba
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
+@cli.command("export-triton")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="model_repository", show_default=True, help="Model repository folder.")
+@click.option("--name", default="stgcn", show_default=True, help="Model name in the repository.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--instances", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Model instances (instance_group count).")
+@click.option("--preferred-batch", default="8,32", show_default=True, help="Dynamic batching's preferred sizes.")
+@click.option("--cpu", is_flag=True, help="Instances on the CPU (KIND_CPU) instead of the GPU.")
+@persons_option
+@handle_errors
+def export_triton_command(source: str, output: str, name: str, max_batch: int, instances: int,
+                          preferred_batch: str, cpu: bool, persons: int) -> None:
+    """Write a Triton Inference Server model repository from a checkpoint, ONNX model or engine.
+
+    A checkpoint is exported to a validated dynamic-batch ONNX for Triton's onnxruntime backend; an
+    engine (with its .json sidecar) goes to the tensorrt backend. Prints the server command lines.
+    """
+    from stgcn_rt.export.triton import TritonOptions, export_triton, server_commands
+
+    options = TritonOptions(name=name, max_batch=max_batch, instances=instances,
+                            preferred_batch=int_list(preferred_batch), kind="KIND_CPU" if cpu else "KIND_GPU",
+                            persons=persons)
+    target = export_triton(source, output, options, report=echo_err)
+    click.echo(f"wrote {target}/ (config.pbtxt, labels.txt, 1/)")
+    click.echo("serve it with:")
+    for command in server_commands(target.parent):
+        click.echo(f"  {command}")
+
+
 def main() -> None:
     cli(prog_name="stgcn-rt")
 
