@@ -86,9 +86,11 @@ def cli(debug: bool) -> None:
 
     \b
     Typical flow:
-      stgcn-rt init-demo -o demo.pt            # an untrained demo checkpoint
-      stgcn-rt export demo.pt -o model.onnx    # validated static-shape ONNX
-      stgcn-rt info model.onnx
+      stgcn-rt demo                                    # everything below, on shipped data
+      stgcn-rt export model.pt -o model.onnx           # validated static-shape ONNX
+      stgcn-rt build model.onnx -o model.engine        # TensorRT engine (fp16 by default)
+      stgcn-rt run --source cam.mp4 --model model.onnx --events events.jsonl
+      stgcn-rt bench                                   # every backend side by side
     """
     Context.debug = debug
     if debug:
