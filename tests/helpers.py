@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import torch
@@ -64,3 +66,58 @@ class MeanClassifier(Classifier):
         self.batches.append(len(windows))
         mean = windows.reshape(len(windows), -1).mean(1)
         return np.stack([-mean, mean], axis=1).astype(np.float32)
+
+
+class V2Server:
+    """Just enough of Triton's v2 HTTP protocol: health, model ready/config, binary-input infer."""
+
+    def __init__(self, model, name="stgcn", port=0):
+        self.model, self.name, self.requests = model, name, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, body=None):
+                data = json.dumps(body or {}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/v2/health/live":
+                    return self.reply(200)
+                if self.path == f"/v2/models/{outer.name}/ready":
+                    return self.reply(200)
+                if self.path == f"/v2/models/{outer.name}/config":
+                    return self.reply(200, {
+                        "name": outer.name, "max_batch_size": 4,
+                        "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [3, 150, 33, 1]}],
+                        "output": [{"name": "output", "data_type": "TYPE_FP32", "dims": [2]}],
+                        "parameters": {"stgcn_rt.classes": {"string_value": "normal,shoplifting"}}})
+                return self.reply(404, {"error": "not found"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                size = int(self.headers.get("Inference-Header-Content-Length", len(body)))
+                header = json.loads(body[:size])
+                spec = header["inputs"][0]
+                windows = np.frombuffer(body[size:], np.float32).reshape(spec["shape"])
+                assert len(windows) <= 4, "the client must respect max_batch_size"
+                outer.requests += 1
+                logits = outer.model.logits(windows)
+                return self.reply(200, {"model_name": outer.name, "outputs": [
+                    {"name": "output", "datatype": "FP32", "shape": list(logits.shape),
+                     "data": logits.ravel().tolist()}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

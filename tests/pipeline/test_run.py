@@ -146,3 +146,24 @@ def test_display_without_a_screen_is_one_line(tmp_path, videos, demo_models, mon
     result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
                                       "--events", str(tmp_path / "e.jsonl"), "--display"])
     assert result.exit_code == 2 and result.stderr.strip().endswith("use --save-video DIR instead")
+
+
+def test_pipeline_with_a_model_served_by_triton(tmp_path, videos, demo_models):
+    pytest.importorskip("tritonclient.http")
+    from helpers import V2Server
+
+    from stgcn_rt.runtime import load_classifier
+
+    _, onnx_path = demo_models
+    with load_classifier(onnx_path) as local:
+        server = V2Server(local)
+        try:
+            events = tmp_path / "events.jsonl"
+            result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
+                                              f"http://127.0.0.1:{server.port}/stgcn", "--stride", "50",
+                                              "--events", str(events)])
+        finally:
+            server.stop()
+    assert result.exit_code == 0, result.stderr
+    assert "classifier Triton on triton http://127.0.0.1" in result.stderr
+    assert len(read_events(events)) == 6 and server.requests >= 1

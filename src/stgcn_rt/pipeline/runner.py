@@ -24,6 +24,7 @@ from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sour
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.predict import SkeletonWindow
 from stgcn_rt.runtime.scheduler import BatchScheduler, WindowDropped, WindowResult
+from stgcn_rt.urls import mask_url
 
 log = logging.getLogger(__name__)
 NUM_JOINTS = 33
@@ -334,7 +335,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu",
             folder.mkdir(parents=True, exist_ok=True)
     options = {"persons": config.persons} if Path(model).suffix in (".pt", ".pth") else {}
     with load_classifier(model, device=device, **options) as classifier:
-        report(f"classifier {classifier.name} on {classifier.device}: {Path(model).name}, "
+        report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")
         pipeline = Pipeline(config, classifier)
         summaries = pipeline.run()

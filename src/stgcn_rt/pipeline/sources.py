@@ -14,25 +14,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from stgcn_rt.errors import require
+from stgcn_rt.urls import mask_url
 
 FRAME_SIZE = (640, 480)
 log = logging.getLogger(__name__)
-
-
-def mask_url(source: str) -> str:
-    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x``; anything else unchanged."""
-    if "://" not in source:
-        return source
-    parts = urlsplit(source)
-    if parts.password is None:
-        return source
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass

@@ -27,6 +27,12 @@ BACKENDS: dict[str, str] = {
     ".plan": "stgcn_rt.runtime.backends.tensorrt_runner:TensorRTClassifier",
 }
 
+#: URL scheme -> runner, for models served elsewhere
+SCHEMES: dict[str, str] = {
+    "http": "stgcn_rt.runtime.backends.triton_runner:TritonClassifier",
+    "grpc": "stgcn_rt.runtime.backends.triton_runner:TritonClassifier",
+}
+
 Shape = tuple[int | None, ...]
 
 
@@ -116,19 +122,32 @@ def _pad_batch(chunk: Any, size: int) -> Any:
     return torch.cat([chunk, pad])
 
 
+def is_url(path: str | os.PathLike[str]) -> bool:
+    return "://" in str(path)
+
+
 def backend_for(path: str | os.PathLike[str]) -> type[Classifier]:
-    suffix = Path(path).suffix.lower()
-    if suffix not in BACKENDS:
-        raise StgcnError(
-            f"cannot tell the backend of {path}: use a file ending in {', '.join(BACKENDS)}"
-        )
-    module_name, class_name = BACKENDS[suffix].split(":")
+    if is_url(path):
+        scheme = str(path).split("://", 1)[0].lower()
+        if scheme not in SCHEMES:
+            raise StgcnError(f"cannot serve models from {scheme}:// addresses: use {' or '.join(SCHEMES)}://")
+        target = SCHEMES[scheme]
+    else:
+        suffix = Path(path).suffix.lower()
+        if suffix not in BACKENDS:
+            raise StgcnError(
+                f"cannot tell the backend of {path}: use a file ending in {', '.join(BACKENDS)} or a "
+                "Triton address (http://host:8000/MODEL)"
+            )
+        target = BACKENDS[suffix]
+    module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def load_classifier(path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
                     **options: Any) -> Classifier:
-    """Open ``path`` with the backend its suffix names (.pt/.pth, .onnx, .engine/.plan)."""
-    if not Path(path).exists():
+    """Open ``path`` with the backend its suffix names (.pt/.pth, .onnx, .engine/.plan), or a model
+    served by Triton (http://host:8000/MODEL, grpc://host:8001/MODEL)."""
+    if not is_url(path) and not Path(path).exists():
         raise StgcnError(f"model file {path} not found")
     return backend_for(path)(path, device=device, precision=precision, **options)
