@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from stgcn_rt import __version__
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, first_line
 
 
 class Context:
@@ -37,8 +37,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # an unexpected failure is still one line without --debug
             if Context.debug:
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"error: unexpected {type(exc).__name__}: {first[:300]} "
+            click.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc, '')[:300]} "
                        "(rerun with --debug for the traceback)", err=True)
             sys.exit(1)
 

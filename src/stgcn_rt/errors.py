@@ -27,3 +27,12 @@ def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a 
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependency(module, extra, purpose) from exc
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (libraries raise multi-line ones), for a one-line
+    error; ``default`` (else the exception's type name) when the message is empty."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if default is None else default

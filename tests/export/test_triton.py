@@ -48,7 +48,10 @@ def test_tritons_own_parser_accepts_the_config(demo_models, tmp_path):
 
     python = os.environ.get("STGCN_RT_TRITONCLIENT_PYTHON")
     if not python:
-        pytest.importorskip("tritonclient.grpc.model_config_pb2")
+        try:  # importable only where protobuf >= 6 is installed
+            import tritonclient.grpc.model_config_pb2  # noqa: F401
+        except ImportError as exc:
+            pytest.skip(f"Triton's config parser is not importable here ({exc}); scripts/test.sh provides it")
         python = sys.executable
     _, onnx_path = demo_models
     target = export_triton(onnx_path, tmp_path / "repo", TritonOptions())

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from stgcn_rt import __version__
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.export.validate import Comparison, validate
 from stgcn_rt.files import atomic_output, check_output_path
 from stgcn_rt.model.checkpoint import LoadedModel
@@ -158,8 +158,8 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
             try:
                 _export_graph(module, example, raw, options, output_names)
             except Exception as exc:  # the exporters raise many types; report one line
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise StgcnError(f"ONNX export failed: {first[:300]} (rerun with --debug for details)") from exc
+                raise StgcnError(f"ONNX export failed: {first_line(exc)[:300]} (rerun with --debug for details)"
+                                 ) from exc
         logging.getLogger(__name__).debug(captured.getvalue())
         model = onnx.load(str(raw))
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

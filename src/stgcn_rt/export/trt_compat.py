@@ -67,10 +67,10 @@ def set_workspace(trt: ModuleType, config: Any, workspace: int) -> None:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
 
 
-def attach_progress(trt: ModuleType, config: Any, report: Any) -> bool:
-    """Report build phases through ``report(text)`` where TensorRT can (10.x, RTX)."""
+def attach_progress(trt: ModuleType, config: Any, report: Any) -> None:
+    """Report build phases through ``report(text)`` where TensorRT can (10.x, RTX; not 8.5/8.6)."""
     if not hasattr(trt, "IProgressMonitor"):
-        return False
+        return
 
     class Monitor(trt.IProgressMonitor):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
@@ -87,7 +87,6 @@ def attach_progress(trt: ModuleType, config: Any, report: Any) -> bool:
             pass
 
     config.progress_monitor = Monitor()
-    return True
 
 
 def set_target(trt: ModuleType, config: Any, compute_capability: str | None) -> str | None:

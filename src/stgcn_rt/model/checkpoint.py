@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.files import atomic_output, sha256_of
 from stgcn_rt.model.graph import spatial_adjacency
 from stgcn_rt.model.layouts import DEFAULT_LAYOUT, get_layout, layouts_with_joints
@@ -61,7 +61,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
                 f"{path} holds pickled Python objects besides tensors, which are not loaded for "
                 "safety (weights_only=True): save a plain state dict with torch.save(model.state_dict())"
             ) from exc
-        reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        reason = first_line(exc)
         raise StgcnError(
             f"{path} is not a readable PyTorch checkpoint (truncated, corrupted or another "
             f"format): {reason[:200]}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.runtime.classifier import Classifier
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -45,8 +45,7 @@ class OnnxClassifier(Classifier):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StgcnError(f"ONNX Runtime cannot open {path}: {first[:300]}") from exc
+            raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc
         self.path = Path(path)
         self.device = device
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)

@@ -100,7 +100,9 @@ class TensorRTClassifier(Classifier):
         self._stream: torch.cuda.Stream = torch.cuda.Stream(self._device)
         self.cuda_graphs = cuda_graphs
         self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, Any]] = {}
-        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+        from stgcn_rt.runtime.backends.torch_runner import PinnedStaging
+
+        self._pinned = PinnedStaging()
 
     def close(self) -> None:
         self._buffers.clear()
@@ -134,11 +136,7 @@ class TensorRTClassifier(Classifier):
         x, out, graph = self._buffers_for(shape)
         with torch.cuda.stream(self._stream):
             if isinstance(windows, np.ndarray):
-                if shape not in self._pinned:
-                    self._pinned[shape] = torch.empty(shape, dtype=torch.float32).pin_memory()
-                host = self._pinned[shape]
-                host.copy_(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-                x.copy_(host, non_blocking=True)
+                x.copy_(self._pinned.stage(windows), non_blocking=True)
             else:
                 x.copy_(windows.to(self._device), non_blocking=True)
             if not self.cuda_graphs:

@@ -27,6 +27,23 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+class PinnedStaging:
+    """Page-locked host buffers, one per shape, so numpy windows reach the GPU by async copies."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def stage(self, windows: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        key = tuple(host.shape)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(key, dtype=torch.float32).pin_memory()
+        return self._buffers[key].copy_(host)
+
+    def clear(self) -> None:
+        self._buffers.clear()
+
+
 class TorchClassifier(Classifier):
     """PyTorch runner. ``optimize=True`` runs the fused two-stream rewrite (stgcn_rt.model.fused):
     the same function in fewer, larger kernels; off by default."""
@@ -71,7 +88,7 @@ class TorchClassifier(Classifier):
             self.model = torch.compile(self.model, dynamic=False)
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[int, ...], tuple[torch.Tensor, torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+        self._pinned = PinnedStaging()
 
     def close(self) -> None:
         self._graphs.clear()
@@ -83,14 +100,8 @@ class TorchClassifier(Classifier):
     def to_device(self, windows: Any) -> torch.Tensor:
         """Host windows to the model's device and dtype; numpy goes through a pinned buffer."""
         if isinstance(windows, np.ndarray):
-            host = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-            if self._device.type == "cuda":
-                key = tuple(host.shape)
-                if key not in self._pinned:
-                    self._pinned[key] = torch.empty(key, dtype=torch.float32).pin_memory()
-                pinned = self._pinned[key]
-                pinned.copy_(host)
-                host = pinned
+            host = (self._pinned.stage(windows) if self._device.type == "cuda"
+                    else torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
             return host.to(self._device, self.dtype, non_blocking=True)
         return windows.to(self._device, self.dtype, non_blocking=True)
 

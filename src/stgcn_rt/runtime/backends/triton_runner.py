@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError, require
+from stgcn_rt.errors import StgcnError, first_line, require
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.urls import mask_url
 
@@ -74,9 +74,8 @@ class TritonClassifier(Classifier):
                 return call()
             except Exception as exc:  # tritonclient raises its own and the transport's errors
                 if attempt == self.retries:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise StgcnError(f"Triton at {self.device} failed after {self.retries + 1} tries: "
-                                     f"{first[:200]}") from exc
+                                     f"{first_line(exc)[:200]}") from exc
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
