@@ -89,12 +89,14 @@ def bad_inputs(tmp_path, reference_checkpoint):
         "unknown layout": ["export", good, "-o", out, "--layout", "kinect"],
         "bad classes": ["export", good, "-o", out, "--classes", "onlyone"],
         "info on garbage": ["info", text],
+        "fast on the cpu": ["run", "--source", tmp_path / "missing.mp4", "--model", good, "--fast",
+                            "--events", tmp_path / "e.jsonl"],
     }
 
 
 @pytest.mark.parametrize("case", ["missing file", "not a checkpoint", "truncated", "wrong joint count",
                                   "unknown keys", "persons 0", "output dir missing", "unknown layout",
-                                  "bad classes", "info on garbage"])
+                                  "bad classes", "info on garbage", "fast on the cpu"])
 def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     code, out, err = run(*bad_inputs[case])
     if case in ("persons 0", "bad classes"):  # rejected by argument parsing: usage + one error line

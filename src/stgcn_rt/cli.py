@@ -236,11 +236,11 @@ def info(file: str, persons: int, seq_len: int) -> None:
         click.echo(f"{label:<{width}}  {value}")
 
 
-def run_pipeline(config: Any, model: str, device: str) -> None:
+def run_pipeline(config: Any, model: str, device: str, fast: bool = False) -> None:
     """Run the pipeline from the CLI: summary on stdout, exit 130 after Ctrl-C."""
     from stgcn_rt.pipeline.runner import run_with_model, summary_table
 
-    summaries, interrupted = run_with_model(config, model, device,
+    summaries, interrupted = run_with_model(config, model, device, fast=fast,
                                             report=lambda text: click.echo(text, err=True))
     click.echo(summary_table(summaries))
     click.echo(f"events: {config.events}")
@@ -286,11 +286,14 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @click.option("--save-clips", default=None, metavar="DIR", help="Write an annotated MP4 of the window for each alert.")
 @click.option("--display", is_flag=True, help="Show each camera in a window (needs a screen); q or Esc stops.")
 @click.option("--realtime", is_flag=True, help="Pace video files to their frame rate, like live cameras.")
+@click.option("--fast", is_flag=True,
+              help="With --device cuda and a .pt checkpoint: fp16, the optimized rewrite, torch.compile and CUDA "
+                   "graphs (the fastest PyTorch backend; compiling takes about a minute at start).")
 @with_options(pipeline_options)
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
-        display: bool, realtime: bool, persons: int, detector: str, stride: int, device: str, threshold: float,
-        min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
+        display: bool, realtime: bool, fast: bool, persons: int, detector: str, stride: int, device: str,
+        threshold: float, min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
 
     Every classified window is one "prediction" line in --events; alerts are "alert" lines.
@@ -305,7 +308,7 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
         pose_workers=pose_workers, pace=realtime, detector=detector)
-    run_pipeline(config, model, device)
+    run_pipeline(config, model, device, fast)
 
 
 @cli.command()
@@ -447,9 +450,10 @@ def int_list(text: str) -> list[int]:
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
-              help="Subset of: eager, fp16, graphs, compile, fused-graphs, fused-compile, compile-graphs, "
-                   "fused-compile-graphs, onnxruntime, onnxruntime-int8, tensorrt "
-                   "(default: all this machine can run).")
+              help="Subset of: eager, fp16, graphs, compile, compile-graphs, optimized-graphs, "
+                   "optimized-serial-compile-graphs, optimized-compile-graphs, onnxruntime, onnxruntime-int8, "
+                   "tensorrt (default: all this machine can run). 'optimized' is the channels-last, sparse-graph "
+                   "rewrite (two CUDA streams unless 'serial').")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
 @click.option("--cameras", default="1,4,16,64,256,1024", show_default=True, help="Camera counts to simulate.")
 @click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
@@ -461,8 +465,9 @@ def int_list(text: str) -> list[int]:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
-@click.option("--scheduler-backend", type=click.Choice(["graphs", "fused-graphs"]), default="graphs",
-              show_default=True, help="On a GPU, what the batching scheduler runs in the camera test.")
+@click.option("--scheduler-backend", type=click.Choice(["graphs", "optimized-compile-graphs"]),
+              default="optimized-compile-graphs", show_default=True,
+              help="On a GPU, what the batching scheduler runs in the camera test.")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
 @handle_errors

@@ -41,7 +41,7 @@ def test_markdown_has_ratios_against_the_baseline(report):
     text = markdown(report, "stem")
     assert "| pytorch eager (roadmap) | fp32 |" in text and "1.00x |" in text
     assert "## Throughput" in text and "## Cameras at 25 fps" in text and "Capacity:" in text
-    assert "fp16, graphs, compile, fused and compile+graphs variants: no CUDA GPU" in text
+    assert "fp16, graphs, compile and optimized variants: no CUDA GPU" in text
 
 
 def test_cli_writes_json_markdown_and_plots(tmp_path):

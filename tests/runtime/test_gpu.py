@@ -39,19 +39,33 @@ def test_fp32_cuda_matches_cpu(demo_models, real_windows, cpu_reference):
     assert diff <= 1e-4
 
 
-def test_fp16_and_cuda_graphs_agree_with_fp32(demo_models, real_windows, cpu_reference):
+VARIANTS = [  # precision, options
+    ("fp32", {"cuda_graphs": True}),
+    ("fp16", {}),
+    ("fp16", {"cuda_graphs": True}),
+    ("fp32", {"cuda_graphs": True, "optimize": True}),
+    ("fp16", {"cuda_graphs": True, "optimize": True}),
+    ("fp16", {"cuda_graphs": True, "optimize": True, "parallel_streams": False, "compile": True}),
+    ("fp16", {"cuda_graphs": True, "optimize": True, "compile": True}),
+]
+
+
+@pytest.mark.parametrize(("precision", "options"), VARIANTS, ids=lambda v: str(v))
+def test_fast_variants_agree_with_fp32(demo_models, real_windows, cpu_reference, precision, options):
     ckpt, _ = demo_models
     ref_p = torch.softmax(torch.from_numpy(cpu_reference), 1).numpy()
-    for precision, graphs, fused in (("fp32", True, False), ("fp16", False, False), ("fp16", True, False),
-                                     ("fp32", True, True), ("fp16", True, True)):
-        with load_classifier(ckpt, device="cuda", precision=precision, cuda_graphs=graphs, optimize=fused) as model:
-            probs = np.concatenate([model.predict(real_windows[:5]), model.predict(real_windows[5:])])
-            again = model.predict(real_windows[:5])  # a captured graph replays the same result
-        diff = float(np.abs(probs - ref_p).max())
-        report(f"{precision} cuda_graphs={graphs} fused={fused} vs fp32 cpu", max_prob_diff=diff,
-               top1=float((probs.argmax(1) == ref_p.argmax(1)).mean()))
-        np.testing.assert_array_equal(again, probs[:5])
-        assert diff <= (1e-4 if precision == "fp32" else 5e-3)
+    with load_classifier(ckpt, device="cuda", precision=precision, **options) as model:
+        probs = np.concatenate([model.predict(real_windows[:5]), model.predict(real_windows[5:])])
+        again = model.predict(real_windows[:5])  # a captured graph replays the same result
+        single = model.predict(real_windows[7:8])
+    diff = float(np.abs(probs - ref_p).max())
+    decided = np.abs(ref_p[:, 0] - ref_p[:, 1]) > 2e-3  # top-1 is only defined where fp32 is not a tie
+    report(f"{precision} {options} vs fp32 cpu", max_prob_diff=diff,
+           top1=float((probs.argmax(1) == ref_p.argmax(1))[decided].mean()), windows=len(probs))
+    np.testing.assert_array_equal(again, probs[:5])
+    assert np.abs(single - probs[7:8]).max() <= 2e-3  # batch 1 and batch 5+ kernels agree
+    assert diff <= (1e-4 if precision == "fp32" else 1e-3)
+    assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()
 
 
 def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
@@ -61,18 +75,19 @@ def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     assert np.abs(logits - cpu_reference).max() <= 1e-4
 
 
-def test_scheduler_on_the_gpu(demo_models, real_windows):
+@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}], ids=["graphs", "optimized-compile"])
+def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     ckpt, _ = demo_models
     rng = np.random.default_rng(0)
     windows = {c: real_windows[rng.integers(len(real_windows))] * rng.uniform(0.5, 1) for c in range(64)}
-    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True) as model:
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, **options) as model:
         with BatchScheduler(model, max_batch=32, max_wait_ms=10) as scheduler:
             futures = {c: scheduler.submit(c, w.astype(np.float32)) for c, w in windows.items()}
         worst = 0.0
         for c, future in futures.items():
             single = model.predict(windows[c][None].astype(np.float32))[0]
             worst = max(worst, float(np.abs(future.result().probabilities - single).max()))
-    report("scheduler fp16 graphs vs single predict", max_prob_diff=worst,
+    report(f"scheduler fp16 graphs {options} vs single predict", max_prob_diff=worst,
            batches=scheduler.stats.batches, batch_sizes=dict(scheduler.stats.batch_sizes))
     assert scheduler.stats.totals()["completed"] == 64
     assert worst <= 2e-3  # fp16 kernels differ between batch sizes

@@ -61,14 +61,15 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
-                    optimize: bool = False) -> Candidate:
+                    optimize: bool = False, parallel: bool = True) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile,
-                                 optimize=optimize)
-    label = ("pytorch" + (" fused streams" if optimize else "") + (" + torch.compile" if compile else "")
+                                 optimize=optimize, parallel_streams=parallel)
+    label = ("pytorch" + ((" optimized" + (" parallel" if parallel else " serial")) if optimize else "")
+             + (" + torch.compile" if compile else "")
              + (" + CUDA graphs" if graphs else ""))
 
     def device_call(x: Any) -> Any:
@@ -119,10 +120,11 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
             "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
             "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
-            "fused-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False, optimize=True),
-            "fused-compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True, optimize=True),
             "compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True),
-            "fused-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
+            "optimized-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False, optimize=True),
+            "optimized-serial-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True,
+                                                                       optimize=True, parallel=False),
+            "optimized-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
         }
     makers |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
@@ -132,7 +134,7 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
         makers["tensorrt"] = lambda: engine_candidate(engine)
     skipped = []
     if not cuda:
-        skipped.append("fp16, graphs, compile, fused and compile+graphs variants: no CUDA GPU")
+        skipped.append("fp16, graphs, compile and optimized variants: no CUDA GPU")
     if engine is None:
         trt = importlib.util.find_spec("tensorrt") is not None
         skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))
@@ -147,5 +149,6 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
     return chosen, skipped
 
 
-BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "fused-graphs", "fused-compile", "compile-graphs",
-                 "fused-compile-graphs", "onnxruntime", "onnxruntime-int8", "tensorrt")
+BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
+                 "optimized-serial-compile-graphs", "optimized-compile-graphs", "onnxruntime", "onnxruntime-int8",
+                 "tensorrt")

@@ -320,7 +320,11 @@ class Pipeline:
         return out
 
 
-def run_with_model(config: PipelineConfig, model: str, device: str = "cpu",
+#: ``fast``: the fastest PyTorch configuration measured on GPUs (docs/performance.md)
+FAST_TORCH_OPTIONS = {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True}
+
+
+def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: bool = False,
                    report: Callable[[str], None] = print) -> tuple[list[CameraSummary], bool]:
     """Open ``model`` (backend by suffix) and run the pipeline; returns (summaries, interrupted).
 
@@ -333,10 +337,18 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu",
     for folder in (config.save_video, config.save_clips):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-    options = {"persons": config.persons} if Path(model).suffix in (".pt", ".pth") else {}
+    checkpoint = Path(model).suffix in (".pt", ".pth")
+    if fast and not (checkpoint and device.startswith("cuda")):
+        raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
+    options: dict[str, Any] = {"persons": config.persons} if checkpoint else {}
+    if fast:
+        options |= FAST_TORCH_OPTIONS
     with load_classifier(model, device=device, **options) as classifier:
         report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")
+        if fast:
+            report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start")
+            classifier.warm_up(config.max_batch)
         pipeline = Pipeline(config, classifier)
         summaries = pipeline.run()
     if not pipeline.interrupted and summaries and all(s.frames == 0 for s in summaries):

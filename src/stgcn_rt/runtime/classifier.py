@@ -60,6 +60,9 @@ class Classifier(ABC):
     def close(self) -> None:  # noqa: B027 - backends without resources need no cleanup
         """Free sessions and device memory; the classifier is unusable afterwards."""
 
+    def warm_up(self, max_batch: int) -> None:  # noqa: B027 - most backends have nothing to prepare
+        """Prepare every batch size up to ``max_batch`` (compile, capture) before live traffic."""
+
     @property
     def batch_size(self) -> int | None:
         """The fixed batch size of a static-batch model, or None when any batch is accepted."""

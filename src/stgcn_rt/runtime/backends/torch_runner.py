@@ -11,7 +11,7 @@ import torch
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
-from stgcn_rt.model.fused import fuse_two_stream
+from stgcn_rt.model.optimized import optimize_model
 from stgcn_rt.runtime.classifier import Classifier
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
@@ -25,6 +25,66 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise StgcnError(f"device {device} asked for, but PyTorch sees no CUDA GPU: use --device cpu")
     return dev
+
+
+def compile_model(model: torch.nn.Module) -> Any:
+    """torch.compile the model; a model with parallel streams compiles each stream in place instead,
+    so the two-stream fork and join stay outside the compiled code.
+
+    ``dynamic=None``: the first batch size compiles static, a second one compiles a batch-dynamic
+    graph, so a scheduler's many batch buckets cost two compilations, not one each.
+    """
+    streams = getattr(model, "streams", None)
+    if streams is not None and getattr(model, "parallel", False):
+        for stream in streams:
+            stream.compile(dynamic=None)
+        return model
+    return torch.compile(model, dynamic=None)
+
+
+class CapturedBatch:
+    """One CUDA graph for a fixed batch shape: static input, the model, static output.
+
+    With ``host_io`` the graph also holds the copy from a pinned host input buffer and the copy of
+    the logits back into a pinned host output buffer.
+    """
+
+    def __init__(self, model: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                 host_io: bool) -> None:
+        self.static_in = torch.zeros(shape, dtype=dtype, device=device)
+        self.host_in = torch.zeros(shape, dtype=torch.float32).pin_memory() if host_io else None
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm up kernels (and compile) and the allocator outside the graph
+                out = model(self.static_in)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.host_out = torch.zeros(out.shape, dtype=torch.float32).pin_memory() if host_io else None
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            if self.host_in is not None:
+                self.static_in.copy_(self.host_in, non_blocking=True)
+            self.static_out = model(self.static_in)
+            if self.host_out is not None:
+                self.host_out.copy_(self.static_out, non_blocking=True)
+
+    def run_device(self, x: torch.Tensor) -> torch.Tensor:
+        count = x.shape[0]
+        self.static_in[:count].copy_(x)
+        if count < self.static_in.shape[0]:
+            self.static_in[count:].zero_()
+        self.graph.replay()
+        return self.static_out[:count].clone()
+
+    def run_host(self, windows: np.ndarray) -> np.ndarray:
+        assert self.host_in is not None and self.host_out is not None
+        count = len(windows)
+        self.host_in[:count].copy_(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+        if count < self.host_in.shape[0]:
+            self.host_in[count:].zero_()
+        self.graph.replay()
+        torch.cuda.current_stream(self.static_in.device).synchronize()
+        return self.host_out[:count].numpy().copy()
 
 
 class PinnedStaging:
@@ -45,8 +105,13 @@ class PinnedStaging:
 
 
 class TorchClassifier(Classifier):
-    """PyTorch runner. ``optimize=True`` runs the fused two-stream rewrite (stgcn_rt.model.fused):
-    the same function in fewer, larger kernels; off by default."""
+    """PyTorch runner.
+
+    ``optimize=True`` runs the inference rewrite in :mod:`stgcn_rt.model.optimized` (channels-last,
+    sparse graph step, folded BatchNorms, on CUDA the two streams on two CUDA streams unless
+    ``parallel_streams=False``); best with ``compile=True, cuda_graphs=True``. Off by default: the
+    plain network is the reference.
+    """
 
     name = "PyTorch"
 
@@ -61,6 +126,7 @@ class TorchClassifier(Classifier):
         cuda_graphs: bool = False,
         compile: bool = False,
         optimize: bool = False,
+        parallel_streams: bool = True,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -82,12 +148,20 @@ class TorchClassifier(Classifier):
         config = loaded.config
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
         # a copy: moving or casting must not change the caller's LoadedModel
-        model = fuse_two_stream(loaded.model) if optimize else copy.deepcopy(loaded.model)
-        self.model: Any = model.to(self._device, self.dtype).eval()
+        self.optimized = optimize
+        if optimize:
+            # the rewrite keeps input normalisation, pooling and the classifier in fp32
+            model = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
+            model.set_block_dtype(self.dtype)
+            self.input_dtype = torch.float32
+        else:  # a copy: moving or casting must not change the caller's LoadedModel
+            model = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
+            self.input_dtype = self.dtype
+        self.model: Any = model
         if compile:
-            self.model = torch.compile(self.model, dynamic=False)
+            self.model = compile_model(model)
         self.cuda_graphs = cuda_graphs
-        self._graphs: dict[tuple[int, ...], tuple[torch.Tensor, torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._graphs: dict[tuple[Any, ...], CapturedBatch] = {}
         self._pinned = PinnedStaging()
 
     def close(self) -> None:
@@ -102,36 +176,43 @@ class TorchClassifier(Classifier):
         if isinstance(windows, np.ndarray):
             host = (self._pinned.stage(windows) if self._device.type == "cuda"
                     else torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-            return host.to(self._device, self.dtype, non_blocking=True)
-        return windows.to(self._device, self.dtype, non_blocking=True)
+            return host.to(self._device, self.input_dtype, non_blocking=True)
+        return windows.to(self._device, self.input_dtype, non_blocking=True)
 
     def _logits(self, windows: Any) -> np.ndarray:
         if self.model is None:
             raise StgcnError("this classifier was closed")
-        x = self.to_device(windows)
         # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and newer
         with torch.inference_mode(), torch.backends.cudnn.flags(
                 enabled=True, allow_tf32=self.precision != "fp32"):
+            if self.cuda_graphs and isinstance(windows, np.ndarray):
+                return self._replay_host(windows)
+            x = self.to_device(windows)
             out = self._replay(x) if self.cuda_graphs else self.model(x)
         return out.float().cpu().numpy()
 
-    def _replay(self, x: torch.Tensor) -> torch.Tensor:
-        """Run through the CUDA graph of x's batch bucket (the next power of two), padding with zeros.
+    def _bucket(self, count: int, shape: tuple[int, ...], host_io: bool) -> CapturedBatch:
+        """The CUDA graph of the batch bucket (the next power of two) for ``count`` windows.
 
         Buckets bound the number of captured graphs (a capture costs ~100 ms) when a scheduler
         sends batches of every size.
         """
-        count = x.shape[0]
         bucket = 1 << (count - 1).bit_length()
-        key = (bucket, *x.shape[1:])
+        key = (host_io, bucket, *shape)
         if key not in self._graphs:
-            self._graphs[key] = self._capture(torch.zeros(key, dtype=x.dtype, device=x.device))
-        static_in, graph, static_out = self._graphs[key]
-        static_in[:count].copy_(x)
-        if count < bucket:
-            static_in[count:].zero_()
-        graph.replay()
-        return static_out[:count].clone()
+            self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device, host_io)
+        return self._graphs[key]
+
+    def _replay(self, x: torch.Tensor) -> torch.Tensor:
+        """Device tensor in, device logits out, through the bucket's graph (padded with zeros)."""
+        captured = self._bucket(x.shape[0], tuple(x.shape[1:]), host_io=False)
+        return captured.run_device(x)
+
+    def _replay_host(self, windows: np.ndarray) -> np.ndarray:
+        """Host windows in, host logits out: the copies both ways are inside the graph, so one batch
+        costs one graph launch and one synchronisation."""
+        captured = self._bucket(len(windows), tuple(windows.shape[1:]), host_io=True)
+        return captured.run_host(windows)
 
     def warm_up(self, max_batch: int) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic."""
@@ -141,16 +222,3 @@ class TorchClassifier(Classifier):
         while bucket <= max_batch:
             self.logits(np.zeros((bucket, *shape), np.float32))
             bucket *= 2
-
-    def _capture(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.CUDAGraph, torch.Tensor]:
-        static_in = x.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):  # warm up kernels and allocator outside the graph
-                self.model(static_in)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = self.model(static_in)
-        return static_in, graph, static_out
