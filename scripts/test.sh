@@ -9,10 +9,12 @@ bash scripts/setup-venv.sh "pipeline,bench,dev"
 # does not install here).
 .venv/bin/python -m pip -q --disable-pip-version-check install tensorrt-rtx 2>&1 | grep -v "is ignored" >&2 || true
 .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "tensorrt-stubs>=10" 2>&1 | grep -v "is ignored" >&2 || true
-# Triton's own config parser (tritonclient) needs protobuf >= 5, which mediapipe 0.10.21 cannot share:
-# it gets a small venv of its own, used by tests/export/test_triton.py.
+# The [serve] extra (PyTriton's tritonserver, tritonclient[grpc] and Triton's config parser) needs
+# protobuf >= 6, which mediapipe 0.10.21 cannot share: it gets a venv of its own, used by
+# tests/export/test_triton.py and tests/runtime/test_serve.py.
 if [ ! -x .venv-triton/bin/python ]; then python3 -m venv .venv-triton; fi
-.venv-triton/bin/python -m pip -q --disable-pip-version-check install "tritonclient[grpc]" 2>&1 | grep -v "is ignored" >&2 || true
-export STGCN_RT_TRITONCLIENT_PYTHON="$PWD/.venv-triton/bin/python"
+.venv-triton/bin/python -m pip -q --disable-pip-version-check install "torch==2.13.0" -e ".[serve]" 2>&1 \
+    | grep -v "is ignored" >&2 || true
+export STGCN_RT_SERVE_PYTHON="$PWD/.venv-triton/bin/python"
 .venv/bin/python -m ruff check src tests scripts
 .venv/bin/python -m pytest "$@"

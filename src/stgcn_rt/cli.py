@@ -446,7 +446,13 @@ def int_list(text: str) -> list[int]:
 
 @cli.command()
 @click.option("--model", default="demo", show_default=True,
-              help="demo (the untrained demo network) or a .pt checkpoint.")
+              help="demo (the untrained demo network), a .pt checkpoint, or a Triton server address "
+                   "(grpc://HOST:8001/NAME or http://...) timed with --clients beside the in-process scheduler "
+                   "running --compare.")
+@click.option("--compare", default="demo", show_default=True,
+              help="With a server --model: the local checkpoint for the in-process side (the one the server serves).")
+@click.option("--clients", default="1,4,16", show_default=True,
+              help="With a server --model: concurrent batch-1 clients to try.")
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
@@ -471,9 +477,9 @@ def int_list(text: str) -> list[int]:
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
 @handle_errors
-def bench(model: str, engine: str | None, persons: int, backends: str | None, batches: str, cameras: str,
-          stride: int, iterations: int, seconds: float, threads: int | None, p99_ms: float, scheduler_backend: str,
-          out: str, name: str | None) -> None:
+def bench(model: str, compare: str, clients: str, engine: str | None, persons: int, backends: str | None,
+          batches: str, cameras: str, stride: int, iterations: int, seconds: float, threads: int | None,
+          p99_ms: float, scheduler_backend: str, out: str, name: str | None) -> None:
     """Time every backend side by side in one process, and the multi-camera designs.
 
     Batch-1 latency (with and without host<->device copies), throughput per batch size, and how
@@ -495,9 +501,12 @@ def bench(model: str, engine: str | None, persons: int, backends: str | None, ba
     unknown = sorted(set(chosen or []) - set(BACKEND_NAMES))
     if unknown:
         raise StgcnError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKEND_NAMES)}")
-    if model != "demo" and not Path(model).exists():
-        raise StgcnError(f"checkpoint {model} not found")
-    config = BenchConfig(model=model, engine=Path(engine) if engine else None, persons=persons, backends=chosen,
+    server = model if "://" in model else None
+    local = compare if server else model
+    if local != "demo" and not Path(local).exists():
+        raise StgcnError(f"checkpoint {local} not found")
+    config = BenchConfig(model=local, server=server, clients=int_list(clients),
+                         engine=Path(engine) if engine else None, persons=persons, backends=chosen,
                          batches=int_list(batches), cameras=int_list(cameras), stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
     with tqdm(desc="bench", unit="step", leave=False) as bar:
@@ -541,6 +550,53 @@ def export_triton_command(source: str, output: str, name: str, max_batch: int, i
     click.echo("serve it with:")
     for command in server_commands(target.parent):
         click.echo(f"  {command}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--name", default="stgcn", show_default=True, help="Model name clients address (grpc://HOST:PORT/NAME).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the server to other machines.")
+@click.option("--http-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--grpc-port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Largest batch Triton's dynamic batcher forms.")
+@click.option("--queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="How long the batcher waits to fill a batch.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--fast", is_flag=True, help="With --device cuda and a .pt checkpoint: fp16, the optimized rewrite, "
+                                           "torch.compile and CUDA graphs.")
+@click.option("--triton-log", default=None, metavar="FILE",
+              help="Where Triton's own log goes (default: stgcn-rt-serve-PID.log in the temporary folder).")
+@persons_option
+@handle_errors
+def serve(model: str, name: str, host: str, http_port: int, grpc_port: int, max_batch: int, queue_delay_us: int,
+          device: str, precision: str, fast: bool, triton_log: str | None, persons: int) -> None:
+    """Serve a checkpoint, ONNX model or engine through a local Triton Inference Server.
+
+    Needs NVIDIA PyTriton (pip install nvidia-pytriton), which ships the tritonserver binary.
+    Triton's dynamic batching feeds the classifier; camera hosts connect with
+    `stgcn-rt run --model grpc://HOST:8001/stgcn`. Listens on 127.0.0.1 only unless --host says
+    otherwise. Ctrl-C or SIGTERM stops it.
+    """
+    from pathlib import Path
+
+    from stgcn_rt.runtime.classifier import FAST_TORCH_OPTIONS
+    from stgcn_rt.runtime.serve import ServeOptions
+    from stgcn_rt.runtime.serve import serve as serve_model
+
+    if not Path(model).exists():
+        raise StgcnError(f"model {model} not found")
+    if fast and not (Path(model).suffix in (".pt", ".pth") and device.startswith("cuda")):
+        raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        echo_err(f"warning: listening on {host}: other machines can reach this server")
+    classifier = {"device": device, "precision": precision, **(FAST_TORCH_OPTIONS if fast else {})}
+    serve_model(model, ServeOptions(name=name, host=host, http_port=http_port, grpc_port=grpc_port,
+                                    max_batch=max_batch, queue_delay_us=queue_delay_us, persons=persons,
+                                    log_file=Path(triton_log) if triton_log else None, classifier=classifier),
+                report=echo_err)
 
 
 def main() -> None:

@@ -41,12 +41,12 @@ def test_repository_from_a_dynamic_batch_onnx(demo_models, tmp_path):
 def test_tritons_own_parser_accepts_the_config(demo_models, tmp_path):
     """Parsed by Triton's ModelConfig protobuf (tritonclient). tritonclient needs protobuf >= 5, which
     mediapipe 0.10.21 cannot share, so scripts/test.sh keeps it in its own venv and names its python
-    in STGCN_RT_TRITONCLIENT_PYTHON."""
+    in STGCN_RT_SERVE_PYTHON."""
     import os
     import subprocess
     import sys
 
-    python = os.environ.get("STGCN_RT_TRITONCLIENT_PYTHON")
+    python = os.environ.get("STGCN_RT_SERVE_PYTHON")
     if not python:
         try:  # importable only where protobuf >= 6 is installed
             import tritonclient.grpc.model_config_pb2  # noqa: F401

@@ -106,8 +106,16 @@ def engine_candidate(engine: Path) -> Candidate:
                      else [classifier.batch_size])
 
 
+def server_candidate(url: str) -> Candidate:
+    from stgcn_rt.runtime import load_classifier
+
+    classifier = load_classifier(url)
+    return Candidate("triton server", "server's", classifier.device, classifier.predict, closers=[classifier.close])
+
+
 def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray,
-              engine: Path | None = None, threads: int | None = None) -> tuple[list[Candidate], list[str]]:
+              engine: Path | None = None, threads: int | None = None, server: str | None = None
+              ) -> tuple[list[Candidate], list[str]]:
     """Every candidate this machine can run (filtered by ``names``), and why others were skipped."""
     import torch
 
@@ -132,6 +140,8 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
     }
     if engine is not None:
         makers["tensorrt"] = lambda: engine_candidate(engine)
+    if server is not None:
+        makers["triton"] = lambda: server_candidate(server)
     skipped = []
     if not cuda:
         skipped.append("fp16, graphs, compile and optimized variants: no CUDA GPU")
@@ -151,4 +161,4 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
 
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "onnxruntime", "onnxruntime-int8",
-                 "tensorrt")
+                 "tensorrt", "triton")

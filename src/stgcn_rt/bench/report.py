@@ -21,6 +21,8 @@ SCHEMA: dict[str, Any] = {
             "backend", "precision", "batch", "windows_per_s"]}},
         "cameras": {"type": "array", "items": {"type": "object", "required": [
             "design", "cameras", "p50_ms", "p99_ms", "dropped", "ok"]}},
+        "clients": {"type": "array", "items": {"type": "object", "required": [
+            "design", "clients", "windows_per_s", "p50_ms", "p99_ms", "errors"]}},
     },
 }
 
@@ -78,6 +80,13 @@ def markdown(report: dict[str, Any], stem: str) -> str:
         lines += ["", f"Capacity: thread per camera {capacity(rows, 'thread')} cameras, batching scheduler "
                       f"{capacity(rows, 'scheduler')} cameras (of those tried: {report['config']['cameras']}; "
                       "a design is not tried further after its first failure)."]
+    if report.get("clients"):
+        lines += ["", "## Concurrent clients (each sends one window and waits for the answer)", "",
+                  "| design | clients | windows/s | p50 ms | p99 ms | errors |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in report["clients"]:
+            lines.append(f"| {r['label']} | {r['clients']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.2f} | "
+                         f"{r['p99_ms']:.2f} | {r['errors']} |")
     if report["skipped"]:
         lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
     lines += ["", f"Plots: `{stem}-latency.png`, `{stem}-throughput.png`, `{stem}-cameras.png`; "

@@ -35,6 +35,8 @@ class BenchConfig:
     p99_limit_ms: float = 100.0  # a camera count is served when p99 stays under this, nothing dropped
     scheduler_backend: str = "optimized-compile-graphs"  # on a GPU; or "graphs" (fp16 + CUDA graphs)
     cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)
+    server: str | None = None  # a Triton address (http:// or grpc://) timed beside the in-process backends
+    clients: list[int] = field(default_factory=lambda: [1, 4, 16])  # concurrent clients, with a server
 
 
 def environment() -> dict[str, Any]:
@@ -82,7 +84,8 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
 
     loaded = load_model(config.model)
     windows = windows_for(config.persons)
-    candidates, skipped = available(loaded, config.persons, config.backends, windows, config.engine, config.threads)
+    candidates, skipped = available(loaded, config.persons, config.backends, windows, config.engine, config.threads,
+                                    config.server)
     report: dict[str, Any] = {"environment": environment(), "config": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
         "latency": [], "throughput": [], "cameras": []}
@@ -102,6 +105,8 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
             report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
                                          "batch": batch, **throughput(candidate, windows, batch, config.seconds)})
     report["cameras"] = camera_rows(config, loaded, windows, tick)
+    if config.server:
+        report["clients"] = client_rows(config, loaded, windows, tick)
     for candidate in candidates:
         candidate.close()
     if torch.cuda.is_available():
@@ -116,8 +121,6 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     if cuda:
-        from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
-
         model = copy.deepcopy(loaded.model).to(device).eval()
 
         def run_one(window: np.ndarray, stream: Any) -> Any:
@@ -129,29 +132,15 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
             return torch.cuda.Stream()
 
         threaded = "thread per camera: eager fp32, batch 1, a CUDA stream each (roadmap)"
-        optimized = config.scheduler_backend == "optimized-compile-graphs"
-        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
-                                     persons=config.persons, optimize=optimized, compile=optimized)
-        classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
-        batched = "batching scheduler: " + ("optimized + torch.compile, " if optimized else "") + "fp16 + CUDA graphs"
     else:
-        from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
-        from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
-
-        folder = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
-        path, _ = export_onnx(loaded, folder / "m.onnx", ExportOptions(persons=config.persons, dynamic_batch=True),
-                              validate=False)
-        classifier = OnnxClassifier(path, threads=config.threads)
-        session = classifier.session
-
         def run_one(window: np.ndarray, stream: Any) -> Any:
-            return session.run(None, {classifier.input_name: window})
+            return classifier.logits(window)
 
         def make_stream() -> Any:
             return None
 
         threaded = "thread per camera: onnxruntime cpu, batch 1"
-        batched = "batching scheduler: onnxruntime cpu"
+    classifier, batched = in_process_backend(config, loaded)
     rows = []
     alive = {"thread": True, "scheduler": True}
     for count in config.cameras:
@@ -167,6 +156,51 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
                                                      p99_limit_ms=config.p99_limit_ms)
             rows.append({"design": design, "label": label, "cameras": count, **result})
             alive[design] = result["ok"]
+    classifier.close()
+    return rows
+
+
+def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
+    """What the in-process batching scheduler runs here, ready (compiled, captured), and its label."""
+    import torch
+
+    if torch.cuda.is_available():
+        from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+        optimized = config.scheduler_backend == "optimized-compile-graphs"
+        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
+                                     persons=config.persons, optimize=optimized, compile=optimized)
+        classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
+        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if optimized else "")
+                            + "fp16 + CUDA graphs")
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
+
+    folder = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
+    path, _ = export_onnx(loaded, folder / "m.onnx", ExportOptions(persons=config.persons, dynamic_batch=True),
+                          validate=False)
+    return OnnxClassifier(path, threads=config.threads), "batching scheduler: onnxruntime cpu"
+
+
+def client_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any) -> list[dict[str, Any]]:
+    """N concurrent batch-1 clients: through the Triton server at ``config.server`` and through the
+    in-process scheduler on the local model, side by side."""
+    from stgcn_rt.bench.clients import closed_loop, remote_clients, scheduler_clients
+    from stgcn_rt.urls import mask_url
+
+    classifier, label = in_process_backend(config, loaded)
+    rows = []
+    for count in config.clients:
+        tick(f"clients: {count} x triton")
+        rows.append({"design": "triton", "label": f"Triton server {mask_url(str(config.server))}",
+                     **closed_loop(remote_clients(str(config.server)), count, config.seconds, windows)})
+        tick(f"clients: {count} x scheduler")
+        make, scheduler = scheduler_clients(classifier)
+        try:
+            rows.append({"design": "scheduler", "label": f"in process, {label}",
+                         **closed_loop(make, count, config.seconds, windows)})
+        finally:
+            scheduler.close()
     classifier.close()
     return rows
 

@@ -21,7 +21,7 @@ from stgcn_rt.pipeline.annotate import VideoOutput, draw
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
-from stgcn_rt.runtime.classifier import Classifier
+from stgcn_rt.runtime.classifier import FAST_TORCH_OPTIONS, Classifier
 from stgcn_rt.runtime.predict import SkeletonWindow
 from stgcn_rt.runtime.scheduler import BatchScheduler, WindowDropped, WindowResult
 from stgcn_rt.urls import mask_url
@@ -318,10 +318,6 @@ class Pipeline:
                 classify_ms=float(np.mean(camera.classify_ms)) if camera.classify_ms else 0.0,
                 errors=list(camera.errors)))
         return out
-
-
-#: ``fast``: the fastest PyTorch configuration measured on GPUs (docs/performance.md)
-FAST_TORCH_OPTIONS = {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True}
 
 
 def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: bool = False,

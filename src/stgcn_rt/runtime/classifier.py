@@ -147,6 +147,10 @@ def backend_for(path: str | os.PathLike[str]) -> type[Classifier]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+#: "fast" in the CLI: the fastest PyTorch configuration measured on GPUs (docs/performance.md)
+FAST_TORCH_OPTIONS: dict[str, Any] = {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True}
+
+
 def load_classifier(path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
                     **options: Any) -> Classifier:
     """Open ``path`` with the backend its suffix names (.pt/.pth, .onnx, .engine/.plan), or a model
