@@ -31,7 +31,7 @@ def _key(row: dict[str, Any]) -> str:
     return f"{row['backend']} {row['precision']}"
 
 
-def markdown(report: dict[str, Any], stem: str) -> str:
+def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
     env = report["environment"]
     base = next((r for r in report["latency"] if r["baseline"]), None)
     base_p50 = base["with_copies"]["p50_ms"] if base else None
@@ -89,8 +89,8 @@ def markdown(report: dict[str, Any], stem: str) -> str:
                          f"{r['p99_ms']:.2f} | {r['errors']} |")
     if report["skipped"]:
         lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
-    lines += ["", f"Plots: `{stem}-latency.png`, `{stem}-throughput.png`, `{stem}-cameras.png`; "
-                  f"raw figures: `{stem}.json`."]
+    lines += ["", (f"Plots: `{stem}-latency.png`, `{stem}-throughput.png`, `{stem}-cameras.png`; " if plotted
+                   else "No plots (matplotlib, extra [bench], is not installed); ") + f"raw figures: `{stem}.json`."]
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +162,8 @@ def write(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
     with atomic_output(folder / f"{stem}.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     paths.append(folder / f"{stem}.json")
+    images = plots(report, folder, stem)
     with atomic_output(folder / f"{stem}.md") as tmp:
-        tmp.write_text(markdown(report, stem))
+        tmp.write_text(markdown(report, stem, plotted=bool(images)))
     paths.append(folder / f"{stem}.md")
-    return paths + plots(report, folder, stem)
+    return paths + images
