@@ -47,6 +47,8 @@ def models(tmp_path_factory, real_windows):
                 loaded, folder / f"m{persons}_{precision}.onnx",
                 ExportOptions(persons=persons, precision=precision), validate=False)[0]
     out[(1, "int8")] = quantize_int8(out[(1, "fp32")], folder / "m1_int8.onnx", real_windows[:8], "minmax")
+    out[(1, "int8-ort")] = quantize_int8(out[(1, "fp32")], folder / "m1_int8_ort.onnx", real_windows[:8], "minmax",
+                                         target="onnxruntime")
     return out
 
 
@@ -125,6 +127,33 @@ def test_int8_runs_on_onnxruntime_and_keeps_decisions(models, real_windows):
         a, b = fp32.predict(real_windows), int8.predict(real_windows)
     assert np.abs(a - b).max() < 0.05
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.99
+
+
+def test_int8_for_onnxruntime_fuses_into_integer_convolutions(models, real_windows, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    def optimized_ops(path):  # the graph ONNX Runtime's CPU provider actually runs
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"optimized_{path.stem}.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+    for_cpu, for_trt = optimized_ops(models[(1, "int8-ort")]), optimized_ops(models[(1, "int8")])
+    # every convolution but the two kept-fp32 classifiers (fcn) runs as an integer kernel on the CPU;
+    # the TensorRT form leaves about half of them in float there
+    assert for_cpu.count("Conv") == 2 and for_cpu.count("QLinearConv") >= 40
+    assert for_trt.count("Conv") > 20 and for_trt.count("QLinearConv") < for_cpu.count("QLinearConv")
+    with load_classifier(models[(1, "fp32")]) as fp32, load_classifier(models[(1, "int8-ort")]) as int8:
+        a, b = fp32.predict(real_windows), int8.predict(real_windows)
+    assert np.abs(a - b).max() < 0.05 and (a.argmax(1) == b.argmax(1)).mean() >= 0.99
+
+
+def test_tensorrt_refuses_int8_made_for_onnxruntime(models, tmp_path):
+    with pytest.raises(StgcnError, match="quantized for onnxruntime .* quantize the fp32 ONNX again with --target "
+                                         "tensorrt"):
+        build_engine(models[(1, "int8-ort")], tmp_path / "m.engine", BuildOptions(precision="int8", builder="rtx"))
 
 
 def test_sidecar_mismatches_say_what_and_how_to_rebuild(tmp_path):

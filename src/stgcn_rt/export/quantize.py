@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -39,13 +40,28 @@ class _WindowReader:
         return None if batch is None else {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
 
 
+#: what each target's INT8 looks like. TensorRT fuses Q/DQ into convolutions and matrix products and
+#: takes symmetric int8 activations with float biases; ONNX Runtime's CPU kernels (MLAS, VNNI/AMX)
+#: run fused QLinearConv only with an int32 bias, and are fastest with uint8 activations.
+TARGETS: dict[str, dict[str, Any]] = {
+    "tensorrt": {"activation": "QInt8", "extra": {"ActivationSymmetric": True, "WeightSymmetric": True,
+                                                  "QuantizeBias": False, "CalibTensorRangeSymmetric": True}},
+    "onnxruntime": {"activation": "QUInt8", "extra": {"WeightSymmetric": True}},
+}
+
+
 def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], windows: np.ndarray,
-                  method: str = "percentile", keep_fp32: tuple[str, ...] = DEFAULT_KEEP_FP32) -> Path:
-    """Write a Q/DQ INT8 copy of ``onnx_path`` calibrated on ``windows`` (N, C, T, V, M)."""
+                  method: str = "percentile", keep_fp32: tuple[str, ...] = DEFAULT_KEEP_FP32,
+                  target: str = "tensorrt") -> Path:
+    """Write a Q/DQ INT8 copy of ``onnx_path`` calibrated on ``windows`` (N, C, T, V, M), in the form
+    ``target`` (tensorrt or onnxruntime, see TARGETS) runs fastest."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
         raise StgcnError(f"unknown calibration method {method}: choose one of {', '.join(METHODS)}")
+    if target not in TARGETS:
+        raise StgcnError(f"unknown INT8 target {target}: choose one of {', '.join(TARGETS)}")
+    form = TARGETS[target]
     model = onnx.load(str(onnx_path))
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("precision", "fp32") != "fp32":
@@ -69,19 +85,17 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
             with contextlib.redirect_stdout(io.StringIO()):  # it also prints its histogram settings
                 quantize_static(
                     str(onnx_path), str(Path(work) / "q.onnx"), _WindowReader(graph_input.name, usable, batch),
-                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=calibrate, nodes_to_exclude=excluded,
-                    # TensorRT fuses Q/DQ into convolutions and matrix products; it takes symmetric INT8
-                    # with float biases (no int32 bias quantization)
-                    op_types_to_quantize=["Conv", "MatMul"],
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                   "CalibPercentile": 99.999, "CalibTensorRangeSymmetric": True},
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=getattr(QuantType, form["activation"]), weight_type=QuantType.QInt8,
+                    calibrate_method=calibrate, nodes_to_exclude=excluded, op_types_to_quantize=["Conv", "MatMul"],
+                    extra_options={**form["extra"], "CalibPercentile": 99.999},
                 )
         finally:
             root.setLevel(level)
         quantized = onnx.load(str(Path(work) / "q.onnx"))
         del quantized.metadata_props[:]
         for key, value in {**meta, "precision": "int8", "int8_calibration": f"{method}, {len(usable)} windows",
+                           "int8_target": target,
                            "int8_fp32_nodes": ",".join(keep_fp32)}.items():
             quantized.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(quantized)

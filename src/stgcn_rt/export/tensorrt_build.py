@@ -190,6 +190,9 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
     if options.precision == "int8" and not implicit and not is_quantized(onnx_path):
         raise StgcnError(f"{onnx_path} has no Q/DQ nodes: make an INT8 ONNX first with "
                          f"stgcn-rt quantize {onnx_path} --calib windows.npy (or pass --calib to build)")
+    if meta.get("int8_target", "tensorrt") != "tensorrt":
+        raise StgcnError(f"{onnx_path} was quantized for {meta['int8_target']} (uint8 activations), which TensorRT "
+                         "cannot build: quantize the fp32 ONNX again with --target tensorrt")
     if implicit and options.calibration is None and not (options.calibration_cache and
                                                          options.calibration_cache.exists()):
         raise StgcnError("implicit INT8 needs calibration windows (--calib/--calib-video) or a calibration cache")
