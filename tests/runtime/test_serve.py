@@ -168,10 +168,21 @@ def test_grpc_client_from_the_serve_environment(server, local, real_windows, tmp
     assert np.abs(np.load(tmp_path / "probs.npy") - local.predict(real_windows)).max() <= 1e-4
 
 
-def test_pipeline_on_a_real_video_through_the_server(server, tmp_path, videos):
+def test_grpc_client_beside_mediapipe(server, local, real_windows):
+    """The camera side's environment (MediaPipe, protobuf 4) speaks gRPC too."""
+    pytest.importorskip("tritonclient.grpc")
+    with load_classifier(server.grpc) as remote:
+        assert remote.classes == ["normal", "shoplifting"]
+        assert np.abs(remote.predict(real_windows) - local.predict(real_windows)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_pipeline_on_a_real_video_through_the_server(server, tmp_path, videos, scheme):
+    if scheme == "grpc":
+        pytest.importorskip("tritonclient.grpc")
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", server.http,
-                                      "--stride", "50", "--events", str(events)])
+    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
+                                      getattr(server, scheme), "--stride", "50", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     predictions = [e for e in lines if e["kind"] == "prediction"]

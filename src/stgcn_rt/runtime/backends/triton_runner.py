@@ -36,7 +36,7 @@ class TritonClassifier(Classifier):
         self.device = f"triton {parts.scheme}://{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
         self.retries, self.backoff_s = retries, backoff_s
         if parts.scheme == "grpc":
-            module = require("tritonclient.grpc", "triton", "Triton over gRPC (pip install 'tritonclient[grpc]')")
+            module = require("tritonclient.grpc", "triton", "Triton over gRPC")
         else:
             module = require("tritonclient.http", "triton", "Triton over HTTP")
         self._module = module
