@@ -148,7 +148,10 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
     if options.probs_output:
         module = _WithProbabilities(module).eval()
         output_names.append(options.probs_output)
-    example = torch.rand(*input_shape(loaded, options))
+    shape = input_shape(loaded, options)
+    if options.dynamic_batch:  # a batch of 1 would let the tracer specialise on it (0/1 specialisation)
+        shape = (max(2, shape[0]), *shape[1:])
+    example = torch.rand(*shape)
 
     with atomic_output(out) as tmp, tempfile.TemporaryDirectory(prefix="stgcn-rt-export-") as work:
         # The exporter may write weights as external data beside its file; export into a scratch
