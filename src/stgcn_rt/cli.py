@@ -586,17 +586,15 @@ def serve(model: str, name: str, host: str, http_port: int, grpc_port: int, max_
     """
     from pathlib import Path
 
-    from stgcn_rt.runtime.classifier import FAST_TORCH_OPTIONS
+    from stgcn_rt.runtime.classifier import fast_torch_options
     from stgcn_rt.runtime.serve import ServeOptions
     from stgcn_rt.runtime.serve import serve as serve_model
 
     if not Path(model).exists():
         raise StgcnError(f"model {model} not found")
-    if fast and not (Path(model).suffix in (".pt", ".pth") and device.startswith("cuda")):
-        raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo_err(f"warning: listening on {host}: other machines can reach this server")
-    classifier = {"device": device, "precision": precision, **(FAST_TORCH_OPTIONS if fast else {})}
+    classifier = {"device": device, "precision": precision, **(fast_torch_options(model, device) if fast else {})}
     serve_model(model, ServeOptions(name=name, host=host, http_port=http_port, grpc_port=grpc_port,
                                     max_batch=max_batch, queue_delay_us=queue_delay_us, persons=persons,
                                     log_file=Path(triton_log) if triton_log else None, classifier=classifier),

@@ -104,9 +104,13 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
             tick(f"throughput: {candidate.name} {candidate.precision} batch {batch}")
             report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
                                          "batch": batch, **throughput(candidate, windows, batch, config.seconds)})
-    report["cameras"] = camera_rows(config, loaded, windows, tick)
-    if config.server:
-        report["clients"] = client_rows(config, loaded, windows, tick)
+    classifier, label = in_process_backend(config, loaded)
+    try:
+        report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
+        if config.server:
+            report["clients"] = client_rows(config, windows, classifier, label, tick)
+    finally:
+        classifier.close()
     for candidate in candidates:
         candidate.close()
     if torch.cuda.is_available():
@@ -114,8 +118,10 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
     return report
 
 
-def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any) -> list[dict[str, Any]]:
-    """Thread-per-camera (the roadmap) vs the batching scheduler, stopping each design at its first failure."""
+def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, classifier: Any, batched: str, tick: Any
+                ) -> list[dict[str, Any]]:
+    """Thread-per-camera (the roadmap) vs the batching scheduler on ``classifier``, stopping each design at
+    its first failure."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -140,7 +146,6 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
             return None
 
         threaded = "thread per camera: onnxruntime cpu, batch 1"
-    classifier, batched = in_process_backend(config, loaded)
     rows = []
     alive = {"thread": True, "scheduler": True}
     for count in config.cameras:
@@ -156,7 +161,6 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
                                                      p99_limit_ms=config.p99_limit_ms)
             rows.append({"design": design, "label": label, "cameras": count, **result})
             alive[design] = result["ok"]
-    classifier.close()
     return rows
 
 
@@ -182,13 +186,13 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
     return OnnxClassifier(path, threads=config.threads), "batching scheduler: onnxruntime cpu"
 
 
-def client_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any) -> list[dict[str, Any]]:
+def client_rows(config: BenchConfig, windows: np.ndarray, classifier: Any, label: str, tick: Any
+                ) -> list[dict[str, Any]]:
     """N concurrent batch-1 clients: through the Triton server at ``config.server`` and through the
-    in-process scheduler on the local model, side by side."""
+    in-process scheduler on ``classifier`` (the local model), side by side."""
     from stgcn_rt.bench.clients import closed_loop, remote_clients, scheduler_clients
     from stgcn_rt.urls import mask_url
 
-    classifier, label = in_process_backend(config, loaded)
     rows = []
     for count in config.clients:
         tick(f"clients: {count} x triton")
@@ -201,7 +205,6 @@ def client_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, tick: Any
                          **closed_loop(make, count, config.seconds, windows)})
         finally:
             scheduler.close()
-    classifier.close()
     return rows
 
 

@@ -1,8 +1,9 @@
 """INT8 by explicit quantization: a Q/DQ ONNX made by onnxruntime.quantization from real windows.
 
 TensorRT prefers explicit (Q/DQ) quantization over its implicit calibrators, and the same file
-runs on ONNX Runtime's CPU, so the INT8 model can be checked against fp32 without a GPU.
-Quantization is symmetric (zero points 0), which is what TensorRT accepts. Input normalisation
+runs on ONNX Runtime's CPU, so the INT8 model can be checked against fp32 without a GPU. The
+default form is symmetric (zero points 0), which is what TensorRT accepts; ``target="onnxruntime"``
+makes the form ONNX Runtime's CPU kernels run fastest (see TARGETS). Input normalisation
 (data_bn) and the classifier (fcn) stay fp32 by default: they see raw keypoints and the final
 logits, where INT8 steps cost decisions.
 """

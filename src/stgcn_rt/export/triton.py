@@ -22,6 +22,9 @@ from pathlib import Path
 
 from stgcn_rt.errors import StgcnError
 
+#: model-config parameter carrying the class names, read by stgcn-rt's Triton client
+CLASSES_PARAMETER = "stgcn_rt.classes"
+
 
 @dataclass
 class TritonOptions:
@@ -106,7 +109,7 @@ def config_pbtxt(facts: ModelFacts, options: TritonOptions) -> str:
         f"    kind: {options.kind}",
         "  }",
         "]",
-        'parameters: { key: "stgcn_rt.classes" value: { string_value: "' + classes + '" } }',
+        f'parameters: {{ key: "{CLASSES_PARAMETER}" value: {{ string_value: "{classes}" }} }}',
     ]
     return "\n".join(lines) + "\n"
 

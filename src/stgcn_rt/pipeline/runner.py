@@ -21,7 +21,7 @@ from stgcn_rt.pipeline.annotate import VideoOutput, draw
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
-from stgcn_rt.runtime.classifier import FAST_TORCH_OPTIONS, Classifier
+from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_checkpoint
 from stgcn_rt.runtime.predict import SkeletonWindow
 from stgcn_rt.runtime.scheduler import BatchScheduler, WindowDropped, WindowResult
 from stgcn_rt.urls import mask_url
@@ -333,12 +333,9 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
     for folder in (config.save_video, config.save_clips):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = Path(model).suffix in (".pt", ".pth")
-    if fast and not (checkpoint and device.startswith("cuda")):
-        raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
-    options: dict[str, Any] = {"persons": config.persons} if checkpoint else {}
+    options: dict[str, Any] = {"persons": config.persons} if is_checkpoint(model) else {}
     if fast:
-        options |= FAST_TORCH_OPTIONS
+        options |= fast_torch_options(model, device)
     with load_classifier(model, device=device, **options) as classifier:
         report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")

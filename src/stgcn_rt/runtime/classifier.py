@@ -147,8 +147,15 @@ def backend_for(path: str | os.PathLike[str]) -> type[Classifier]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-#: "fast" in the CLI: the fastest PyTorch configuration measured on GPUs (docs/performance.md)
-FAST_TORCH_OPTIONS: dict[str, Any] = {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True}
+def is_checkpoint(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in (".pt", ".pth")
+
+
+def fast_torch_options(model: str | os.PathLike[str], device: str) -> dict[str, Any]:
+    """``--fast`` in the CLI: the fastest PyTorch configuration measured on GPUs (docs/performance.md)."""
+    if not (is_checkpoint(model) and device.startswith("cuda")):
+        raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
+    return {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True}
 
 
 def load_classifier(path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",

@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
-from stgcn_rt.runtime.classifier import Classifier, load_classifier
+from stgcn_rt.export.triton import CLASSES_PARAMETER
+from stgcn_rt.runtime.classifier import Classifier, is_checkpoint, load_classifier
 from stgcn_rt.urls import mask_url
-
-CLASSES_PARAMETER = "stgcn_rt.classes"
 
 
 @dataclass
@@ -105,8 +104,7 @@ def _stop_on_sigterm(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(model: str, options: ServeOptions, report: Callable[[str], None] = print,
-          ready: Callable[[], None] | None = None) -> None:
+def serve(model: str, options: ServeOptions, report: Callable[[str], None] = print) -> None:
     """Serve ``model`` until SIGINT or SIGTERM."""
     require("pytriton", "serve", "stgcn-rt serve (pip install nvidia-pytriton)")
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
@@ -116,12 +114,12 @@ def serve(model: str, options: ServeOptions, report: Callable[[str], None] = pri
     check_port_free(options.host, options.http_port, "--http-port")
     check_port_free(options.host, options.grpc_port, "--grpc-port")
     classifier_options = dict(options.classifier)
-    if Path(model).suffix in (".pt", ".pth"):
+    if is_checkpoint(model):
         classifier_options.setdefault("persons", options.persons)
         classifier_options.setdefault("seq_len", options.seq_len)
     with load_classifier(model, **classifier_options) as classifier:
         dims = window_dims(classifier, options)
-        if classifier.batch_size not in (None, -1) and options.max_batch > 1:
+        if classifier.batch_size is not None and options.max_batch > 1:
             raise StgcnError(f"{mask_url(model)} has a static batch of {classifier.batch_size}; Triton's dynamic "
                              "batching needs a dynamic batch axis: re-export with --dynamic-batch")
         classifier.warm_up(options.max_batch)
@@ -146,8 +144,6 @@ def serve(model: str, options: ServeOptions, report: Callable[[str], None] = pri
             report(f"  http://{options.host}:{options.http_port}/{options.name}   "
                    f"grpc://{options.host}:{options.grpc_port}/{options.name}   (Ctrl-C stops)")
             report(f"  Triton's log: {log_file}")
-            if ready is not None:
-                ready()
             triton.serve()
         except KeyboardInterrupt:
             pass

@@ -147,8 +147,6 @@ class TorchClassifier(Classifier):
         self.device = str(self._device)
         config = loaded.config
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
-        # a copy: moving or casting must not change the caller's LoadedModel
-        self.optimized = optimize
         if optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
             model = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
