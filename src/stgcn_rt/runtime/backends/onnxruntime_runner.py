@@ -45,7 +45,8 @@ class OnnxClassifier(Classifier):
         try:
             # With a static batch, ONNX Runtime moves integer convolutions to NHWC and then transposes
             # their 8-bit outputs back for the graph step's reshape, which costs 3x the whole INT8 model
-            # on the CPU (110 vs 37 ms per window, measured); float models are unaffected by the switch.
+            # on the CPU (118 vs 39 ms per window; docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md);
+            # float models are unaffected by the switch.
             self.session = ort.InferenceSession(str(path), options, providers=providers,
                                                 disabled_optimizers=["NhwcTransformer"])
         except Exception as exc:  # onnxruntime raises its own exception types
