@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from stgcn_rt import __version__
+from stgcn_rt.bench.names import BACKEND_NAMES, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
 
 
@@ -460,12 +461,12 @@ def int_list(text: str) -> list[int]:
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
-              help="Subset of: eager, fp16, graphs, compile, compile-graphs, optimized-graphs, "
-                   "optimized-serial-compile-graphs, optimized-compile-graphs, onnxruntime, onnxruntime-int8, "
-                   "tensorrt (default: all this machine can run). 'optimized' is the channels-last, sparse-graph "
-                   "rewrite (two CUDA streams unless 'serial').")
+              help=f"Subset of: {', '.join(BACKEND_NAMES)} (default: all this machine can run). 'optimized' is "
+                   "the channels-last, sparse-graph rewrite (two CUDA streams unless 'serial'); 'autotune' compiles "
+                   "with max-autotune (minutes).")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
-@click.option("--cameras", default="1,4,16,64,256,1024", show_default=True, help="Camera counts to simulate.")
+@click.option("--cameras", default="1,4,16,64,256,1024", show_default=True,
+              help="Camera counts to simulate, or 'none' to skip the camera test.")
 @click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
               help="A window every STRIDE frames per camera (25 fps).")
 @click.option("--iterations", type=click.IntRange(min=5), default=200, show_default=True,
@@ -475,7 +476,7 @@ def int_list(text: str) -> list[int]:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
-@click.option("--scheduler-backend", type=click.Choice(["graphs", "optimized-compile-graphs"]),
+@click.option("--scheduler-backend", type=click.Choice(list(SCHEDULER_BACKENDS)),
               default="optimized-compile-graphs", show_default=True,
               help="On a GPU, what the batching scheduler runs in the camera test.")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
@@ -497,7 +498,6 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
 
     from tqdm import tqdm
 
-    from stgcn_rt.bench.candidates import BACKEND_NAMES
     from stgcn_rt.bench.report import write
     from stgcn_rt.bench.run import BenchConfig, run_bench
 
@@ -511,7 +511,8 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
         raise StgcnError(f"checkpoint {local} not found")
     config = BenchConfig(model=local, server=server, clients=int_list(clients),
                          engine=Path(engine) if engine else None, persons=persons, backends=chosen,
-                         batches=int_list(batches), cameras=int_list(cameras), stride=stride, iterations=iterations,
+                         batches=int_list(batches), cameras=[] if cameras == "none" else int_list(cameras),
+                         stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
     with tqdm(desc="bench", unit="step", leave=False) as bar:
         def tick(text: str) -> None:

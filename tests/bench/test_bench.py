@@ -63,3 +63,13 @@ def test_cli_writes_json_markdown_and_plots(tmp_path):
 def test_bad_arguments(args, message):
     result = CliRunner().invoke(cli, ["bench", *args])
     assert result.exit_code != 0 and message in result.stderr
+
+
+def test_cameras_none_skips_the_camera_test(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "none",
+                                      "--iterations", "5", "--seconds", "0.2", "--out", str(tmp_path),
+                                      "--name", "t"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t-latency.png", "t-throughput.png", "t.json", "t.md"]
+    assert json.loads((tmp_path / "t.json").read_text())["cameras"] == []
+    assert "## Cameras" not in (tmp_path / "t.md").read_text()

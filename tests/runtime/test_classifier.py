@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import MeanClassifier
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.runtime import load_classifier
@@ -71,3 +72,15 @@ def test_closed_classifier_refuses_work(demo_models, real_windows):
     model.close()
     with pytest.raises(StgcnError, match="closed"):
         model.predict(real_windows[:1])
+
+
+def test_unpadded_batch_of_a_static_batch_model():
+    static = MeanClassifier(shape=(4, 3, 8, 5, 1))
+    assert [static.unpadded_batch(n) for n in (1, 3, 4, 7, 11)] == [1, 3, 4, 4, 8]
+    assert MeanClassifier().unpadded_batch(11) == 11  # any batch runs as it is
+
+
+def test_autotune_needs_compile(demo_models):
+    ckpt, _ = demo_models
+    with pytest.raises(StgcnError, match="turn compile on"):
+        load_classifier(ckpt, autotune=True)

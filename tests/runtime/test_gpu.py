@@ -90,6 +90,8 @@ def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     report(f"scheduler fp16 graphs {options} vs single predict", max_prob_diff=worst,
            batches=scheduler.stats.batches, batch_sizes=dict(scheduler.stats.batch_sizes))
     assert scheduler.stats.totals()["completed"] == 64
+    sizes = set(scheduler.stats.batch_sizes)
+    assert sizes == {1 << (s.bit_length() - 1) for s in sizes}  # every batch fills its bucket: no padding
     assert worst <= 2e-3  # fp16 kernels differ between batch sizes
 
 
@@ -100,3 +102,19 @@ def test_torch_compile(demo_models, real_windows, cpu_reference):
     diff = float(np.abs(logits - cpu_reference[:4]).max())
     report("torch.compile fp32 vs cpu", max_logit_diff=diff)
     assert diff <= 1e-4
+
+
+def test_max_autotune_at_batch_1(demo_models, real_windows, cpu_reference):
+    """The optimized model compiled with max-autotune (Triton GEMM/convolution kernels timed per shape;
+    about two minutes of compilation) agrees with fp32 window by window."""
+    ckpt, _ = demo_models
+    ref_p = torch.softmax(torch.from_numpy(cpu_reference), 1).numpy()
+    with load_classifier(ckpt, device="cuda", precision="fp16", optimize=True, compile=True, autotune=True,
+                         cuda_graphs=True) as model:
+        probs = np.concatenate([model.predict(w[None]) for w in real_windows])
+    diff = float(np.abs(probs - ref_p).max())
+    decided = np.abs(ref_p[:, 0] - ref_p[:, 1]) > 2e-3
+    report("fp16 optimized max-autotune batch 1 vs fp32 cpu", max_prob_diff=diff,
+           top1=float((probs.argmax(1) == ref_p.argmax(1))[decided].mean()), windows=len(probs))
+    assert diff <= 1e-3
+    assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()

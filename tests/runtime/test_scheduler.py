@@ -54,6 +54,27 @@ def test_64_cameras_get_exactly_the_single_call_result(demo_models, real_windows
         assert max(scheduler.stats.batch_sizes) > 1  # windows really were batched
 
 
+class PowerOfTwoBuckets(MeanClassifier):
+    """Pads every batch to the next power of two, as CUDA graphs per batch bucket do."""
+
+    def unpadded_batch(self, count):
+        return 1 << (count.bit_length() - 1)
+
+
+def test_batches_never_run_padded():
+    gate = threading.Event()
+    model = PowerOfTwoBuckets(gate=gate)
+    scheduler = BatchScheduler(model, max_batch=128, max_wait_ms=0, queue_size=1000)
+    first = scheduler.submit("a", window(0.0))  # taken by the worker, which blocks on the gate
+    while scheduler.depth:
+        pass
+    futures = [scheduler.submit(i % 7, window(i / 100)) for i in range(100)]
+    gate.set()
+    scheduler.close()
+    assert model.batches == [1, 64, 32, 4]  # 100 waiting windows run as 64 + 32 + 4, not one padded 128
+    assert first.done() and all(f.result().probabilities is not None for f in futures)
+
+
 def test_fairness_no_camera_starves(mean_classifier):
     by_camera = {c: [window(c + k / 100) for k in range(20)] for c in range(64)}
     with BatchScheduler(mean_classifier, max_batch=32, max_wait_ms=2, queue_size=4096) as scheduler:

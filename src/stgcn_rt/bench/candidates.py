@@ -61,15 +61,15 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
-                    optimize: bool = False, parallel: bool = True) -> Candidate:
+                    optimize: bool = False, parallel: bool = True, autotune: bool = False) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile,
-                                 optimize=optimize, parallel_streams=parallel)
+                                 optimize=optimize, parallel_streams=parallel, autotune=autotune)
     label = ("pytorch" + ((" optimized" + (" parallel" if parallel else " serial")) if optimize else "")
-             + (" + torch.compile" if compile else "")
+             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
              + (" + CUDA graphs" if graphs else ""))
 
     def device_call(x: Any) -> Any:
@@ -133,6 +133,8 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "optimized-serial-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True,
                                                                        optimize=True, parallel=False),
             "optimized-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
+            "optimized-autotune-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True,
+                                                                 autotune=True),
         }
     makers |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
@@ -157,8 +159,3 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
         except Exception as exc:  # a backend that cannot start here is reported, not fatal
             skipped.append(f"{name}: {type(exc).__name__}: {str(exc)[:160]}")
     return chosen, skipped
-
-
-BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
-                 "optimized-serial-compile-graphs", "optimized-compile-graphs", "onnxruntime", "onnxruntime-int8",
-                 "tensorrt", "triton")

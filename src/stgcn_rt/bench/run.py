@@ -17,6 +17,7 @@ from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available
 from stgcn_rt.bench.measure import latency, throughput
+from stgcn_rt.bench.names import SCHEDULER_BACKENDS
 
 
 @dataclass
@@ -104,13 +105,15 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
             tick(f"throughput: {candidate.name} {candidate.precision} batch {batch}")
             report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
                                          "batch": batch, **throughput(candidate, windows, batch, config.seconds)})
-    classifier, label = in_process_backend(config, loaded)
-    try:
-        report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
-        if config.server:
-            report["clients"] = client_rows(config, windows, classifier, label, tick)
-    finally:
-        classifier.close()
+    report["cameras"] = []
+    if config.cameras or config.server:
+        classifier, label = in_process_backend(config, loaded)
+        try:
+            report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
+            if config.server:
+                report["clients"] = client_rows(config, windows, classifier, label, tick)
+        finally:
+            classifier.close()
     for candidate in candidates:
         candidate.close()
     if torch.cuda.is_available():
@@ -171,12 +174,12 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
     if torch.cuda.is_available():
         from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-        optimized = config.scheduler_backend == "optimized-compile-graphs"
+        options = SCHEDULER_BACKENDS[config.scheduler_backend]
         classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
-                                     persons=config.persons, optimize=optimized, compile=optimized)
+                                     persons=config.persons, **options)
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
-        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if optimized else "")
-                            + "fp16 + CUDA graphs")
+        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if options else "")
+                            + ("max-autotune, " if options.get("autotune") else "") + "fp16 + CUDA graphs")
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 

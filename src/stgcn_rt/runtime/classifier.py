@@ -63,6 +63,18 @@ class Classifier(ABC):
     def warm_up(self, max_batch: int) -> None:  # noqa: B027 - most backends have nothing to prepare
         """Prepare every batch size up to ``max_batch`` (compile, capture) before live traffic."""
 
+    def unpadded_batch(self, count: int) -> int:
+        """How many of ``count`` waiting windows to run as one batch so that none of it is padding.
+
+        A backend that pads every batch up to a fixed size (a static-batch model, CUDA graphs per
+        batch bucket) would spend up to half a batch on zeros; a scheduler runs the rest as the
+        next batch instead.
+        """
+        fixed = self.batch_size
+        if fixed is None or count < fixed:
+            return count
+        return count - count % fixed
+
     @property
     def batch_size(self) -> int | None:
         """The fixed batch size of a static-batch model, or None when any batch is accepted."""

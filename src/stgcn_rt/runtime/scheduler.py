@@ -1,11 +1,12 @@
 """Batching scheduler: windows from many cameras, one bounded queue, one model, batched runs.
 
 Cameras call ``submit`` from any thread and get a ``Future``. One worker gathers queued windows
-into a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first), runs the
-classifier once, and resolves each future with that window's probabilities and latency. When the
-queue is full the oldest queued window of the submitting camera is dropped (or, if it has none
-queued, the oldest of the camera holding most of the queue): the dropped future fails with
-:class:`WindowDropped` and the drop is counted, never silent.
+into a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first; no more than
+the classifier runs without padding), runs the classifier once, and resolves each future with that
+window's probabilities and latency. When the queue is full the oldest queued window of the
+submitting camera is dropped (or, if it has none queued, the oldest of the camera holding most of
+the queue): the dropped future fails with :class:`WindowDropped` and the drop is counted, never
+silent.
 """
 
 from __future__ import annotations
@@ -101,7 +102,10 @@ class BatchScheduler:
                 dropped = self._evict_for(camera)
             self._queue.append(item)
             self.stats.submitted[camera] += 1
-            self._cond.notify_all()
+            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
+                # the worker waits for a first window, then for a full batch or its deadline: waking
+                # it on every window would cost a thread switch per window
+                self._cond.notify()
         if dropped is not None:
             dropped.future.set_exception(WindowDropped(
                 f"window of camera {dropped.camera} dropped: the classification queue was full"))
@@ -135,7 +139,8 @@ class BatchScheduler:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            count = min(self.max_batch, len(self._queue))
+            # the rest of the queue, already past its deadline, is the next batch
+            count = max(1, self.classifier.unpadded_batch(min(self.max_batch, len(self._queue))))
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:

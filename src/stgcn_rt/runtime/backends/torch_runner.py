@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,19 +29,24 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def compile_model(model: torch.nn.Module) -> Any:
+def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
     """torch.compile the model; a model with parallel streams compiles each stream in place instead,
     so the two-stream fork and join stay outside the compiled code.
 
     ``dynamic=None``: the first batch size compiles static, a second one compiles a batch-dynamic
-    graph, so a scheduler's many batch buckets cost two compilations, not one each.
+    graph, so a scheduler's many batch buckets cost two compilations, not one each. ``autotune``
+    times candidate GEMM/convolution kernels for each shape (minutes of compilation); the runner
+    captures its own CUDA graphs, so Inductor's are left off.
     """
+    options: dict[str, Any] = {"dynamic": None}
+    if autotune:
+        options["mode"] = "max-autotune-no-cudagraphs"
     streams = getattr(model, "streams", None)
     if streams is not None and getattr(model, "parallel", False):
         for stream in streams:
-            stream.compile(dynamic=None)
+            stream.compile(**options)
         return model
-    return torch.compile(model, dynamic=None)
+    return torch.compile(model, **options)
 
 
 class CapturedBatch:
@@ -109,7 +116,8 @@ class TorchClassifier(Classifier):
 
     ``optimize=True`` runs the inference rewrite in :mod:`stgcn_rt.model.optimized` (channels-last,
     sparse graph step, folded BatchNorms, on CUDA the two streams on two CUDA streams unless
-    ``parallel_streams=False``); best with ``compile=True, cuda_graphs=True``. Off by default: the
+    ``parallel_streams=False``); best with ``compile=True, cuda_graphs=True`` (``autotune=True``
+    makes torch.compile time candidate kernels per shape). Off by default: the
     plain network is the reference.
     """
 
@@ -125,6 +133,7 @@ class TorchClassifier(Classifier):
         seq_len: int | None = None,
         cuda_graphs: bool = False,
         compile: bool = False,
+        autotune: bool = False,
         optimize: bool = False,
         parallel_streams: bool = True,
         layout: str | None = None,
@@ -156,8 +165,10 @@ class TorchClassifier(Classifier):
             model = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
             self.input_dtype = self.dtype
         self.model: Any = model
+        if autotune and not compile:
+            raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
         if compile:
-            self.model = compile_model(model)
+            self.model = compile_model(model, autotune)
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[Any, ...], CapturedBatch] = {}
         self._pinned = PinnedStaging()
@@ -177,14 +188,19 @@ class TorchClassifier(Classifier):
             return host.to(self._device, self.input_dtype, non_blocking=True)
         return windows.to(self._device, self.input_dtype, non_blocking=True)
 
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and newer
+        with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=self.precision != "fp32"):
+            yield
+
     def _logits(self, windows: Any) -> np.ndarray:
         if self.model is None:
             raise StgcnError("this classifier was closed")
-        # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and newer
-        with torch.inference_mode(), torch.backends.cudnn.flags(
-                enabled=True, allow_tf32=self.precision != "fp32"):
-            if self.cuda_graphs and isinstance(windows, np.ndarray):
+        if self.cuda_graphs and isinstance(windows, np.ndarray):
+            with torch.inference_mode():  # the graph's buffers are inference tensors; cuDNN is not called
                 return self._replay_host(windows)
+        with self._inference():
             x = self.to_device(windows)
             out = self._replay(x) if self.cuda_graphs else self.model(x)
         return out.float().cpu().numpy()
@@ -198,8 +214,14 @@ class TorchClassifier(Classifier):
         bucket = 1 << (count - 1).bit_length()
         key = (host_io, bucket, *shape)
         if key not in self._graphs:
-            self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device, host_io)
+            with self._inference():
+                self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device,
+                                                  host_io)
         return self._graphs[key]
+
+    def unpadded_batch(self, count: int) -> int:
+        """With CUDA graphs, the largest batch bucket (power of two) that ``count`` fills."""
+        return 1 << (count.bit_length() - 1) if self.cuda_graphs else count
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
         """Device tensor in, device logits out, through the bucket's graph (padded with zeros)."""
