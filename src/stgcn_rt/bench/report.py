@@ -89,7 +89,8 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
                          f"{r['p99_ms']:.2f} | {r['errors']} |")
     if report["skipped"]:
         lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
-    lines += ["", (f"Plots: `{stem}-latency.png`, `{stem}-throughput.png`, `{stem}-cameras.png`; " if plotted
+    charts = ["latency", "throughput"] + (["cameras"] if report["cameras"] else [])
+    lines += ["", ("Plots: " + ", ".join(f"`{stem}-{chart}.png`" for chart in charts) + "; " if plotted
                    else "No plots (matplotlib, extra [bench], is not installed); ") + f"raw figures: `{stem}.json`."]
     return "\n".join(lines) + "\n"
 
