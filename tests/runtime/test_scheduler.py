@@ -35,6 +35,16 @@ def submit_from_threads(scheduler, windows_by_camera, threads=8):
     return futures
 
 
+def held_scheduler(model, **options):
+    """A scheduler whose worker is held inside ``model`` (on its gate) by a first window of camera
+    "a", so that everything submitted next stays queued until the gate opens."""
+    scheduler = BatchScheduler(model, **options)
+    first = scheduler.submit("a", window(0.0))
+    while scheduler.depth:
+        pass
+    return scheduler, first
+
+
 def test_64_cameras_get_exactly_the_single_call_result(demo_models, real_windows):
     """Real model (ONNX Runtime, dynamic batch): every batched result equals a single predict."""
     _, onnx_path = demo_models
@@ -64,10 +74,7 @@ class PowerOfTwoBuckets(MeanClassifier):
 def test_batches_never_run_padded():
     gate = threading.Event()
     model = PowerOfTwoBuckets(gate=gate)
-    scheduler = BatchScheduler(model, max_batch=128, max_wait_ms=0, queue_size=1000)
-    first = scheduler.submit("a", window(0.0))  # taken by the worker, which blocks on the gate
-    while scheduler.depth:
-        pass
+    scheduler, first = held_scheduler(model, max_batch=128, max_wait_ms=0, queue_size=1000)
     futures = [scheduler.submit(i % 7, window(i / 100)) for i in range(100)]
     gate.set()
     scheduler.close()
@@ -91,11 +98,7 @@ def test_fairness_no_camera_starves(mean_classifier):
 
 def test_back_pressure_drops_the_oldest_window_of_that_camera():
     gate = threading.Event()
-    model = MeanClassifier(gate=gate)
-    scheduler = BatchScheduler(model, max_batch=1, max_wait_ms=0, queue_size=3)
-    first = scheduler.submit("a", window(0.0))  # taken by the worker, which blocks on the gate
-    while scheduler.depth:
-        pass
+    scheduler, first = held_scheduler(MeanClassifier(gate=gate), max_batch=1, max_wait_ms=0, queue_size=3)
     a = [scheduler.submit("a", window(i)) for i in (1, 2)]
     b = scheduler.submit("b", window(9))
     late_a = scheduler.submit("a", window(3))  # queue full: a's oldest queued window (1) goes
@@ -115,10 +118,7 @@ def test_back_pressure_drops_the_oldest_window_of_that_camera():
 
 def test_camera_without_queued_windows_evicts_the_busiest():
     gate = threading.Event()
-    scheduler = BatchScheduler(MeanClassifier(gate=gate), max_batch=1, max_wait_ms=0, queue_size=2)
-    scheduler.submit("a", window(0))
-    while scheduler.depth:
-        pass
+    scheduler, _ = held_scheduler(MeanClassifier(gate=gate), max_batch=1, max_wait_ms=0, queue_size=2)
     old = scheduler.submit("a", window(1))
     scheduler.submit("a", window(2))
     newcomer = scheduler.submit("b", window(3))
