@@ -118,3 +118,18 @@ def test_max_autotune_at_batch_1(demo_models, real_windows, cpu_reference):
            top1=float((probs.argmax(1) == ref_p.argmax(1))[decided].mean()), windows=len(probs))
     assert diff <= 1e-3
     assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()
+
+
+def test_graphs_sharing_one_pool_replay_in_any_order(demo_models, real_windows):
+    """Bucket graphs share one memory pool by default; replayed in another order than captured they
+    must give what graphs with a pool each give (a clash would corrupt whole windows)."""
+    ckpt, _ = demo_models
+    results = {}
+    for shared in (True, False):
+        with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, optimize=True,
+                             shared_graph_memory=shared) as model:
+            model.warm_up(16)  # captures buckets 1, 2, 4, 8, 16 in that order
+            results[shared] = [model.predict(real_windows[:n]) for n in (14, 1, 5, 14, 2)]
+    for with_shared, with_own in zip(results[True], results[False], strict=True):
+        np.testing.assert_allclose(with_shared, with_own, atol=1e-5)
+    np.testing.assert_array_equal(results[True][0], results[True][3])

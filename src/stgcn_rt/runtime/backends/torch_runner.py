@@ -53,11 +53,12 @@ class CapturedBatch:
     """One CUDA graph for a fixed batch shape: static input, the model, static output.
 
     With ``host_io`` the graph also holds the copy from a pinned host input buffer and the copy of
-    the logits back into a pinned host output buffer.
+    the logits back into a pinned host output buffer. ``pool`` (a ``torch.cuda.graph_pool_handle()``)
+    lets graphs that never run at the same time share their intermediate memory.
     """
 
     def __init__(self, model: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-                 host_io: bool) -> None:
+                 host_io: bool, pool: Any = None) -> None:
         self.static_in = torch.zeros(shape, dtype=dtype, device=device)
         self.host_in = torch.zeros(shape, dtype=torch.float32).pin_memory() if host_io else None
         side = torch.cuda.Stream(device)
@@ -68,7 +69,7 @@ class CapturedBatch:
         torch.cuda.current_stream(device).wait_stream(side)
         self.host_out = torch.zeros(out.shape, dtype=torch.float32).pin_memory() if host_io else None
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, pool=pool):
             if self.host_in is not None:
                 self.static_in.copy_(self.host_in, non_blocking=True)
             self.static_out = model(self.static_in)
@@ -132,6 +133,7 @@ class TorchClassifier(Classifier):
         persons: int | None = None,
         seq_len: int | None = None,
         cuda_graphs: bool = False,
+        shared_graph_memory: bool = True,
         compile: bool = False,
         autotune: bool = False,
         optimize: bool = False,
@@ -171,6 +173,9 @@ class TorchClassifier(Classifier):
             self.model = compile_model(model, autotune)
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[Any, ...], CapturedBatch] = {}
+        # one classifier replays one graph at a time and copies each output out before the next
+        # replay, so its graphs may share one pool: memory for the largest bucket, not for all
+        self._graph_pool = torch.cuda.graph_pool_handle() if cuda_graphs and shared_graph_memory else None
         self._pinned = PinnedStaging()
 
     def close(self) -> None:
@@ -216,7 +221,7 @@ class TorchClassifier(Classifier):
         if key not in self._graphs:
             with self._inference():
                 self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device,
-                                                  host_io)
+                                                  host_io, self._graph_pool)
         return self._graphs[key]
 
     def unpadded_batch(self, count: int) -> int:
