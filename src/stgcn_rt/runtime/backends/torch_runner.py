@@ -120,6 +120,9 @@ class TorchClassifier(Classifier):
     ``parallel_streams=False``); best with ``compile=True, cuda_graphs=True`` (``autotune=True``
     makes torch.compile time candidate kernels per shape). Off by default: the
     plain network is the reference.
+
+    With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
+    pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
     """
 
     name = "PyTorch"
