@@ -1,5 +1,6 @@
 """The benchmark harness end to end with tiny settings (timings are not asserted, only their shape)."""
 
+import copy
 import json
 
 import jsonschema
@@ -74,3 +75,12 @@ def test_cameras_none_skips_the_camera_test(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text())["cameras"] == []
     text = (tmp_path / "t.md").read_text()
     assert "## Cameras" not in text and "t-cameras.png" not in text and "t-latency.png" in text
+
+
+def test_markdown_names_the_first_error_of_a_design(report):
+    failing = copy.deepcopy(report)
+    failing["cameras"][0] |= {"errors": 3, "first_error": "RuntimeError: CUDA error: out of memory"}
+    jsonschema.validate(json.loads(json.dumps(failing)), SCHEMA)
+    row = failing["cameras"][0]
+    assert (f"{row['label']} at {row['cameras']} cameras: 3 windows failed with an error (counted as dropped), "
+            "the first: RuntimeError: CUDA error: out of memory") in markdown(failing, "stem")

@@ -80,6 +80,8 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
         lines += ["", f"Capacity: thread per camera {capacity(rows, 'thread')} cameras, batching scheduler "
                       f"{capacity(rows, 'scheduler')} cameras (of those tried: {report['config']['cameras']}; "
                       "a design is not tried further after its first failure)."]
+        lines += [f"{r['label']} at {r['cameras']} cameras: {r['errors']} windows failed with an error "
+                  f"(counted as dropped), the first: {r['first_error']}" for r in rows if r.get("errors")]
     if report.get("clients"):
         lines += ["", "## Concurrent clients (each sends one window and waits for the answer)", "",
                   "| design | clients | windows/s | p50 ms | p99 ms | errors |",
