@@ -1,8 +1,9 @@
 """Agreement of fp16 and INT8 (Q/DQ) ONNX models with fp32 PyTorch, on real windows, on the CPU.
 
-For each checkpoint: export fp32 and fp16 ONNX, quantize INT8 (calibrated on one set of real
-windows), and compare every model with the fp32 PyTorch model on other real windows (shifted
-offsets, so not the calibration windows). Writes docs/benchmarks/precision-cpu-<date>.{json,md}.
+For each checkpoint: export fp32 and fp16 ONNX, quantize INT8 in both forms (for TensorRT and for
+ONNX Runtime's CPU kernels, calibrated on one set of real windows), and compare every model with the
+fp32 PyTorch model on other real windows (shifted offsets, so not the calibration windows). Writes
+docs/benchmarks/precision-cpu-<date>.{json,md}.
 
     python scripts/measure_precision.py trained.pt demo.pt
 (trained.pt from scripts/train_tiny_checkpoint.py; demo.pt from stgcn-rt init-demo)
@@ -40,15 +41,17 @@ def measure(checkpoint: str, work: Path) -> list[dict]:
     fp32, _ = export_onnx(loaded, work / "fp32.onnx", ExportOptions(), validate=False)
     fp16, _ = export_onnx(loaded, work / "fp16.onnx", ExportOptions(precision="fp16"), validate=False)
     int8 = quantize_int8(fp32, work / "int8.onnx", calibration)
+    int8_ort = quantize_int8(fp32, work / "int8-ort.onnx", calibration, target="onnxruntime")
     rows = []
     with TorchClassifier(loaded) as reference:
-        for precision, path in (("fp32", fp32), ("fp16", fp16), ("int8", int8)):
+        for precision, form, path in (("fp32", "", fp32), ("fp16", "", fp16), ("int8", "tensorrt", int8),
+                                      ("int8", "onnxruntime", int8_ort)):
             with OnnxClassifier(path) as candidate:
                 result = compare(reference, candidate, evaluation, "real windows", CRITERIA[precision])
             rows.append({"checkpoint": Path(checkpoint).name, "note": loaded.metadata.get("note", ""),
-                         "precision": precision, **result.to_dict(),
+                         "precision": precision, "int8_target": form or None, **result.to_dict(),
                          "calibration_windows": len(calibration) if precision == "int8" else None})
-            print(f"{Path(checkpoint).name} {precision}: {result.line()}")
+            print(f"{Path(checkpoint).name} {precision} {form}: {result.line()}")
     return rows
 
 
@@ -69,7 +72,8 @@ def main(checkpoints: list[str]) -> None:
              "| checkpoint | precision | windows | top-1 agreement | max prob diff | max logit diff | pass |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['checkpoint']} | {r['precision']} | {r['windows']} | {r['top1_agreement']:.1%} | "
+        precision = r["precision"] + (f" ({r['int8_target']} form)" if r["int8_target"] else "")
+        lines.append(f"| {r['checkpoint']} | {precision} | {r['windows']} | {r['top1_agreement']:.1%} | "
                      f"{r['max_prob_diff']:.2e} | {r['max_logit_diff']:.2e} | {'yes' if r['passed'] else 'no'} |")
     (OUT / f"precision-cpu-{date}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}/precision-cpu-{date}.{{json,md}}")
