@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from stgcn_rt.bench.measure import percentiles_ms
 from stgcn_rt.errors import first_line
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.scheduler import BatchScheduler
@@ -27,8 +28,7 @@ P99_LIMIT_MS = 100.0
 
 def _result(latencies: list[float], expected: int, dropped: int, seconds: float,
             p99_limit_ms: float = P99_LIMIT_MS) -> dict[str, Any]:
-    ms = np.asarray(latencies) * 1000
-    p50, p99 = (float(np.percentile(ms, 50)), float(np.percentile(ms, 99))) if latencies else (np.inf, np.inf)
+    p50, p99 = percentiles_ms(latencies)
     return {"expected": expected, "completed": len(latencies), "dropped": dropped,
             "p50_ms": p50, "p99_ms": p99, "windows_per_s": len(latencies) / seconds,
             "ok": dropped == 0 and len(latencies) == expected and p99 < p99_limit_ms}

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from stgcn_rt.bench.measure import percentiles_ms
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.scheduler import BatchScheduler
 
@@ -51,10 +52,10 @@ def closed_loop(make_client: Callable[[int], Client], clients: int, seconds: flo
     elapsed = time.perf_counter() - began
     for _, close in made:
         close()
-    ms = np.concatenate([np.asarray(lat) for lat in latencies]) * 1000 if any(latencies) else np.asarray([np.inf])
-    return {"clients": clients, "completed": int(sum(len(lat) for lat in latencies)), "errors": int(sum(errors)),
-            "windows_per_s": float(sum(len(lat) for lat in latencies) / elapsed),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    every = [seconds for lat in latencies for seconds in lat]
+    p50, p99 = percentiles_ms(every)
+    return {"clients": clients, "completed": len(every), "errors": int(sum(errors)),
+            "windows_per_s": float(len(every) / elapsed), "p50_ms": p50, "p99_ms": p99}
 
 
 def remote_clients(url: str) -> Callable[[int], Client]:

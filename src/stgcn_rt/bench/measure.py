@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stgcn_rt.bench.candidates import Candidate
+if TYPE_CHECKING:
+    from stgcn_rt.bench.candidates import Candidate
+
+
+def percentiles_ms(seconds: Sequence[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds; infinite when nothing completed."""
+    if len(seconds) == 0:
+        return math.inf, math.inf
+    ms = np.asarray(seconds) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def summarise(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
-    return {"mean_ms": float(ms.mean()), "std_ms": float(ms.std()), "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "samples": len(ms)}
+    p50, p99 = percentiles_ms(seconds)
+    return {"mean_ms": float(ms.mean()), "std_ms": float(ms.std()), "p50_ms": p50, "p99_ms": p99,
+            "samples": len(ms)}
 
 
 def _timed(step: Callable[[int], Any], sync: Callable[[], None], iterations: int, warmup: int) -> list[float]:

@@ -161,19 +161,19 @@ class TorchClassifier(Classifier):
         self.device = str(self._device)
         config = loaded.config
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
-        if optimize:
-            # the rewrite keeps input normalisation, pooling and the classifier in fp32
-            model = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
-            model.set_block_dtype(self.dtype)
-            self.input_dtype = torch.float32
-        else:  # a copy: moving or casting must not change the caller's LoadedModel
-            model = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
-            self.input_dtype = self.dtype
-        self.model: Any = model
         if autotune and not compile:
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
-        if compile:
-            self.model = compile_model(model, autotune)
+        network: torch.nn.Module
+        if optimize:
+            # the rewrite keeps input normalisation, pooling and the classifier in fp32
+            optimized = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
+            optimized.set_block_dtype(self.dtype)
+            network = optimized
+            self.input_dtype = torch.float32
+        else:  # a copy: moving or casting must not change the caller's LoadedModel
+            network = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
+            self.input_dtype = self.dtype
+        self.model: Any = compile_model(network, autotune) if compile else network
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[Any, ...], CapturedBatch] = {}
         # one classifier replays one graph at a time and copies each output out before the next
@@ -244,8 +244,9 @@ class TorchClassifier(Classifier):
 
     def warm_up(self, max_batch: int) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic."""
-        c, t, v, m = self.input_shape[1:]
-        shape = (c, t or 150, v, m or 1)
+        config = self.loaded.config
+        _, _, frames, _, persons = self.input_shape
+        shape = (config.in_channels, frames or 150, config.num_joints, persons or 1)
         bucket = 1
         while bucket <= max_batch:
             self.logits(np.zeros((bucket, *shape), np.float32))
