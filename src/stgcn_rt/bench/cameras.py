@@ -9,6 +9,7 @@ with p99 latency under 100 ms and no dropped window.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 import time
@@ -71,7 +72,7 @@ def scheduler_design(classifier: Classifier, cameras: int, stride: int, seconds:
         if delay > 0:
             time.sleep(delay)
         future = scheduler.submit(camera, windows[camera % len(windows)])
-        future.add_done_callback(lambda f, d=due: done(f, d))
+        future.add_done_callback(functools.partial(done, due=due))
     scheduler.close()
     return _result(latencies, len(events), dropped, seconds, p99_limit_ms)
 

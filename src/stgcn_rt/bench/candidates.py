@@ -92,6 +92,7 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
     if precision == "int8":
         from stgcn_rt.export.quantize import quantize_int8
 
+        assert calibration is not None, "INT8 needs calibration windows"
         path = quantize_int8(path, work / "int8.onnx", calibration, "minmax", target="onnxruntime")
     classifier = OnnxClassifier(path, threads=threads)
     return Candidate("onnxruntime cpu", precision, "cpu", classifier.predict, closers=[classifier.close])

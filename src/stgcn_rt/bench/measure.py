@@ -46,9 +46,10 @@ def latency(candidate: Candidate, windows: np.ndarray, iterations: int, warmup: 
     singles = [windows[i % len(windows)][None] for i in range(len(windows))]
     result: dict[str, Any] = {"with_copies": summarise(_timed(lambda i: candidate.call(singles[i % len(singles)]),
                                                               candidate.sync, iterations, warmup))}
-    if candidate.device_call is not None and candidate.to_device is not None and candidate.device != "cpu":
-        resident = [candidate.to_device(s) for s in singles]
-        result["device_only"] = summarise(_timed(lambda i: candidate.device_call(resident[i % len(resident)]),
+    device_call, to_device = candidate.device_call, candidate.to_device
+    if device_call is not None and to_device is not None and candidate.device != "cpu":
+        resident = [to_device(s) for s in singles]
+        result["device_only"] = summarise(_timed(lambda i: device_call(resident[i % len(resident)]),
                                                  candidate.sync, iterations, warmup))
     return result
 

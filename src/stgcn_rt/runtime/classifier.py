@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,15 @@ def _pad_batch(chunk: Any, size: int) -> Any:
         return np.concatenate([chunk, pad])
     import torch
 
-    pad = torch.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
-    return torch.cat([chunk, pad])
+    filler = torch.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
+    return torch.cat([chunk, filler])
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
     return "://" in str(path)
 
 
-def backend_for(path: str | os.PathLike[str]) -> type[Classifier]:
+def backend_for(path: str | os.PathLike[str]) -> Callable[..., Classifier]:
     if is_url(path):
         scheme = str(path).split("://", 1)[0].lower()
         if scheme not in SCHEMES:
