@@ -71,19 +71,21 @@ def test_no_usable_source_is_an_error(tmp_path, demo_models):
 def test_ctrl_c_stops_cleanly_and_keeps_every_event(tmp_path, videos, demo_models):
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
+    # a window a second, which two cores classify in real time beside pose (a window every 5 frames
+    # builds a backlog there, and the clip could end before the events the test waits for)
     proc = subprocess.Popen([sys.executable, "-m", "stgcn_rt.cli", "run", "--source", str(videos["clean_and_jerk"]),
-                             "--model", str(onnx_path), "--stride", "5", "--realtime", "--events", str(events)],
+                             "--model", str(onnx_path), "--stride", "25", "--realtime", "--events", str(events)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 3):
+    while time.time() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     lines = events.read_text().splitlines()
-    assert len(lines) >= 3 and all(json.loads(line)["kind"] == "prediction" for line in lines)
-    assert len(lines) < 60  # it really stopped early
+    assert len(lines) >= 2 and all(json.loads(line)["kind"] == "prediction" for line in lines)
+    assert len(lines) < 12  # it really stopped early: the whole clip gives 12 windows at this stride
 
 
 def test_multi_person_windows_on_a_real_video(tmp_path, videos):
