@@ -72,10 +72,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_event(tmp_path, videos, demo_model
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
     # a window a second, which two cores classify in real time beside pose (a window every 5 frames
-    # builds a backlog there, and the clip could end before the events the test waits for)
+    # builds a backlog there, and the clip could end before the events the test waits for). The
+    # child gets Ctrl-C's default disposition, as from a terminal: a test runner started in the
+    # background passes SIGINT down ignored, and Python then never turns it into KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "stgcn_rt.cli", "run", "--source", str(videos["clean_and_jerk"]),
                              "--model", str(onnx_path), "--stride", "25", "--realtime", "--events", str(events)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 2):
         time.sleep(0.2)
