@@ -84,3 +84,13 @@ def test_autotune_needs_compile(demo_models):
     ckpt, _ = demo_models
     with pytest.raises(StgcnError, match="turn compile on"):
         load_classifier(ckpt, autotune=True)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"compile": True}, "turn compile off"),
+    ({}, "fp16 on a CUDA GPU"),
+])
+def test_triton_kernels_refuse_what_they_cannot_run(demo_models, options, message):
+    ckpt, _ = demo_models
+    with pytest.raises(StgcnError, match=message):
+        load_classifier(ckpt, triton_kernels=True, **options)

@@ -47,6 +47,8 @@ VARIANTS = [  # precision, options
     ("fp16", {"cuda_graphs": True, "optimize": True}),
     ("fp16", {"cuda_graphs": True, "optimize": True, "parallel_streams": False, "compile": True}),
     ("fp16", {"cuda_graphs": True, "optimize": True, "compile": True}),
+    ("fp16", {"triton_kernels": True}),
+    ("fp16", {"cuda_graphs": True, "triton_kernels": True}),
 ]
 
 
@@ -75,7 +77,8 @@ def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     assert np.abs(logits - cpu_reference).max() <= 1e-4
 
 
-@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}], ids=["graphs", "optimized-compile"])
+@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}, {"triton_kernels": True}],
+                         ids=["graphs", "optimized-compile", "triton-kernels"])
 def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     ckpt, _ = demo_models
     rng = np.random.default_rng(0)
@@ -93,6 +96,22 @@ def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     sizes = set(scheduler.stats.batch_sizes)
     assert sizes == {1 << (s.bit_length() - 1) for s in sizes}  # every batch fills its bucket: no padding
     assert worst <= 2e-3  # fp16 kernels differ between batch sizes
+
+
+def test_triton_kernels_with_five_persons(demo_models, real_windows):
+    """M=5 through the Triton kernels (persons pooled after the blocks) against the fp32 CPU model."""
+    ckpt, _ = demo_models
+    rng = np.random.default_rng(1)
+    windows = np.stack([real_windows[rng.integers(len(real_windows), size=5), ..., 0] for _ in range(5)],
+                       axis=-1)  # 5 windows of 5 persons, each person a real window
+    with load_classifier(ckpt, persons=5) as reference:
+        ref_p = reference.predict(windows)
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
+                         persons=5) as model:
+        probs = model.predict(windows)
+    diff = float(np.abs(probs - ref_p).max())
+    report("fp16 triton kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
+    assert diff <= 1e-3
 
 
 def test_torch_compile(demo_models, real_windows, cpu_reference):

@@ -61,14 +61,17 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
-                    optimize: bool = False, parallel: bool = True, autotune: bool = False) -> Candidate:
+                    optimize: bool = False, parallel: bool = True, autotune: bool = False,
+                    triton_kernels: bool = False) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile,
-                                 optimize=optimize, parallel_streams=parallel, autotune=autotune)
-    label = ("pytorch" + ((" optimized" + (" parallel" if parallel else " serial")) if optimize else "")
+                                 optimize=optimize, parallel_streams=parallel, autotune=autotune,
+                                 triton_kernels=triton_kernels)
+    label = ("pytorch" + (" triton kernels" if triton_kernels else "")
+             + ((" optimized" + (" parallel" if parallel else " serial")) if optimize else "")
              + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
              + (" + CUDA graphs" if graphs else ""))
 
@@ -136,6 +139,8 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "optimized-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
             "optimized-autotune-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True,
                                                                  autotune=True),
+            "triton-kernels-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
+                                                             triton_kernels=True),
         }
     makers |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),

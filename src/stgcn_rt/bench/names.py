@@ -2,11 +2,12 @@
 
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
-                 "onnxruntime", "onnxruntime-int8", "tensorrt", "triton")
+                 "triton-kernels-graphs", "onnxruntime", "onnxruntime-int8", "tensorrt", "triton")
 
 #: what the batching scheduler of the camera test may run on a GPU (fp16, CUDA graphs, plus these)
 SCHEDULER_BACKENDS: dict[str, dict[str, bool]] = {
     "graphs": {},
     "optimized-compile-graphs": {"optimize": True, "compile": True},
     "optimized-autotune-graphs": {"optimize": True, "compile": True, "autotune": True},
+    "triton-kernels-graphs": {"triton_kernels": True},
 }

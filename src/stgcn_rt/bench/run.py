@@ -177,10 +177,12 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
         options = SCHEDULER_BACKENDS[config.scheduler_backend]
         classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
                                      persons=config.persons, optimize=options.get("optimize", False),
-                                     compile=options.get("compile", False), autotune=options.get("autotune", False))
+                                     compile=options.get("compile", False), autotune=options.get("autotune", False),
+                                     triton_kernels=options.get("triton_kernels", False))
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
-        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if options else "")
-                            + ("max-autotune, " if options.get("autotune") else "") + "fp16 + CUDA graphs")
+        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if options.get("compile") else "")
+                            + ("max-autotune, " if options.get("autotune") else "")
+                            + ("Triton kernels, " if options.get("triton_kernels") else "") + "fp16 + CUDA graphs")
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 

@@ -29,7 +29,7 @@ from torch import nn
 from stgcn_rt.model.network import STGCN, TEMPORAL_KERNEL, STGCNBlock, TwoStreamSTGCN, motion_of
 
 
-def _bn_scale_shift(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def bn_scale_shift(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale, bn.bias - bn.running_mean * scale
 
@@ -64,7 +64,7 @@ class OptimizedBlock(nn.Module):
         partitions = block.gcn.partitions
         channels = block.tcn[2].out_channels
         self.partitions, self.channels = partitions, channels
-        scale, shift = _bn_scale_shift(block.tcn[0])
+        scale, shift = bn_scale_shift(block.tcn[0])
         conv = block.gcn.conv  # output channel k * C + c
         weight = conv.weight[:, :, 0, 0].reshape(partitions, channels, -1) * scale[None, :, None]
         # GEMM output ordered (k, c): viewed as (..., V * K, C), the rows the neighbour table indexes
@@ -75,7 +75,7 @@ class OptimizedBlock(nn.Module):
         self.depth = index.shape[0]
         self.register_buffer("neighbour_index", index.flatten())
         self.register_buffer("neighbour_weight", neighbour_weight[:, :, None].clone())
-        tcn_scale, tcn_shift = _bn_scale_shift(block.tcn[3])
+        tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
         tconv = block.tcn[2]
         self.stride = tconv.stride[0]
         self.register_buffer("tcn_weight", _frozen((tconv.weight * tcn_scale[:, None, None, None]).contiguous(
@@ -83,7 +83,7 @@ class OptimizedBlock(nn.Module):
         self.register_buffer("tcn_bias", _frozen(tconv.bias * tcn_scale + tcn_shift))
         self.residual_kind = block.residual_kind
         if self.residual_kind == "conv":
-            res_scale, res_shift = _bn_scale_shift(block.residual[1])
+            res_scale, res_shift = bn_scale_shift(block.residual[1])
             res = block.residual[0]
             self.register_buffer("res_weight", _frozen((res.weight[:, :, 0, 0] * res_scale[:, None]).t().contiguous()))
             self.register_buffer("res_bias", _frozen(res.bias * res_scale + res_shift))
@@ -110,7 +110,7 @@ class OptimizedStream(nn.Module):
     def __init__(self, stream: STGCN) -> None:
         super().__init__()
         joints = stream.A.shape[-1]
-        scale, shift = _bn_scale_shift(stream.data_bn)  # per (joint, channel), joint-major
+        scale, shift = bn_scale_shift(stream.data_bn)  # per (joint, channel), joint-major
         self.register_buffer("input_scale", _frozen(scale.reshape(joints, -1)))
         self.register_buffer("input_shift", _frozen(shift.reshape(joints, -1)))
         blocks = []

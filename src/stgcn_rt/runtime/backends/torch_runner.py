@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
 from stgcn_rt.model.optimized import optimize_model
 from stgcn_rt.runtime.classifier import Classifier
@@ -47,6 +47,20 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
             stream.compile(**options)
         return model
     return torch.compile(model, **options)
+
+
+def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool) -> torch.nn.Module:
+    """The model on the project's Triton kernels, blocks in fp16."""
+    if compile:
+        raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
+    if precision != "fp16" or device.type != "cuda":
+        raise StgcnError("the Triton kernels run fp16 on a CUDA GPU: use --device cuda and fp16")
+    require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
+    from stgcn_rt.model.triton_model import TritonSTGCN
+
+    network = TritonSTGCN(model.eval()).to(device)
+    network.set_block_dtype(PRECISIONS[precision])
+    return network
 
 
 class CapturedBatch:
@@ -121,6 +135,10 @@ class TorchClassifier(Classifier):
     makes torch.compile time candidate kernels per shape). Off by default: the
     plain network is the reference.
 
+    ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
+    (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
+    fp16, no torch.compile), best with ``cuda_graphs=True``.
+
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
     """
@@ -141,6 +159,7 @@ class TorchClassifier(Classifier):
         autotune: bool = False,
         optimize: bool = False,
         parallel_streams: bool = True,
+        triton_kernels: bool = False,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -164,7 +183,10 @@ class TorchClassifier(Classifier):
         if autotune and not compile:
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
         network: torch.nn.Module
-        if optimize:
+        if triton_kernels:
+            network = triton_network(loaded.model, self._device, precision, compile)
+            self.input_dtype = torch.float32
+        elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
             optimized = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
             optimized.set_block_dtype(self.dtype)

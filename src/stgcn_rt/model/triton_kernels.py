@@ -1,0 +1,219 @@
+"""Triton kernels for one ST-GCN block: two launches per block, both streams in each launch.
+
+Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x joints rows
+(channels-last, joints fastest), C channels.
+
+- :func:`graph_conv` is the graph convolution with the BatchNorm and ReLU after it, in one kernel.
+  It aggregates first and multiplies second: for partition k, output joint w takes the weighted
+  sum of its few neighbours' input rows (adjacency x edge importance), then one tile product with
+  partition k's weights, accumulated over k. Same sum as conv-then-einsum, without the
+  (R, K*C) intermediate the GEMM-then-gather order writes and reads back.
+- :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
+  tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
+  1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
+
+Both take the stream as the grid's third axis, so a two-stream model runs each layer of both
+streams in one launch: at batch 1 the whole network is about 20 launches. Under
+``TRITON_INTERPRET=1`` Triton runs them on CPU tensors (how the tests check them without a GPU).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _configs(sizes: list[tuple[int, int, int, int, int]]) -> list[triton.Config]:
+    if INTERPRETED:  # one large tile: the interpreter cannot time candidates, and runs each program in Python
+        sizes = [(128, 256, 64, 4, 1)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s)
+            for m, n, k, w, s in sizes]
+
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages): small row tiles give a batch of 1 enough programs
+# for the GPU's 132 SMs, large ones reuse each loaded tile at large batches; the graph
+# convolution's channel loop is unrolled (no pipeline stages)
+_GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (128, 128, 64, 8, 1),
+                (64, 128, 32, 4, 1)]
+_TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
+                   (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2)]
+
+
+def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
+    """Drop tiles wider than the layer's output or input channels (keep the narrowest if none fits)."""
+    values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
+    width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
+    kept = [c for c in configs if c.kwargs["BLOCK_N"] <= width and c.kwargs["BLOCK_K"] <= depth]
+    return kept or [min(configs, key=lambda c: (c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]))]
+
+
+def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str]):  # noqa: ANN202
+    """Time the candidate tiles once per (size class, layer shape): short timing runs, and the
+    choice kept in Triton's cache directory where this Triton can, so a restart does not retime."""
+    options: dict[str, object] = {"prune_configs_by": {"early_config_prune": _prune}}
+    accepted = inspect.signature(triton.autotune).parameters
+    if "do_bench" in accepted:
+        options["do_bench"] = functools.partial(triton.testing.do_bench, warmup=5, rep=20)
+    if "cache_results" in accepted:
+        options["cache_results"] = True
+    return triton.autotune(configs=_configs(sizes), key=key, **options)
+
+
+def size_class(rows: int) -> int:
+    """Row counts within a power of two share one tuning."""
+    return rows.bit_length()
+
+
+@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT"])
+@triton.jit
+def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
+                       rows, V, ROWS_CLASS,
+                       C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
+                       DEPTHS: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
+    only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    s = tl.program_id(2)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < rows
+    mask_n = offs_n < C_OUT
+    joint = offs_m % V
+    frame_row = offs_m - joint  # first row of this row's frame
+    x_stream = x_ptr + s.to(tl.int64) * rows * C_IN
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    # unrolled: every gather of the tile is an independent load, issued together, and the
+    # neighbour table is read once, not once per channel block
+    for c0 in tl.static_range(0, C_IN, BLOCK_K):
+        offs_c = c0 + tl.arange(0, BLOCK_K)
+        mask_c = offs_c < C_IN
+        for k in tl.static_range(K):
+            mixed = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+            for d in tl.static_range((DEPTHS >> (4 * k)) & 15):
+                table = ((s * K + k) * D + d) * V + joint
+                neighbour = tl.load(index_ptr + table, mask=mask_m, other=0)
+                coeff = tl.load(weight_ptr + table, mask=mask_m, other=0.0)
+                src = (frame_row + neighbour).to(tl.int64) * C_IN
+                xv = tl.load(x_stream + src[:, None] + offs_c[None, :],
+                             mask=mask_m[:, None] & mask_c[None, :], other=0.0)
+                mixed += coeff[:, None] * xv.to(tl.float32)
+            wk = tl.load(w_ptr + ((s * K + k) * C_IN + offs_c)[:, None] * C_OUT + offs_n[None, :],
+                         mask=mask_c[:, None] & mask_n[None, :], other=0.0)
+            acc += tl.dot(mixed.to(wk.dtype), wk)
+    bias = tl.load(bias_ptr + (s * V + joint)[:, None] * C_OUT + offs_n[None, :],
+                   mask=mask_m[:, None] & mask_n[None, :], other=0.0)
+    y = tl.maximum(acc + bias, 0.0)
+    out = out_ptr + s.to(tl.int64) * rows * C_OUT + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+    tl.store(out, y.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+@_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
+@triton.jit
+def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
+                          rows, in_rows, T_OUT, T_IN, V, ROWS_CLASS,
+                          C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
+                          TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """RESIDUAL: 0 none, 1 identity (res is the block input, same rows), 2 strided 1x1 conv."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    s = tl.program_id(2)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask_m = offs_m < rows
+    mask_n = offs_n < C_OUT
+    joint = offs_m % V
+    frame = offs_m // V
+    t_out = frame % T_OUT
+    sample = frame // T_OUT
+    y_stream = y_ptr + s.to(tl.int64) * in_rows * C
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    steps = (C + BLOCK_K - 1) // BLOCK_K
+    # one flat loop over (tap, channel block), so the software pipeline prefetches across taps
+    for i in range(TAPS * steps):
+        tap = i // steps
+        offs_c = (i % steps) * BLOCK_K + offs_k
+        t_in = t_out * STRIDE + tap - (TAPS - 1) // 2
+        valid = mask_m & (t_in >= 0) & (t_in < T_IN)
+        src = ((sample * T_IN + t_in) * V + joint).to(tl.int64) * C
+        a = tl.load(y_stream + src[:, None] + offs_c[None, :], mask=valid[:, None] & (offs_c < C)[None, :], other=0.0)
+        w = tl.load(w_ptr + ((s * TAPS + tap) * C + offs_c)[:, None] * C_OUT + offs_n[None, :],
+                    mask=(offs_c < C)[:, None] & mask_n[None, :], other=0.0)
+        acc += tl.dot(a, w)
+    if RESIDUAL == 2:
+        res_stream = res_ptr + s.to(tl.int64) * in_rows * C_RES
+        src = ((sample * T_IN + t_out * STRIDE) * V + joint).to(tl.int64) * C_RES
+        for c0 in range(0, C_RES, BLOCK_K):
+            offs_c = c0 + offs_k
+            mask_c = offs_c < C_RES
+            a = tl.load(res_stream + src[:, None] + offs_c[None, :], mask=mask_m[:, None] & mask_c[None, :], other=0.0)
+            w = tl.load(res_w_ptr + (s * C_RES + offs_c)[:, None] * C_OUT + offs_n[None, :],
+                        mask=mask_c[:, None] & mask_n[None, :], other=0.0)
+            acc += tl.dot(a, w)
+    acc += tl.load(bias_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
+    tile = offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+    mask = mask_m[:, None] & mask_n[None, :]
+    if RESIDUAL == 1:
+        acc += tl.load(res_ptr + s.to(tl.int64) * rows * C_OUT + tile, mask=mask, other=0.0).to(tl.float32)
+    acc = tl.maximum(acc, 0.0)
+    tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
+               w: torch.Tensor, bias: torch.Tensor, joints: int) -> torch.Tensor:
+    """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R, C_out).
+
+    ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
+    coefficients (zero where a joint has fewer), the first ``depth_per_partition[k]`` (< 16) of
+    partition k used; ``w`` (S, K, C_in, C_out); ``bias``
+    (S, V, C_out) fp32: the convolution's bias carried through the joint mixing, plus the shift.
+    """
+    streams, rows, c_in = x.shape
+    _, partitions, depth, _ = index.shape
+    c_out = w.shape[-1]
+    out = torch.empty((streams, rows, c_out), dtype=x.dtype, device=x.device)
+
+    def grid(meta: dict) -> tuple[int, int, int]:
+        return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
+
+    depths = sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
+    _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, joints, size_class(rows),
+                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths)
+    return out
+
+
+def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
+                  residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None) -> torch.Tensor:
+    """``y`` (S, N*T*V, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
+
+    ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the residual convolution's.
+    ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for an identity residual,
+    or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out) for a convolution.
+    """
+    streams, in_rows, channels = y.shape
+    taps, c_out = w.shape[1], w.shape[-1]
+    samples = in_rows // (frames * joints)
+    t_out = (frames - 1) // stride + 1
+    rows = samples * t_out * joints
+    kind = 0 if residual is None else 1 if residual_w is None else 2
+    c_res = residual.shape[-1] if residual is not None else 0
+    out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
+    res = residual if residual is not None else y
+    res_w = residual_w if residual_w is not None else w
+
+    def grid(meta: dict) -> tuple[int, int, int]:
+        return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
+
+    _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
+                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
+    return out

@@ -1,0 +1,139 @@
+"""ST-GCN on the project's Triton kernels: both streams stacked, two kernel launches per block.
+
+The same function as :class:`STGCN` / :class:`TwoStreamSTGCN` with every BatchNorm folded (see
+:mod:`stgcn_rt.model.optimized` for the folding); the ten blocks run in fp16 through
+:func:`~stgcn_rt.model.triton_kernels.graph_conv` and
+:func:`~stgcn_rt.model.triton_kernels.temporal_conv`, input normalisation, the motion
+differences, pooling and the classifier in fp32. The streams of a two-stream model are stacked on
+a leading axis, so each kernel launch serves both. ``triton_kernels=True`` in the PyTorch runner
+selects it; the ONNX export never uses it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN, motion_of
+from stgcn_rt.model.optimized import bn_scale_shift
+from stgcn_rt.model.triton_kernels import graph_conv, temporal_conv
+
+
+def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each partition k and output joint w, the joints v with ``adjacency[k, v, w] != 0``.
+
+    Returns ``index`` (K, depth, W) int32 and ``weight`` (K, depth, W); a column with fewer than
+    ``depth`` neighbours is padded with its own joint at weight 0.
+    """
+    partitions, _, outputs = adjacency.shape
+    index = torch.arange(outputs, dtype=torch.int32).repeat(partitions, depth, 1)
+    weight = torch.zeros(partitions, depth, outputs, dtype=torch.float32)
+    for k in range(partitions):
+        for w in range(outputs):
+            rows = torch.nonzero(adjacency[k, :, w]).flatten()
+            index[k, :len(rows), w] = rows.to(torch.int32)
+            weight[k, :len(rows), w] = adjacency[k, rows, w].float()
+    return index, weight
+
+
+def _folded_block(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> dict[str, torch.Tensor]:
+    """One block's parameters with its BatchNorms folded, in the kernels' layouts (fp32)."""
+    partitions = block.gcn.partitions
+    channels = block.tcn[2].out_channels
+    scale, shift = bn_scale_shift(block.tcn[0])
+    conv = block.gcn.conv  # output channel k * C + c
+    gcn_w = conv.weight[:, :, 0, 0].reshape(partitions, channels, -1).transpose(1, 2) * scale
+    # the bias enters every (k, v) row before the joint mixing: output joint w gets it weighted by
+    # its column sums of the adjacency
+    column_sums = adjacency.sum(dim=1)  # (K, W)
+    gcn_bias = (column_sums.t() @ conv.bias.reshape(partitions, channels)) * scale + shift  # (W, C)
+    index, weight = neighbours_per_partition(adjacency, depth)
+    tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
+    tconv = block.tcn[2]
+    tcn_w = (tconv.weight[:, :, :, 0] * tcn_scale[:, None, None]).permute(2, 1, 0)  # (taps, C_in, C_out)
+    tcn_bias = tconv.bias * tcn_scale + tcn_shift
+    params = {"index": index, "weight": weight, "gcn_w": gcn_w, "gcn_bias": gcn_bias,
+              "tcn_w": tcn_w, "tcn_bias": tcn_bias}
+    if block.residual_kind == "conv":
+        res_scale, res_shift = bn_scale_shift(block.residual[1])
+        params["res_w"] = (block.residual[0].weight[:, :, 0, 0] * res_scale[:, None]).t()
+        params["tcn_bias"] = tcn_bias + block.residual[0].bias * res_scale + res_shift
+    return params
+
+
+class TritonBlock(nn.Module):
+    """One block of every stream: (S, R, C_in) fp16 -> (S, R', C_out) fp16."""
+
+    def __init__(self, blocks: list[STGCNBlock], adjacencies: list[torch.Tensor]) -> None:
+        super().__init__()
+        # neighbours per partition, the largest over the streams (the tables are padded to the deepest)
+        self.depths = tuple(int(d) for d in torch.stack([(a != 0).sum(dim=1).amax(dim=1) for a in adjacencies])
+                            .amax(dim=0).clamp(min=1))
+        if max(self.depths) > 15:
+            raise ValueError(f"the Triton kernels take at most 15 neighbours per joint and partition, "
+                             f"this graph has {max(self.depths)}")
+        depth = max(self.depths)
+        folded = [_folded_block(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
+        for name in folded[0]:
+            self.register_buffer(name, torch.stack([f[name] for f in folded]).detach().contiguous())
+        self.stride = blocks[0].tcn[2].stride[0]
+        self.residual_kind = blocks[0].residual_kind
+        if "res_w" not in folded[0]:
+            self.res_w: torch.Tensor | None = None
+
+    def set_dtype(self, dtype: torch.dtype) -> None:
+        """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
+        for name in ("gcn_w", "tcn_w", "res_w"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, getattr(self, name).to(dtype))
+
+    def forward(self, x: torch.Tensor, frames: int, joints: int) -> torch.Tensor:
+        mixed = graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints)
+        residual = None if self.residual_kind == "none" else x
+        return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w)
+
+
+class TritonSTGCN(nn.Module):
+    """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if isinstance(model, TwoStreamSTGCN):
+            streams, self.motion = [model.origin_stream, model.motion_stream], model.motion
+        elif isinstance(model, STGCN):
+            streams, self.motion = [model], None
+        else:
+            raise TypeError(f"no Triton kernels for a {type(model).__name__}: expected STGCN or TwoStreamSTGCN")
+        joints = streams[0].A.shape[-1]
+        scales, shifts = zip(*(bn_scale_shift(s.data_bn) for s in streams), strict=True)  # per (joint, channel)
+        self.register_buffer("input_scale", torch.stack([s.reshape(joints, -1) for s in scales]).detach())
+        self.register_buffer("input_shift", torch.stack([s.reshape(joints, -1) for s in shifts]).detach())
+        blocks = []
+        for i in range(len(streams[0].st_gcn_networks)):
+            adjacencies = [s.A if s.edge_importance is None else s.A * s.edge_importance[i] for s in streams]
+            blocks.append(TritonBlock([s.st_gcn_networks[i] for s in streams], adjacencies))
+        self.blocks = nn.ModuleList(blocks)
+        # (S, C, classes) and (S, 1, classes): one batched product for both classifiers
+        self.register_buffer("fcn_w", torch.stack([s.fcn.weight[:, :, 0, 0].t() for s in streams]).detach())
+        self.register_buffer("fcn_b", torch.stack([s.fcn.bias[None] for s in streams]).detach())
+        self.block_dtype = torch.float32
+
+    def set_block_dtype(self, dtype: torch.dtype) -> None:
+        for block in self.blocks:
+            block.set_dtype(dtype)
+        self.block_dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        n, c, t, v, m = x.shape
+        stacked = torch.stack((x, motion_of(x, self.motion)) if self.motion is not None else (x,))
+        streams = stacked.shape[0]
+        y = stacked.permute(0, 1, 5, 3, 4, 2).reshape(streams, n * m, t, v, c)
+        y = (y * self.input_scale[:, None, None] + self.input_shift[:, None, None]).to(self.block_dtype)
+        y = y.reshape(streams, n * m * t * v, c)
+        frames = t
+        for block in self.blocks:
+            y = block(y, frames, v)
+            frames = (frames - 1) // block.stride + 1
+        pooled = y.view(streams, n, m * frames * v, -1).mean(dim=2, dtype=torch.float32)
+        return torch.baddbmm(self.fcn_b, pooled, self.fcn_w).sum(dim=0)

@@ -1,0 +1,78 @@
+"""The Triton-kernel model computes the reference function. Without a GPU the kernels run in
+Triton's interpreter (TRITON_INTERPRET=1, set before triton is imported); with one, the GPU tests
+in tests/runtime/test_gpu.py run them compiled and these are skipped."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton")
+
+from stgcn_rt.model.checkpoint import load_checkpoint  # noqa: E402
+from stgcn_rt.model.graph import spatial_adjacency  # noqa: E402
+from stgcn_rt.model.layouts import get_layout  # noqa: E402
+from stgcn_rt.model.triton_model import TritonSTGCN, neighbours_per_partition  # noqa: E402
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter tests; tests/runtime/test_gpu.py "
+                                                                  "runs the kernels on the GPU")
+
+
+def test_neighbour_tables_rebuild_the_adjacency():
+    adjacency = torch.tensor(spatial_adjacency(get_layout("mediapipe33")), dtype=torch.float32)
+    adjacency = adjacency * torch.rand_like(adjacency)
+    depth = int((adjacency != 0).sum(dim=1).max())
+    index, weight = neighbours_per_partition(adjacency, depth)
+    rebuilt = torch.zeros_like(adjacency)
+    for k in range(adjacency.shape[0]):
+        for d in range(depth):
+            for w in range(adjacency.shape[2]):
+                rebuilt[k, index[k, d, w], w] += weight[k, d, w]
+    torch.testing.assert_close(rebuilt, adjacency, rtol=0, atol=0)
+    assert depth < adjacency.shape[1]  # sparse: far fewer neighbours than joints
+
+
+@pytest.mark.parametrize(("two_stream", "motion", "layout"),
+                         [(True, "forward", "mediapipe33"), (True, "central", "mediapipe33"),
+                          (False, "forward", "ntu25")])
+def test_triton_model_computes_the_reference_function(reference_checkpoint, two_stream, motion, layout):
+    """fp32 blocks through the kernels: every block kind (no residual, identity, strided convolution),
+    two persons, frames that do not divide by the strides."""
+    loaded = load_checkpoint(reference_checkpoint(layout=layout, two_stream=two_stream), motion=motion)
+    model = TritonSTGCN(loaded.model)
+    x = torch.rand(1, 3, 7, get_layout(layout).num_joints, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
+
+
+def test_fp16_blocks_agree_within_fp16_error(demo_models, real_windows):
+    loaded = load_checkpoint(demo_models[0])
+    model = TritonSTGCN(loaded.model)
+    model.set_block_dtype(torch.float16)
+    assert model.blocks[0].gcn_w.dtype == torch.float16 and model.blocks[0].gcn_bias.dtype == torch.float32
+    x = torch.from_numpy(real_windows[:1, :, 40:48])
+    with torch.no_grad():
+        probs, ref = torch.softmax(model(x), 1), torch.softmax(loaded.model(x), 1)
+    assert (probs - ref).abs().max() <= 1e-3
+
+
+def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
+    """Without a GPU, Triton still compiles for one: every kernel specialisation the model launches
+    builds for sm_87 (Jetson Orin) and sm_90 (H100) within the architecture's shared memory."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_CACHE_DIR": str(tmp_path)}
+    script = Path(__file__).with_name("kernel_compile_check.py")
+    done = subprocess.run([sys.executable, str(script), "87", "90"], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    compiled = [json.loads(line) for line in done.stdout.splitlines()]
+    shapes = {(c["kernel"], json.dumps(c["shape"], sort_keys=True)) for c in compiled}
+    assert len(shapes) == 12  # six graph and six temporal specialisations
+    assert len(compiled) == 2 * len(shapes)
+    shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
+    assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
