@@ -4,9 +4,13 @@ import copy
 import json
 
 import jsonschema
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from stgcn_rt.bench import run as bench_run
+from stgcn_rt.bench.candidates import Candidate, makers
+from stgcn_rt.bench.names import BACKEND_NAMES
 from stgcn_rt.bench.report import SCHEMA, markdown
 from stgcn_rt.bench.run import BenchConfig, capacity, run_bench
 from stgcn_rt.cli import cli
@@ -42,7 +46,7 @@ def test_markdown_has_ratios_against_the_baseline(report):
     text = markdown(report, "stem")
     assert "| pytorch eager (roadmap) | fp32 |" in text and "1.00x |" in text
     assert "## Throughput" in text and "## Cameras at 25 fps" in text and "Capacity:" in text
-    assert "fp16, graphs, compile and optimized variants: no CUDA GPU" in text
+    assert "fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU" in text
 
 
 def test_cli_writes_json_markdown_and_plots(tmp_path):
@@ -84,3 +88,37 @@ def test_markdown_names_the_first_error_of_a_design(report):
     row = failing["cameras"][0]
     assert (f"{row['label']} at {row['cameras']} cameras: 3 windows failed with an error (counted as dropped), "
             "the first: RuntimeError: CUDA error: out of memory") in markdown(failing, "stem")
+
+
+def test_a_backend_that_fails_is_reported_and_the_run_goes_on(monkeypatch):
+    """A backend failing at one batch size (out of memory, say) or at every size costs its rows, not the run."""
+
+    def small_only(batch):
+        if len(batch) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB\n(details)")
+        return np.full((len(batch), 2), 0.5, np.float32)
+
+    def broken(batch):
+        raise KeyError("C_OUT")
+
+    def fine(batch):
+        return np.full((len(batch), 2), 0.5, np.float32)
+
+    candidates = [Candidate("small-only", "fp16", "cpu", small_only), Candidate("broken", "fp16", "cpu", broken),
+                  Candidate("fine", "fp32", "cpu", fine, baseline=True)]
+    monkeypatch.setattr(bench_run, "available", lambda *args: (candidates, []))
+    report = run_bench(BenchConfig(batches=[1, 2], cameras=[], iterations=5, warmup=1, seconds=0.2))
+    assert [r["backend"] for r in report["latency"]] == ["small-only", "fine"]
+    assert {(r["backend"], r["batch"]) for r in report["throughput"]} == {("small-only", 1), ("fine", 1), ("fine", 2)}
+    assert report["skipped"] == [
+        "small-only fp16 batch 2: failed: RuntimeError: CUDA out of memory. Tried to allocate 9.00 GiB",
+        "broken fp16: failed while timing batch 1: KeyError: 'C_OUT'",
+    ]
+    jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+
+
+def test_every_backend_name_has_a_maker(tmp_path):
+    """The CLI's --backends choices (torch-free names) and the makers agree, on a machine with everything."""
+    found = makers(None, 1, np.zeros((1, 3, 150, 33, 1), np.float32), tmp_path, cuda=True,
+                   engine=tmp_path / "m.engine", server="grpc://localhost:8001/stgcn")
+    assert list(found) == list(BACKEND_NAMES)

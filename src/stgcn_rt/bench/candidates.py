@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from stgcn_rt.errors import first_line
 from stgcn_rt.model.checkpoint import LoadedModel
 
 
@@ -117,18 +118,14 @@ def server_candidate(url: str) -> Candidate:
     return Candidate("triton server", "server's", classifier.device, classifier.predict, closers=[classifier.close])
 
 
-def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray,
-              engine: Path | None = None, threads: int | None = None, server: str | None = None
-              ) -> tuple[list[Candidate], list[str]]:
-    """Every candidate this machine can run (filtered by ``names``), and why others were skipped."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    work = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
+def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Path, cuda: bool,
+           engine: Path | None = None, threads: int | None = None, server: str | None = None
+           ) -> dict[str, Callable[[], Candidate]]:
+    """What builds each candidate that can run here, by its name in :data:`BACKEND_NAMES`."""
     device = "cuda" if cuda else "cpu"
-    makers: dict[str, Callable[[], Candidate]] = {"eager": lambda: roadmap_eager(loaded, device)}
+    found: dict[str, Callable[[], Candidate]] = {"eager": lambda: roadmap_eager(loaded, device)}
     if cuda:
-        makers |= {
+        found |= {
             "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
             "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
             "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
@@ -142,26 +139,37 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
             "triton-kernels-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
                                                              triton_kernels=True),
         }
-    makers |= {
+    found |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
         "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
     }
     if engine is not None:
-        makers["tensorrt"] = lambda: engine_candidate(engine)
+        found["tensorrt"] = lambda: engine_candidate(engine)
     if server is not None:
-        makers["triton"] = lambda: server_candidate(server)
+        found["triton"] = lambda: server_candidate(server)
+    return found
+
+
+def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray,
+              engine: Path | None = None, threads: int | None = None, server: str | None = None
+              ) -> tuple[list[Candidate], list[str]]:
+    """Every candidate this machine can run (filtered by ``names``), and why others were skipped."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    work = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
     skipped = []
     if not cuda:
-        skipped.append("fp16, graphs, compile and optimized variants: no CUDA GPU")
+        skipped.append("fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU")
     if engine is None:
         trt = importlib.util.find_spec("tensorrt") is not None
         skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))
     chosen = []
-    for name, make in makers.items():
+    for name, make in makers(loaded, persons, calibration, work, cuda, engine, threads, server).items():
         if names and name not in names:
             continue
         try:
             chosen.append(make())
         except Exception as exc:  # a backend that cannot start here is reported, not fatal
-            skipped.append(f"{name}: {type(exc).__name__}: {str(exc)[:160]}")
+            skipped.append(f"{name}: {type(exc).__name__}: {first_line(exc)}")
     return chosen, skipped

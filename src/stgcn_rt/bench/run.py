@@ -18,6 +18,7 @@ from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.names import SCHEDULER_BACKENDS
+from stgcn_rt.errors import first_line
 
 
 @dataclass
@@ -92,19 +93,7 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
         "latency": [], "throughput": [], "cameras": []}
     tick = progress or (lambda text: None)
     for candidate in candidates:
-        tick(f"latency: {candidate.name} {candidate.precision}")
-        row = {"backend": candidate.name, "precision": candidate.precision, "device": candidate.device,
-               "baseline": candidate.baseline, **latency(candidate, windows, config.iterations, config.warmup)}
-        report["latency"].append(row)
-        for batch in config.batches:
-            if candidate.batch_sizes and batch not in candidate.batch_sizes:
-                continue
-            if candidate.device == "cpu" and torch.cuda.is_available() and batch > config.cpu_max_batch:
-                skipped.append(f"{candidate.name} {candidate.precision} batch {batch}: CPU backend in a GPU run")
-                continue
-            tick(f"throughput: {candidate.name} {candidate.precision} batch {batch}")
-            report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
-                                         "batch": batch, **throughput(candidate, windows, batch, config.seconds)})
+        measure_candidate(candidate, config, windows, report, tick)
     report["cameras"] = []
     if config.cameras or config.server:
         classifier, label = in_process_backend(config, loaded)
@@ -119,6 +108,40 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return report
+
+
+def measure_candidate(candidate: Any, config: BenchConfig, windows: np.ndarray, report: dict[str, Any],
+                      tick: Any) -> None:
+    """Latency and throughput rows of one candidate into ``report``. A measurement that raises (out of
+    memory at a large batch, a kernel that fails to build) becomes one line under "skipped" and the
+    run goes on: without a latency row the candidate is dropped, a failed batch size is left out."""
+    import torch
+
+    label = f"{candidate.name} {candidate.precision}"
+    try:
+        tick(f"latency: {label}")
+        stats = latency(candidate, windows, config.iterations, config.warmup)
+    except Exception as exc:
+        report["skipped"].append(f"{label}: failed while timing batch 1: {type(exc).__name__}: {first_line(exc)}")
+        return
+    report["latency"].append({"backend": candidate.name, "precision": candidate.precision,
+                              "device": candidate.device, "baseline": candidate.baseline, **stats})
+    for batch in config.batches:
+        if candidate.batch_sizes and batch not in candidate.batch_sizes:
+            continue
+        if candidate.device == "cpu" and torch.cuda.is_available() and batch > config.cpu_max_batch:
+            report["skipped"].append(f"{label} batch {batch}: CPU backend in a GPU run")
+            continue
+        tick(f"throughput: {label} batch {batch}")
+        try:
+            rate = throughput(candidate, windows, batch, config.seconds)
+        except Exception as exc:
+            report["skipped"].append(f"{label} batch {batch}: failed: {type(exc).__name__}: {first_line(exc)}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what an out-of-memory batch left behind
+            continue
+        report["throughput"].append({"backend": candidate.name, "precision": candidate.precision,
+                                     "batch": batch, **rate})
 
 
 def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, classifier: Any, batched: str, tick: Any
