@@ -117,3 +117,26 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path / 'x.pt'} not found"
+
+
+@pytest.mark.parametrize(("args", "mode"), [([], None), (["--fast"], "compile"), (["--fast", "compile"], "compile"),
+                                            (["--fast", "kernels"], "kernels")])
+def test_fast_takes_an_optional_mode(monkeypatch, tmp_path, args, mode):
+    """--fast alone keeps its old meaning (torch.compile); --fast kernels picks the Triton kernels."""
+    import stgcn_rt.cli as cli_module
+
+    seen = {}
+    monkeypatch.setattr(cli_module, "run_pipeline", lambda config, model, device, fast: seen.update(fast=fast))
+    code, _, err = run("run", *args, "--source", tmp_path / "clip.mp4", "--model", tmp_path / "m.pt")
+    assert code == 0, err
+    assert seen == {"fast": mode}
+
+
+def test_fast_modes_select_the_measured_configurations():
+    from stgcn_rt.runtime.classifier import fast_torch_options
+
+    assert fast_torch_options("m.pt", "cuda", "kernels") == {"precision": "fp16", "triton_kernels": True,
+                                                             "cuda_graphs": True}
+    assert fast_torch_options("m.pt", "cuda:1")["compile"] is True
+    result = CliRunner().invoke(cli, ["run", "--source", "x.mp4", "--model", "m.pt", "--fast", "turbo"])
+    assert result.exit_code == 2 and "Invalid value for '--fast'" in result.stderr

@@ -74,6 +74,11 @@ motion_option = click.option(
 classes_option = click.option(
     "--classes", default=None, metavar="A,B,...",
     help="Class names in output order (default: stored in the checkpoint, else normal,shoplifting).")
+fast_option = click.option(
+    "--fast", type=click.Choice(["compile", "kernels"]), is_flag=False, flag_value="compile", default=None,
+    help="With --device cuda and a .pt checkpoint, the fastest PyTorch backends, fp16 with CUDA graphs: "
+         "--fast (or --fast compile) runs the optimized rewrite under torch.compile, --fast kernels this "
+         "project's Triton kernels (faster per window; both compile and tune for a minute or more at start).")
 persons_option = click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
                               help="Persons per window, M (1 single person, 5 multi person).")
 
@@ -237,7 +242,7 @@ def info(file: str, persons: int, seq_len: int) -> None:
         click.echo(f"{label:<{width}}  {value}")
 
 
-def run_pipeline(config: Any, model: str, device: str, fast: bool = False) -> None:
+def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) -> None:
     """Run the pipeline from the CLI: summary on stdout, exit 130 after Ctrl-C."""
     from stgcn_rt.pipeline.runner import run_with_model, summary_table
 
@@ -287,13 +292,11 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @click.option("--save-clips", default=None, metavar="DIR", help="Write an annotated MP4 of the window for each alert.")
 @click.option("--display", is_flag=True, help="Show each camera in a window (needs a screen); q or Esc stops.")
 @click.option("--realtime", is_flag=True, help="Pace video files to their frame rate, like live cameras.")
-@click.option("--fast", is_flag=True,
-              help="With --device cuda and a .pt checkpoint: fp16, the optimized rewrite, torch.compile and CUDA "
-                   "graphs (the fastest PyTorch backend; compiling takes about a minute at start).")
+@fast_option
 @with_options(pipeline_options)
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
-        display: bool, realtime: bool, fast: bool, persons: int, detector: str, stride: int, device: str,
+        display: bool, realtime: bool, fast: str | None, persons: int, detector: str, stride: int, device: str,
         threshold: float, min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
 
@@ -571,14 +574,13 @@ def export_triton_command(source: str, output: str, name: str, max_batch: int, i
               help="How long the batcher waits to fill a batch.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option("--fast", is_flag=True, help="With --device cuda and a .pt checkpoint: fp16, the optimized rewrite, "
-                                           "torch.compile and CUDA graphs.")
+@fast_option
 @click.option("--triton-log", default=None, metavar="FILE",
               help="Where Triton's own log goes (default: stgcn-rt-serve-PID.log in the temporary folder).")
 @persons_option
 @handle_errors
 def serve(model: str, name: str, host: str, http_port: int, grpc_port: int, max_batch: int, queue_delay_us: int,
-          device: str, precision: str, fast: bool, triton_log: str | None, persons: int) -> None:
+          device: str, precision: str, fast: str | None, triton_log: str | None, persons: int) -> None:
     """Serve a checkpoint, ONNX model or engine through a local Triton Inference Server.
 
     Needs NVIDIA PyTriton (pip install nvidia-pytriton), which ships the tritonserver binary.
@@ -596,7 +598,7 @@ def serve(model: str, name: str, host: str, http_port: int, grpc_port: int, max_
         raise StgcnError(f"model {model} not found")
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo_err(f"warning: listening on {host}: other machines can reach this server")
-    classifier = {"device": device, "precision": precision, **(fast_torch_options(model, device) if fast else {})}
+    classifier = {"device": device, "precision": precision, **(fast_torch_options(model, device, fast) if fast else {})}
     serve_model(model, ServeOptions(name=name, host=host, http_port=http_port, grpc_port=grpc_port,
                                     max_batch=max_batch, queue_delay_us=queue_delay_us, persons=persons,
                                     log_file=Path(triton_log) if triton_log else None, classifier=classifier),

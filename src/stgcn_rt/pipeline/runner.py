@@ -320,9 +320,10 @@ class Pipeline:
         return out
 
 
-def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: bool = False,
+def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: str | None = None,
                    report: Callable[[str], None] = print) -> tuple[list[CameraSummary], bool]:
     """Open ``model`` (backend by suffix) and run the pipeline; returns (summaries, interrupted).
+    ``fast``: a mode of ``--fast`` (:data:`~stgcn_rt.runtime.classifier.FAST_MODES`), or None.
 
     Raises when no source delivered a single frame, so that a run with only bad sources fails.
     """
@@ -335,7 +336,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
             folder.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"persons": config.persons} if is_checkpoint(model) else {}
     if fast:
-        options |= fast_torch_options(model, device)
+        options |= fast_torch_options(model, device, fast)
     with load_classifier(model, device=device, **options) as classifier:
         report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")
