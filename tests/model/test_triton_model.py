@@ -15,6 +15,7 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 pytest.importorskip("triton")
 
+from stgcn_rt.errors import StgcnError  # noqa: E402
 from stgcn_rt.model.checkpoint import load_checkpoint  # noqa: E402
 from stgcn_rt.model.graph import spatial_adjacency  # noqa: E402
 from stgcn_rt.model.layouts import get_layout  # noqa: E402
@@ -76,3 +77,13 @@ def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
     assert len(compiled) == 2 * len(shapes)
     shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
     assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
+
+
+def test_a_dense_graph_is_refused_in_one_line(reference_checkpoint):
+    """A checkpoint whose stored A links every joint to every other is beyond the kernels' gather depth."""
+    loaded = load_checkpoint(reference_checkpoint())
+    for stream in (loaded.model.origin_stream, loaded.model.motion_stream):
+        stream.A.fill_(1.0 / 33)
+    with pytest.raises(StgcnError, match="at most 15 neighbours per joint and partition; this checkpoint's graph "
+                                         "has 33: use the optimized rewrite"):
+        TritonSTGCN(loaded.model)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN, motion_of
 from stgcn_rt.model.optimized import bn_scale_shift
 from stgcn_rt.model.triton_kernels import graph_conv, temporal_conv
@@ -70,8 +71,8 @@ class TritonBlock(nn.Module):
         self.depths = tuple(int(d) for d in torch.stack([(a != 0).sum(dim=1).amax(dim=1) for a in adjacencies])
                             .amax(dim=0).clamp(min=1))
         if max(self.depths) > 15:
-            raise ValueError(f"the Triton kernels take at most 15 neighbours per joint and partition, "
-                             f"this graph has {max(self.depths)}")
+            raise StgcnError(f"the Triton kernels take at most 15 neighbours per joint and partition; this "
+                             f"checkpoint's graph has {max(self.depths)}: use the optimized rewrite instead")
         depth = max(self.depths)
         folded = [_folded_block(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
         for name in folded[0]:
