@@ -22,6 +22,8 @@ Input normalisation, pooling and the classifier stay fp32 when the blocks run in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,37 +58,63 @@ def _frozen(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone()
 
 
+@dataclass
+class FoldedBlock:
+    """One block's parameters with every BatchNorm folded in, fp32, in the checkpoint's own layouts;
+    each inference rewrite rearranges them for its kernels."""
+
+    gcn_weight: torch.Tensor  # (K, C_out, C_in), scaled by the BatchNorm after the graph convolution
+    gcn_bias: torch.Tensor  # (K, C_out), scaled; enters every (partition, joint) row before the mixing
+    gcn_shift: torch.Tensor  # (C_out), added after the mixing
+    tcn_weight: torch.Tensor  # (C_out, C_out, taps, 1)
+    tcn_bias: torch.Tensor  # (C_out)
+    res_weight: torch.Tensor | None  # (C_out, C_in), for a convolution residual
+    res_bias: torch.Tensor | None  # (C_out)
+
+
+def fold_block(block: STGCNBlock) -> FoldedBlock:
+    partitions = block.gcn.partitions
+    channels = block.tcn[2].out_channels
+    scale, shift = bn_scale_shift(block.tcn[0])
+    conv = block.gcn.conv  # output channel k * C + c
+    tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
+    tconv = block.tcn[2]
+    res_weight = res_bias = None
+    if block.residual_kind == "conv":
+        res_scale, res_shift = bn_scale_shift(block.residual[1])
+        res = block.residual[0]
+        res_weight = _frozen(res.weight[:, :, 0, 0] * res_scale[:, None])
+        res_bias = _frozen(res.bias * res_scale + res_shift)
+    return FoldedBlock(
+        gcn_weight=_frozen(conv.weight[:, :, 0, 0].reshape(partitions, channels, -1) * scale[None, :, None]),
+        gcn_bias=_frozen(conv.bias.reshape(partitions, channels) * scale), gcn_shift=_frozen(shift),
+        tcn_weight=_frozen(tconv.weight * tcn_scale[:, None, None, None]),
+        tcn_bias=_frozen(tconv.bias * tcn_scale + tcn_shift), res_weight=res_weight, res_bias=res_bias)
+
+
 class OptimizedBlock(nn.Module):
     """One ST-GCN block on ``(B, T, V, C)`` activations, BatchNorms folded."""
 
     def __init__(self, block: STGCNBlock, adjacency: torch.Tensor) -> None:
         super().__init__()
-        partitions = block.gcn.partitions
-        channels = block.tcn[2].out_channels
+        folded = fold_block(block)
+        partitions, channels, _ = folded.gcn_weight.shape
         self.partitions, self.channels = partitions, channels
-        scale, shift = bn_scale_shift(block.tcn[0])
-        conv = block.gcn.conv  # output channel k * C + c
-        weight = conv.weight[:, :, 0, 0].reshape(partitions, channels, -1) * scale[None, :, None]
         # GEMM output ordered (k, c): viewed as (..., V * K, C), the rows the neighbour table indexes
-        self.register_buffer("gcn_weight", _frozen(weight.reshape(partitions * channels, -1).t().contiguous()))
-        self.register_buffer("gcn_bias", _frozen((conv.bias.reshape(partitions, channels) * scale).reshape(-1)))
-        self.register_buffer("gcn_shift", _frozen(shift))
+        self.register_buffer("gcn_weight", folded.gcn_weight.reshape(partitions * channels, -1).t().contiguous())
+        self.register_buffer("gcn_bias", folded.gcn_bias.reshape(-1))
+        self.register_buffer("gcn_shift", folded.gcn_shift)
         index, neighbour_weight = neighbour_table(adjacency.detach())
         self.depth = index.shape[0]
         self.register_buffer("neighbour_index", index.flatten())
         self.register_buffer("neighbour_weight", neighbour_weight[:, :, None].clone())
-        tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
-        tconv = block.tcn[2]
-        self.stride = tconv.stride[0]
-        self.register_buffer("tcn_weight", _frozen((tconv.weight * tcn_scale[:, None, None, None]).contiguous(
-            memory_format=torch.channels_last)))
-        self.register_buffer("tcn_bias", _frozen(tconv.bias * tcn_scale + tcn_shift))
+        self.stride = block.tcn[2].stride[0]
+        self.register_buffer("tcn_weight", folded.tcn_weight.contiguous(memory_format=torch.channels_last))
+        self.register_buffer("tcn_bias", folded.tcn_bias)
         self.residual_kind = block.residual_kind
-        if self.residual_kind == "conv":
-            res_scale, res_shift = bn_scale_shift(block.residual[1])
-            res = block.residual[0]
-            self.register_buffer("res_weight", _frozen((res.weight[:, :, 0, 0] * res_scale[:, None]).t().contiguous()))
-            self.register_buffer("res_bias", _frozen(res.bias * res_scale + res_shift))
+        if folded.res_weight is not None:
+            self.register_buffer("res_weight", folded.res_weight.t().contiguous())
+            self.register_buffer("res_bias", folded.res_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, frames, joints, _ = x.shape

@@ -16,49 +16,41 @@ from torch import nn
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN, motion_of
-from stgcn_rt.model.optimized import bn_scale_shift
+from stgcn_rt.model.optimized import bn_scale_shift, fold_block, neighbour_table
 from stgcn_rt.model.triton_kernels import graph_conv, temporal_conv
 
 
 def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each partition k and output joint w, the joints v with ``adjacency[k, v, w] != 0``.
 
-    Returns ``index`` (K, depth, W) int32 and ``weight`` (K, depth, W); a column with fewer than
-    ``depth`` neighbours is padded with its own joint at weight 0.
+    Returns ``index`` (K, depth, W) int32 and ``weight`` (K, depth, W): partition k's
+    :func:`~stgcn_rt.model.optimized.neighbour_table`, padded with joint 0 at weight 0.
     """
     partitions, _, outputs = adjacency.shape
-    index = torch.arange(outputs, dtype=torch.int32).repeat(partitions, depth, 1)
+    index = torch.zeros(partitions, depth, outputs, dtype=torch.int32)
     weight = torch.zeros(partitions, depth, outputs, dtype=torch.float32)
     for k in range(partitions):
-        for w in range(outputs):
-            rows = torch.nonzero(adjacency[k, :, w]).flatten()
-            index[k, :len(rows), w] = rows.to(torch.int32)
-            weight[k, :len(rows), w] = adjacency[k, rows, w].float()
+        rows, coefficients = neighbour_table(adjacency[k:k + 1])  # one partition: row v * 1 + 0 is joint v
+        index[k, :len(rows)] = rows.to(torch.int32)
+        weight[k, :len(rows)] = coefficients.float()
     return index, weight
 
 
-def _folded_block(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> dict[str, torch.Tensor]:
-    """One block's parameters with its BatchNorms folded, in the kernels' layouts (fp32)."""
-    partitions = block.gcn.partitions
-    channels = block.tcn[2].out_channels
-    scale, shift = bn_scale_shift(block.tcn[0])
-    conv = block.gcn.conv  # output channel k * C + c
-    gcn_w = conv.weight[:, :, 0, 0].reshape(partitions, channels, -1).transpose(1, 2) * scale
+def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> dict[str, torch.Tensor]:
+    """One block's folded parameters (:func:`~stgcn_rt.model.optimized.fold_block`) in the kernels'
+    layouts, fp32."""
+    folded = fold_block(block)
     # the bias enters every (k, v) row before the joint mixing: output joint w gets it weighted by
     # its column sums of the adjacency
     column_sums = adjacency.sum(dim=1)  # (K, W)
-    gcn_bias = (column_sums.t() @ conv.bias.reshape(partitions, channels)) * scale + shift  # (W, C)
     index, weight = neighbours_per_partition(adjacency, depth)
-    tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
-    tconv = block.tcn[2]
-    tcn_w = (tconv.weight[:, :, :, 0] * tcn_scale[:, None, None]).permute(2, 1, 0)  # (taps, C_in, C_out)
-    tcn_bias = tconv.bias * tcn_scale + tcn_shift
-    params = {"index": index, "weight": weight, "gcn_w": gcn_w, "gcn_bias": gcn_bias,
-              "tcn_w": tcn_w, "tcn_bias": tcn_bias}
-    if block.residual_kind == "conv":
-        res_scale, res_shift = bn_scale_shift(block.residual[1])
-        params["res_w"] = (block.residual[0].weight[:, :, 0, 0] * res_scale[:, None]).t()
-        params["tcn_bias"] = tcn_bias + block.residual[0].bias * res_scale + res_shift
+    params = {"index": index, "weight": weight, "gcn_w": folded.gcn_weight.transpose(1, 2),  # (K, C_in, C_out)
+              "gcn_bias": column_sums.t() @ folded.gcn_bias + folded.gcn_shift,  # (W, C_out)
+              "tcn_w": folded.tcn_weight[:, :, :, 0].permute(2, 1, 0),  # (taps, C_in, C_out)
+              "tcn_bias": folded.tcn_bias}
+    if folded.res_weight is not None and folded.res_bias is not None:
+        params["res_w"] = folded.res_weight.t()
+        params["tcn_bias"] = folded.tcn_bias + folded.res_bias
     return params
 
 
@@ -74,7 +66,7 @@ class TritonBlock(nn.Module):
             raise StgcnError(f"the Triton kernels take at most 15 neighbours per joint and partition; this "
                              f"checkpoint's graph has {max(self.depths)}: use the optimized rewrite instead")
         depth = max(self.depths)
-        folded = [_folded_block(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
+        folded = [_kernel_layouts(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
         for name in folded[0]:
             self.register_buffer(name, torch.stack([f[name] for f in folded]).detach().contiguous())
         self.stride = blocks[0].tcn[2].stride[0]
