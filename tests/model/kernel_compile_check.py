@@ -1,8 +1,9 @@
 """Compile the Triton kernels for GPU architectures on a machine without a GPU (Triton ships its
-own PTX assembler): every kernel specialisation the MediaPipe two-stream model launches, in its
-smallest tile configuration (``--all-tiles``: every one the autotuner may choose). Prints one JSON
-line per compilation with the shared memory it needs. Run by tests/model/test_triton_model.py in a subprocess,
-because the interpreter those tests use must not be on here."""
+own PTX assembler): every kernel specialisation the MediaPipe two-stream model launches, the
+tuned ones in their first tile configuration (``--all-tiles``: every one the autotuner may
+choose). Prints one JSON line per compilation with the shared memory it needs. Run by
+tests/model/test_triton_model.py in a subprocess, because the interpreter those tests use must
+not be on here."""
 
 import json
 import sys
@@ -29,24 +30,45 @@ def layer_shapes() -> list[tuple[str, dict]]:
     return [tuple(json.loads(k)) for k in unique]
 
 
+#: the kernels launched once per forward pass, as the demo model launches them: (kernel, constants,
+#: pointer types other than fp32, warps)
+FIXED = [
+    (kernels._prepare_kernel, {"C": 3, "MOTION": 1, "BLOCK": 128, "C_PAD": 4}, {"out_ptr": "*fp16"}, 4),
+    (kernels._pool_kernel, {"C": 256, "BLOCK_R": 2048, "BLOCK_C": 8}, {"y_ptr": "*fp16"}, 8),
+    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "C_PAD": 256, "CLASSES_PAD": 2}, {}, 4),
+]
+
+
+def build(jit: triton.runtime.JITFunction, constants: dict, pointers: dict[str, str], arch: int, warps: int,
+          stages: int) -> int:
+    """Compile for ``arch``; returns the shared memory the kernel needs. ``pointers``: each pointer
+    argument's type (``*fp32`` unless named); every pointer 16-byte aligned, as PyTorch allocates."""
+    signature = {p.name: "constexpr" if p.is_constexpr else pointers.get(p.name, "*fp32") if p.name.endswith("_ptr")
+                 else "i32" for p in jit.params}
+    aligned = [i for i, p in enumerate(jit.params) if p.name.endswith("_ptr")]
+    source = ASTSource(fn=jit, signature=signature, constexprs=constants,
+                       attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
+                              options={"num_warps": warps, "num_stages": stages})
+    return compiled.metadata.shared
+
+
 def main(archs: list[int], all_tiles: bool) -> None:
     tuners = {"graph": kernels._graph_conv_kernel, "temporal": kernels._temporal_conv_kernel}
+    half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
     for arch in archs:
         for name, constants in layer_shapes():
             tuner = tuners[name]
-            jit = tuner.fn
-            signature = {p.name: "constexpr" if p.is_constexpr else
-                         ("*fp32" if p.name in ("weight_ptr", "bias_ptr") else "*i32" if p.name == "index_ptr"
-                          else "*fp16" if p.name.endswith("_ptr") else "i32") for p in jit.params}
-            pointers = [i for i, p in enumerate(jit.params) if p.name.endswith("_ptr")]
             configs = kernels._prune(tuner.configs, {}, **constants)
             for config in configs if all_tiles else configs[:1]:
-                source = ASTSource(fn=jit, signature=signature, constexprs={**constants, **config.kwargs},
-                                   attrs={(i,): [["tt.divisibility", 16]] for i in pointers})
-                compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
-                                          options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"}, arch,
+                               config.num_warps, config.num_stages)
                 print(json.dumps({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs,
-                                  "shared": compiled.metadata.shared}), flush=True)
+                                  "shared": shared}), flush=True)
+        for jit, constants, pointers, warps in FIXED:
+            shared = build(jit, constants, pointers, arch, warps, 1)
+            print(json.dumps({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {},
+                              "shared": shared}), flush=True)
 
 
 if __name__ == "__main__":

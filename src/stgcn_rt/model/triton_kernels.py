@@ -8,12 +8,16 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   sum of its few neighbours' input rows (adjacency x edge importance), then one tile product with
   partition k's weights, accumulated over k. Same sum as conv-then-einsum, without the
   (R, K*C) intermediate the GEMM-then-gather order writes and reads back.
+- :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
+  motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
+  :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers
+  and their sum. With them a forward pass launches nothing but the project's kernels.
 - :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
   tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
   1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
 
 Both take the stream as the grid's third axis, so a two-stream model runs each layer of both
-streams in one launch: at batch 1 the whole network is about 20 launches. Under
+streams in one launch: a forward pass is 23 launches at any batch size. Under
 ``TRITON_INTERPRET=1`` Triton runs them on CPU tensors (how the tests check them without a GPU).
 """
 
@@ -41,26 +45,33 @@ def _configs(sizes: list[tuple[int, int, int, int, int]]) -> list[triton.Config]
 # for the GPU's 132 SMs, large ones reuse each loaded tile at large batches; the graph
 # convolution's channel loop is unrolled (no pipeline stages)
 _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (128, 128, 64, 8, 1),
-                (64, 128, 32, 4, 1)]
+                (64, 128, 32, 4, 1), (32, 32, 32, 2, 1)]
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
                    (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2)]
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
-    """Drop tiles wider than the layer's output or input channels (keep the narrowest if none fits)."""
+    """Drop tiles wider than the layer's output or input channels, down to the narrowest tiles (the
+    first block's three input channels still get every tile of the narrowest depth to choose from)."""
     values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
     width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
-    kept = [c for c in configs if c.kwargs["BLOCK_N"] <= width and c.kwargs["BLOCK_K"] <= depth]
-    return kept or [min(configs, key=lambda c: (c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]))]
+    narrowest = min(c.kwargs["BLOCK_N"] for c in configs), min(c.kwargs["BLOCK_K"] for c in configs)
+    return [c for c in configs if c.kwargs["BLOCK_N"] <= max(width, narrowest[0])
+            and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
 
 
 def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str]):  # noqa: ANN202
-    """Time the candidate tiles once per (size class, layer shape): short timing runs, and the
-    choice kept in Triton's cache directory where this Triton can, so a restart does not retime."""
+    """Time the candidate tiles once per (size class, layer shape), and keep the choice in Triton's
+    cache directory where this Triton can, so a restart does not retime.
+
+    Candidates are timed inside a CUDA graph (short runs): at batch 1 a kernel takes a few
+    microseconds, less than its launch from Python, so timing launches one by one ranks the
+    host's overhead instead of the kernels (it chose a tile twice as slow as the best for the first
+    block's graph convolution)."""
     options: dict[str, object] = {"prune_configs_by": {"early_config_prune": _prune}}
     accepted = inspect.signature(triton.autotune).parameters
     if "do_bench" in accepted:
-        options["do_bench"] = functools.partial(triton.testing.do_bench, warmup=5, rep=20)
+        options["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
     if "cache_results" in accepted:
         options["cache_results"] = True
     return triton.autotune(configs=_configs(sizes), key=key, **options)
@@ -217,3 +228,104 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
                                 C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out
+
+
+#: motion stream of :func:`~stgcn_rt.model.network.motion_of`, by kernel code (0: one stream, no motion)
+MOTION_CODES = {None: 0, "forward": 1, "central": 2}
+
+
+@triton.jit
+def _prepare_kernel(x_ptr, scale_ptr, shift_ptr, out_ptr, rows, T, V, M,
+                    C: tl.constexpr, MOTION: tl.constexpr, BLOCK: tl.constexpr, C_PAD: tl.constexpr):
+    """Stream 0 reads x, stream 1 its temporal differences (MOTION 1: x[t] - x[t-1]; 2: x[t] -
+    0.5 x[t+1] - 0.5 x[t-1]; zero where a neighbour frame is missing), in the reference's order of
+    operations; then the per (joint, channel) affine of the input BatchNorm."""
+    r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    s = tl.program_id(1)
+    c = tl.arange(0, C_PAD)
+    v = r % V
+    t = (r // V) % T
+    sample = r // (V * T)  # n * M + m
+    mask = (r < rows)[:, None] & (c < C)[None, :]
+    step = V * M  # from one frame to the next in x
+    at = x_ptr + ((sample // M)[:, None] * C + c[None, :]).to(tl.int64) * T * step \
+        + (t * step + v * M + sample % M)[:, None]
+    val = tl.load(at, mask=mask, other=0.0)
+    motion = (r * 0 + s)[:, None] + c[None, :] * 0 == 1  # tile-shaped: the interpreter rejects a broadcast scalar
+    if MOTION == 1:
+        has = (t > 0)[:, None]
+        before = tl.load(at - step, mask=mask & has, other=0.0)
+        val = tl.where(motion, tl.where(has, val - before, 0.0), val)
+    if MOTION == 2:
+        has = ((t > 0) & (t < T - 1))[:, None]
+        before = tl.load(at - step, mask=mask & has, other=0.0)
+        after = tl.load(at + step, mask=mask & has, other=0.0)
+        val = tl.where(motion, tl.where(has, val - 0.5 * after - 0.5 * before, 0.0), val)
+    affine = (s * V + v)[:, None] * C + c[None, :]
+    y = val * tl.load(scale_ptr + affine, mask=mask, other=0.0) + tl.load(shift_ptr + affine, mask=mask, other=0.0)
+    tl.store(out_ptr + s.to(tl.int64) * rows * C + r.to(tl.int64)[:, None] * C + c[None, :],
+             y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Mean over one window's rows (persons x frames x joints) of a column block, fp32."""
+    n = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    s = tl.program_id(2)
+    base = y_ptr + (s.to(tl.int64) * windows + n) * per_window * C
+    acc = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
+    for r0 in range(0, per_window, BLOCK_R):
+        r = r0 + tl.arange(0, BLOCK_R)
+        acc += tl.load(base + r[:, None] * C + cols[None, :], mask=(r < per_window)[:, None] & (cols < C)[None, :],
+                       other=0.0).to(tl.float32)
+    tl.store(out_ptr + (s * windows + n) * C + cols, tl.sum(acc, axis=0) / per_window, mask=cols < C)
+
+
+@triton.jit
+def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr, C: tl.constexpr,
+                     CLASSES: tl.constexpr, C_PAD: tl.constexpr, CLASSES_PAD: tl.constexpr):
+    """Logits of one window: the sum over streams of pooled @ W + b."""
+    n = tl.program_id(0)
+    c = tl.arange(0, C_PAD)
+    k = tl.arange(0, CLASSES_PAD)
+    logits = tl.zeros((CLASSES_PAD,), dtype=tl.float32)
+    for s in tl.static_range(S):
+        pooled = tl.load(pooled_ptr + (s * windows + n) * C + c, mask=c < C, other=0.0)
+        w = tl.load(w_ptr + (s * C + c)[:, None] * CLASSES + k[None, :], mask=(c < C)[:, None] & (k < CLASSES)[None, :],
+                    other=0.0)
+        logits += tl.sum(pooled[:, None] * w, axis=0) + tl.load(b_ptr + s * CLASSES + k, mask=k < CLASSES, other=0.0)
+    tl.store(out_ptr + n * CLASSES + k, logits, mask=k < CLASSES)
+
+
+def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, motion: str | None,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """``x`` (N, C, T, V, M) fp32 -> (S, N*M*T*V, C) in ``dtype``: S = 2 with a ``motion`` stream
+    (``forward`` or ``central``), else 1; ``scale``/``shift`` (S, V, C) the input BatchNorm."""
+    x = x.float().contiguous()
+    n, c, t, v, m = x.shape
+    streams, rows = scale.shape[0], n * m * t * v
+    out = torch.empty((streams, rows, c), dtype=dtype, device=x.device)
+    block = 128
+    _prepare_kernel[(triton.cdiv(rows, block), streams)](x, scale, shift, out, rows, t, v, m, C=c,
+                                                          MOTION=MOTION_CODES[motion], BLOCK=block,
+                                                          C_PAD=triton.next_power_of_2(c))
+    return out
+
+
+def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``y`` (S, windows * rows per window, C) -> (windows, classes) fp32: per stream the mean over a
+    window's rows times ``w`` (S, C, classes) plus ``b`` (S, classes), summed over the streams."""
+    streams, rows, c = y.shape
+    classes = w.shape[-1]
+    pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=y.device)
+    # narrow column blocks, tall row blocks: a batch of 1 still spreads over 64 programs, and each
+    # sums a window of one person in a single step (the kernel is latency-bound there)
+    per_window, block_c = rows // windows, 8
+    _pool_kernel[(windows, triton.cdiv(c, block_c), streams)](
+        y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
+        num_warps=8)
+    logits = torch.empty((windows, classes), dtype=torch.float32, device=y.device)
+    _classify_kernel[(windows,)](pooled, w, b, logits, windows, S=streams, C=c, CLASSES=classes,
+                                 C_PAD=triton.next_power_of_2(c), CLASSES_PAD=triton.next_power_of_2(classes))
+    return logits

@@ -3,10 +3,10 @@
 The same function as :class:`STGCN` / :class:`TwoStreamSTGCN` with every BatchNorm folded (see
 :mod:`stgcn_rt.model.optimized` for the folding); the ten blocks run in fp16 through
 :func:`~stgcn_rt.model.triton_kernels.graph_conv` and
-:func:`~stgcn_rt.model.triton_kernels.temporal_conv`, input normalisation, the motion
-differences, pooling and the classifier in fp32. The streams of a two-stream model are stacked on
-a leading axis, so each kernel launch serves both. ``triton_kernels=True`` in the PyTorch runner
-selects it; the ONNX export never uses it.
+:func:`~stgcn_rt.model.triton_kernels.temporal_conv`, input normalisation with the motion
+differences, and pooling with the classifier, in fp32 kernels of their own. The streams of a
+two-stream model are stacked on a leading axis, so each kernel launch serves both.
+``triton_kernels=True`` in the PyTorch runner selects it; the ONNX export never uses it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN, motion_of
+from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
 from stgcn_rt.model.optimized import bn_scale_shift, fold_block, neighbour_table
-from stgcn_rt.model.triton_kernels import graph_conv, temporal_conv
+from stgcn_rt.model.triton_kernels import graph_conv, pool_and_classify, prepare_input, temporal_conv
 
 
 def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,16 +99,17 @@ class TritonSTGCN(nn.Module):
             raise TypeError(f"no Triton kernels for a {type(model).__name__}: expected STGCN or TwoStreamSTGCN")
         joints = streams[0].A.shape[-1]
         scales, shifts = zip(*(bn_scale_shift(s.data_bn) for s in streams), strict=True)  # per (joint, channel)
-        self.register_buffer("input_scale", torch.stack([s.reshape(joints, -1) for s in scales]).detach())
-        self.register_buffer("input_shift", torch.stack([s.reshape(joints, -1) for s in shifts]).detach())
+        for name, values in (("input_scale", scales), ("input_shift", shifts)):
+            self.register_buffer(name, torch.stack([s.reshape(joints, -1) for s in values]).detach().contiguous())
         blocks = []
         for i in range(len(streams[0].st_gcn_networks)):
             adjacencies = [s.A if s.edge_importance is None else s.A * s.edge_importance[i] for s in streams]
             blocks.append(TritonBlock([s.st_gcn_networks[i] for s in streams], adjacencies))
         self.blocks = nn.ModuleList(blocks)
-        # (S, C, classes) and (S, 1, classes): one batched product for both classifiers
-        self.register_buffer("fcn_w", torch.stack([s.fcn.weight[:, :, 0, 0].t() for s in streams]).detach())
-        self.register_buffer("fcn_b", torch.stack([s.fcn.bias[None] for s in streams]).detach())
+        # (S, C, classes) and (S, classes): both classifiers in one kernel
+        weights = [s.fcn.weight[:, :, 0, 0].t() for s in streams]
+        self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())
+        self.register_buffer("fcn_b", torch.stack([s.fcn.bias for s in streams]).detach().contiguous())
         self.block_dtype = torch.float32
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
@@ -117,16 +118,9 @@ class TritonSTGCN(nn.Module):
         self.block_dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        n, c, t, v, m = x.shape
-        stacked = torch.stack((x, motion_of(x, self.motion)) if self.motion is not None else (x,))
-        streams = stacked.shape[0]
-        y = stacked.permute(0, 1, 5, 3, 4, 2).reshape(streams, n * m, t, v, c)
-        y = (y * self.input_scale[:, None, None] + self.input_shift[:, None, None]).to(self.block_dtype)
-        y = y.reshape(streams, n * m * t * v, c)
-        frames = t
+        n, _, frames, v, _ = x.shape
+        y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
         for block in self.blocks:
             y = block(y, frames, v)
             frames = (frames - 1) // block.stride + 1
-        pooled = y.view(streams, n, m * frames * v, -1).mean(dim=2, dtype=torch.float32)
-        return torch.baddbmm(self.fcn_b, pooled, self.fcn_w).sum(dim=0)
+        return pool_and_classify(y, n, self.fcn_w, self.fcn_b)
