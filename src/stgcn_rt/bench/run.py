@@ -199,9 +199,7 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
 
         options = SCHEDULER_BACKENDS[config.scheduler_backend]
         classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
-                                     persons=config.persons, optimize=options.get("optimize", False),
-                                     compile=options.get("compile", False), autotune=options.get("autotune", False),
-                                     triton_kernels=options.get("triton_kernels", False))
+                                     persons=config.persons, **options)
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
         return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if options.get("compile") else "")
                             + ("max-autotune, " if options.get("autotune") else "")
