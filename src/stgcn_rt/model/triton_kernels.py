@@ -1,4 +1,4 @@
-"""Triton kernels for one ST-GCN block: two launches per block, both streams in each launch.
+"""Triton kernels of the ST-GCN network: two launches per block, both streams in each launch.
 
 Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x joints rows
 (channels-last, joints fastest), C channels.
@@ -8,15 +8,15 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   sum of its few neighbours' input rows (adjacency x edge importance), then one tile product with
   partition k's weights, accumulated over k. Same sum as conv-then-einsum, without the
   (R, K*C) intermediate the GEMM-then-gather order writes and reads back.
+- :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
+  tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
+  1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
 - :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
   motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
   :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers
   and their sum. With them a forward pass launches nothing but the project's kernels.
-- :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
-  tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
-  1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
 
-Both take the stream as the grid's third axis, so a two-stream model runs each layer of both
+All take the stream as a grid axis, so a two-stream model runs each layer of both
 streams in one launch: a forward pass is 23 launches at any batch size. Under
 ``TRITON_INTERPRET=1`` Triton runs them on CPU tensors (how the tests check them without a GPU).
 """
