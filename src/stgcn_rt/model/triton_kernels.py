@@ -16,8 +16,8 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers
   and their sum. With them a forward pass launches nothing but the project's kernels.
 
-All take the stream as a grid axis, so a two-stream model runs each layer of both
-streams in one launch: a forward pass is 23 launches at any batch size. Under
+Each kernel serves every stream (as a grid axis; the classifier loops over them), so a two-stream
+model runs both streams in one launch: a forward pass is 23 launches at any batch size. Under
 ``TRITON_INTERPRET=1`` Triton runs them on CPU tensors (how the tests check them without a GPU).
 """
 
