@@ -94,3 +94,22 @@ def test_triton_kernels_refuse_what_they_cannot_run(demo_models, options, messag
     ckpt, _ = demo_models
     with pytest.raises(StgcnError, match=message):
         load_classifier(ckpt, triton_kernels=True, **options)
+
+
+def test_windows_checked_once_per_shape_and_dtype_still_refuse_a_new_mismatch(monkeypatch):
+    """The full check runs once per (type, shape, dtype): a repeated batch skips it, a different
+    shape or dtype after an accepted one is still refused."""
+    model = MeanClassifier()
+    checked = []
+    full_check = model._check_new_windows
+    monkeypatch.setattr(model, "_check_new_windows", lambda w: (checked.append(w.shape), full_check(w)))
+    good = np.zeros((2, 3, 8, 5, 1), np.float32)
+    for _ in range(3):
+        model.predict(good)
+    assert checked == [(2, 3, 8, 5, 1)]
+    with pytest.raises(StgcnError, match="expects"):
+        model.predict(np.zeros((2, 3, 8, 4, 1), np.float32))
+    with pytest.raises(StgcnError, match="dtype int32"):
+        model.predict(good.astype(np.int32))
+    assert model.predict(torch.zeros(2, 3, 8, 5, 1)).shape == (2, 2)  # a tensor is checked on its own
+    assert len(checked) == 4

@@ -19,6 +19,7 @@ from stgcn_rt.bench.candidates import available
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.names import SCHEDULER_BACKENDS
 from stgcn_rt.errors import first_line
+from stgcn_rt.runtime.heap import startup_objects_frozen
 
 
 @dataclass
@@ -92,15 +93,17 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
         k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
         "latency": [], "throughput": [], "cameras": []}
     tick = progress or (lambda text: None)
-    for candidate in candidates:
-        measure_candidate(candidate, config, windows, report, tick)
+    with startup_objects_frozen():  # as the pipeline and the server run: no full collection walks the models
+        for candidate in candidates:
+            measure_candidate(candidate, config, windows, report, tick)
     report["cameras"] = []
     if config.cameras or config.server:
         classifier, label = in_process_backend(config, loaded)
         try:
-            report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
-            if config.server:
-                report["clients"] = client_rows(config, windows, classifier, label, tick)
+            with startup_objects_frozen():
+                report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
+                if config.server:
+                    report["clients"] = client_rows(config, windows, classifier, label, tick)
         finally:
             classifier.close()
     for candidate in candidates:

@@ -329,6 +329,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
     """
     from stgcn_rt.files import check_output_path
     from stgcn_rt.runtime import load_classifier
+    from stgcn_rt.runtime.heap import startup_objects_frozen
 
     check_output_path(config.events)
     for folder in (config.save_video, config.save_clips):
@@ -344,7 +345,8 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
             report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start")
             classifier.warm_up(config.max_batch)
         pipeline = Pipeline(config, classifier)
-        summaries = pipeline.run()
+        with startup_objects_frozen():
+            summaries = pipeline.run()
     if not pipeline.interrupted and summaries and all(s.frames == 0 for s in summaries):
         raise StgcnError("no source delivered a frame: " + "; ".join(e for s in summaries for e in s.errors))
     return summaries, pipeline.interrupted

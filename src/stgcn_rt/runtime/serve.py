@@ -26,6 +26,7 @@ import numpy as np
 from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.export.triton import CLASSES_PARAMETER
 from stgcn_rt.runtime.classifier import Classifier, is_checkpoint, load_classifier
+from stgcn_rt.runtime.heap import startup_objects_frozen
 from stgcn_rt.urls import mask_url
 
 
@@ -144,7 +145,8 @@ def serve(model: str, options: ServeOptions, report: Callable[[str], None] = pri
             report(f"  http://{options.host}:{options.http_port}/{options.name}   "
                    f"grpc://{options.host}:{options.grpc_port}/{options.name}   (Ctrl-C stops)")
             report(f"  Triton's log: {log_file}")
-            triton.serve()
+            with startup_objects_frozen():
+                triton.serve()
         except KeyboardInterrupt:
             pass
         finally:
