@@ -119,10 +119,10 @@ def test_console_script_exit_code(tmp_path):
     assert proc.stderr.strip() == f"error: {tmp_path / 'x.pt'} not found"
 
 
-@pytest.mark.parametrize(("args", "mode"), [([], None), (["--fast"], "compile"), (["--fast", "compile"], "compile"),
+@pytest.mark.parametrize(("args", "mode"), [([], None), (["--fast"], "kernels"), (["--fast", "compile"], "compile"),
                                             (["--fast", "kernels"], "kernels")])
 def test_fast_takes_an_optional_mode(monkeypatch, tmp_path, args, mode):
-    """--fast alone keeps its old meaning (torch.compile); --fast kernels picks the Triton kernels."""
+    """--fast alone picks the Triton kernels (the fastest measured); --fast compile the compiled rewrite."""
     import stgcn_rt.cli as cli_module
 
     seen = {}
@@ -137,6 +137,7 @@ def test_fast_modes_select_the_measured_configurations():
 
     assert fast_torch_options("m.pt", "cuda", "kernels") == {"precision": "fp16", "triton_kernels": True,
                                                              "cuda_graphs": True}
-    assert fast_torch_options("m.pt", "cuda:1")["compile"] is True
+    assert fast_torch_options("m.pt", "cuda:1")["triton_kernels"] is True
+    assert fast_torch_options("m.pt", "cuda", "compile")["compile"] is True
     result = CliRunner().invoke(cli, ["run", "--source", "x.mp4", "--model", "m.pt", "--fast", "turbo"])
     assert result.exit_code == 2 and "Invalid value for '--fast'" in result.stderr

@@ -75,10 +75,11 @@ classes_option = click.option(
     "--classes", default=None, metavar="A,B,...",
     help="Class names in output order (default: stored in the checkpoint, else normal,shoplifting).")
 fast_option = click.option(
-    "--fast", type=click.Choice(["compile", "kernels"]), is_flag=False, flag_value="compile", default=None,
+    "--fast", type=click.Choice(["kernels", "compile"]), is_flag=False, flag_value="kernels", default=None,
     help="With --device cuda and a .pt checkpoint, the fastest PyTorch backends, fp16 with CUDA graphs: "
-         "--fast (or --fast compile) runs the optimized rewrite under torch.compile, --fast kernels this "
-         "project's Triton kernels (faster per window; both compile and tune for a minute or more at start).")
+         "--fast (or --fast kernels) runs this project's Triton kernels (fastest measured: per window, per "
+         "batch and in cameras), --fast compile the optimized rewrite under torch.compile; both compile and "
+         "tune for a minute or more at start.")
 persons_option = click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
                               help="Persons per window, M (1 single person, 5 multi person).")
 

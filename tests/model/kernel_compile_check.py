@@ -35,7 +35,7 @@ def layer_shapes() -> list[tuple[str, dict]]:
 FIXED = [
     (kernels._prepare_kernel, {"C": 3, "MOTION": 1, "BLOCK": 128, "C_PAD": 4}, {"out_ptr": "*fp16"}, 4),
     (kernels._pool_kernel, {"C": 256, "BLOCK_R": 2048, "BLOCK_C": 8}, {"y_ptr": "*fp16"}, 8),
-    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "C_PAD": 256, "CLASSES_PAD": 2}, {}, 4),
+    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2}, {}, 4),
 ]
 
 

@@ -87,3 +87,17 @@ def test_a_dense_graph_is_refused_in_one_line(reference_checkpoint):
     with pytest.raises(StgcnError, match="at most 15 neighbours per joint and partition; this checkpoint's graph "
                                          "has 33: use the optimized rewrite"):
         TritonSTGCN(loaded.model)
+
+
+@pytest.mark.parametrize("classes", [2, 400])
+def test_pooling_and_classifiers_for_small_and_large_heads(classes):
+    """Both streams' classifiers summed, for a two-class head and a Kinetics-size one (the
+    classifier steps through blocks of classes and channels)."""
+    from stgcn_rt.model.triton_kernels import pool_and_classify
+
+    streams, windows, rows, channels = 2, 3, 10, 256
+    y = torch.randn(streams, windows * rows, channels)
+    w, b = torch.randn(streams, channels, classes), torch.randn(streams, classes)
+    pooled = y.reshape(streams, windows, rows, channels).mean(dim=2)
+    expected = (torch.einsum("swc,sck->swk", pooled, w) + b[:, None]).sum(dim=0)
+    torch.testing.assert_close(pool_and_classify(y, windows, w, b), expected, rtol=1e-5, atol=1e-4)

@@ -284,17 +284,19 @@ def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: 
 
 @triton.jit
 def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr, C: tl.constexpr,
-                     CLASSES: tl.constexpr, C_PAD: tl.constexpr, CLASSES_PAD: tl.constexpr):
-    """Logits of one window: the sum over streams of pooled @ W + b."""
+                     CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr):
+    """A block of one window's logits: the sum over streams of pooled @ W + b, channels in steps."""
     n = tl.program_id(0)
-    c = tl.arange(0, C_PAD)
-    k = tl.arange(0, CLASSES_PAD)
-    logits = tl.zeros((CLASSES_PAD,), dtype=tl.float32)
+    k = tl.program_id(1) * BLOCK_CLASSES + tl.arange(0, BLOCK_CLASSES)
+    logits = tl.zeros((BLOCK_CLASSES,), dtype=tl.float32)
     for s in tl.static_range(S):
-        pooled = tl.load(pooled_ptr + (s * windows + n) * C + c, mask=c < C, other=0.0)
-        w = tl.load(w_ptr + (s * C + c)[:, None] * CLASSES + k[None, :], mask=(c < C)[:, None] & (k < CLASSES)[None, :],
-                    other=0.0)
-        logits += tl.sum(pooled[:, None] * w, axis=0) + tl.load(b_ptr + s * CLASSES + k, mask=k < CLASSES, other=0.0)
+        for c0 in range(0, C, BLOCK_C):
+            c = c0 + tl.arange(0, BLOCK_C)
+            pooled = tl.load(pooled_ptr + (s * windows + n) * C + c, mask=c < C, other=0.0)
+            w = tl.load(w_ptr + (s * C + c)[:, None] * CLASSES + k[None, :],
+                        mask=(c < C)[:, None] & (k < CLASSES)[None, :], other=0.0)
+            logits += tl.sum(pooled[:, None] * w, axis=0)
+        logits += tl.load(b_ptr + s * CLASSES + k, mask=k < CLASSES, other=0.0)
     tl.store(out_ptr + n * CLASSES + k, logits, mask=k < CLASSES)
 
 
@@ -326,6 +328,10 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
         y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
         num_warps=8)
     logits = torch.empty((windows, classes), dtype=torch.float32, device=y.device)
-    _classify_kernel[(windows,)](pooled, w, b, logits, windows, S=streams, C=c, CLASSES=classes,
-                                 C_PAD=triton.next_power_of_2(c), CLASSES_PAD=triton.next_power_of_2(classes))
+    # a (channels x classes) weight tile of at most 4,096 values per step: a two-class head takes all
+    # channels at once, a Kinetics-size head steps through them in blocks of 64 classes
+    block_classes = min(64, triton.next_power_of_2(classes))
+    block_c = min(triton.next_power_of_2(c), 4096 // block_classes)
+    _classify_kernel[(windows, triton.cdiv(classes, block_classes))](
+        pooled, w, b, logits, windows, S=streams, C=c, CLASSES=classes, BLOCK_C=block_c, BLOCK_CLASSES=block_classes)
     return logits
