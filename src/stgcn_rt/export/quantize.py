@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from stgcn_rt.errors import StgcnError
+from stgcn_rt.export.graph_batchnorm import fold_graph_batchnorms
 from stgcn_rt.files import atomic_output
 
 DEFAULT_KEEP_FP32 = ("data_bn", "fcn")
@@ -43,11 +44,16 @@ class _WindowReader:
 
 #: what each target's INT8 looks like. TensorRT fuses Q/DQ into convolutions and matrix products and
 #: takes symmetric int8 activations with float biases; ONNX Runtime's CPU kernels (MLAS, VNNI/AMX)
-#: run fused QLinearConv only with an int32 bias, and are fastest with uint8 activations.
+#: run fused QLinearConv only with an int32 bias, and are fastest with uint8 activations. For ONNX
+#: Runtime the BatchNorm after each graph step is folded first (``fold_batchnorms``, see
+#: :mod:`stgcn_rt.export.graph_batchnorm`): its shift Adds are quantized and the Relus after them
+#: folded into their outputs, so a block runs in 8 bits from one convolution to the next.
 TARGETS: dict[str, dict[str, Any]] = {
-    "tensorrt": {"activation": "QInt8", "extra": {"ActivationSymmetric": True, "WeightSymmetric": True,
-                                                  "QuantizeBias": False, "CalibTensorRangeSymmetric": True}},
-    "onnxruntime": {"activation": "QUInt8", "extra": {"WeightSymmetric": True}},
+    "tensorrt": {"activation": "QInt8", "ops": ["Conv", "MatMul"], "fold_batchnorms": False,
+                 "extra": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "CalibTensorRangeSymmetric": True}},
+    "onnxruntime": {"activation": "QUInt8", "ops": ["Conv", "MatMul", "Add", "Relu"], "fold_batchnorms": True,
+                    "extra": {"WeightSymmetric": True}},
 }
 
 
@@ -73,7 +79,11 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
         raise StgcnError(f"calibration windows have shape {windows.shape}; the model takes (N, {dims[1:]})")
     if len(windows) < 8:
         raise StgcnError(f"{len(windows)} calibration windows are too few: give at least 8 (hundreds are better)")
-    excluded = [n.name for n in model.graph.node if any(k in n.name for k in keep_fp32)]
+    shift_adds = fold_graph_batchnorms(model) if form["fold_batchnorms"] else []
+    # of the Adds only the folded shifts are quantized: the residual sums already run as integer adds,
+    # and the two streams' logits are summed in float
+    excluded = [n.name for n in model.graph.node if any(k in n.name for k in keep_fp32)
+                or (n.op_type == "Add" and n.name not in shift_adds)]
     batch = dims[0] or 8
     usable = windows[: len(windows) - len(windows) % batch] if dims[0] else windows
     calibrate = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
@@ -84,11 +94,13 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
         root.setLevel(logging.ERROR)  # onnxruntime.quantization advises through the root logger
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # it also prints its histogram settings
+                source = Path(work) / "fp32.onnx"
+                onnx.save(model, str(source))
                 quantize_static(
-                    str(onnx_path), str(Path(work) / "q.onnx"), _WindowReader(graph_input.name, usable, batch),
+                    str(source), str(Path(work) / "q.onnx"), _WindowReader(graph_input.name, usable, batch),
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=getattr(QuantType, form["activation"]), weight_type=QuantType.QInt8,
-                    calibrate_method=calibrate, nodes_to_exclude=excluded, op_types_to_quantize=["Conv", "MatMul"],
+                    calibrate_method=calibrate, nodes_to_exclude=excluded, op_types_to_quantize=form["ops"],
                     extra_options={**form["extra"], "CalibPercentile": 99.999},
                 )
         finally:
