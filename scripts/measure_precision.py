@@ -42,10 +42,13 @@ def measure(checkpoint: str, work: Path) -> list[dict]:
     fp16, _ = export_onnx(loaded, work / "fp16.onnx", ExportOptions(precision="fp16"), validate=False)
     int8 = quantize_int8(fp32, work / "int8.onnx", calibration)
     int8_ort = quantize_int8(fp32, work / "int8-ort.onnx", calibration, target="onnxruntime")
+    int8_ort_kept = quantize_int8(fp32, work / "int8-ort-bn.onnx", calibration, target="onnxruntime",
+                                  fold_batchnorms=False)
     rows = []
     with TorchClassifier(loaded) as reference:
         for precision, form, path in (("fp32", "", fp32), ("fp16", "", fp16), ("int8", "tensorrt", int8),
-                                      ("int8", "onnxruntime", int8_ort)):
+                                      ("int8", "onnxruntime", int8_ort),
+                                      ("int8", "onnxruntime, BatchNorm kept", int8_ort_kept)):
             with OnnxClassifier(path) as candidate:
                 result = compare(reference, candidate, evaluation, "real windows", CRITERIA[precision])
             rows.append({"checkpoint": Path(checkpoint).name, "note": loaded.metadata.get("note", ""),

@@ -49,6 +49,15 @@ def test_markdown_has_ratios_against_the_baseline(report):
     assert "fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU" in text
 
 
+def test_a_precision_with_spaces_keeps_its_own_column(report):
+    renamed = copy.deepcopy(report)
+    for row in renamed["latency"] + renamed["throughput"]:
+        if row["backend"] == "onnxruntime cpu":
+            row["precision"] = "int8, BatchNorm kept"
+    throughput = markdown(renamed, "stem").split("## Throughput")[1]
+    assert "| onnxruntime cpu | int8, BatchNorm kept | " in throughput
+
+
 def test_cli_writes_json_markdown_and_plots(tmp_path):
     result = CliRunner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "1",
                                       "--iterations", "5", "--seconds", "0.2", "--out", str(tmp_path),

@@ -49,3 +49,10 @@ def test_a_batchnorm_that_is_not_after_a_graph_step_is_left_alone(demo_models):
     fold_graph_batchnorms(model)
     after = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
     assert before - len(after) == 20 and all("data_bn" in n.name for n in after)
+
+
+def test_the_fold_can_be_switched_off(demo_models, real_windows, tmp_path):
+    int8 = quantize_int8(demo_models[1], tmp_path / "int8.onnx", real_windows[:8], "minmax", target="onnxruntime",
+                         fold_batchnorms=False)
+    _, ops = _run(str(int8), real_windows[:2], tmp_path, "kept")
+    assert ops.count("BatchNormalization") == 22  # every block's, in float, and data_bn

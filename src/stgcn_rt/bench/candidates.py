@@ -87,7 +87,9 @@ def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bo
 
 
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
-                   calibration: np.ndarray | None) -> Candidate:
+                   calibration: np.ndarray | None, fold_batchnorms: bool = True) -> Candidate:
+    """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
+    unless ``fold_batchnorms`` is False (the form before the fold)."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
@@ -97,9 +99,11 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         from stgcn_rt.export.quantize import quantize_int8
 
         assert calibration is not None, "INT8 needs calibration windows"
-        path = quantize_int8(path, work / "int8.onnx", calibration, "minmax", target="onnxruntime")
+        path = quantize_int8(path, work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), calibration,
+                             "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms)
     classifier = OnnxClassifier(path, threads=threads)
-    return Candidate("onnxruntime cpu", precision, "cpu", classifier.predict, closers=[classifier.close])
+    label = precision if fold_batchnorms or precision != "int8" else "int8, BatchNorm kept"
+    return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
 def engine_candidate(engine: Path) -> Candidate:
@@ -142,6 +146,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
     found |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
         "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
+        "onnxruntime-int8-bn": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
+                                                      fold_batchnorms=False),
     }
     if engine is not None:
         found["tensorrt"] = lambda: engine_candidate(engine)

@@ -4,7 +4,8 @@ from typing import Any
 
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
-                 "triton-kernels-graphs", "onnxruntime", "onnxruntime-int8", "tensorrt", "triton")
+                 "triton-kernels-graphs", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-bn", "tensorrt",
+                 "triton")
 
 #: what the batching scheduler of the camera test may run on a GPU (fp16, CUDA graphs, plus these
 #: options of the PyTorch runner)

@@ -58,16 +58,17 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
               "| backend | precision | " + " | ".join(f"batch {b}" for b in batches) + " |",
               "| --- | --- | " + " | ".join("---" for _ in batches) + " |"]
     for key in dict.fromkeys(_key(r) for r in report["throughput"]):
+        measured = {r["batch"]: r for r in report["throughput"] if _key(r) == key}
         cells = []
         for b in batches:
-            row = next((r for r in report["throughput"] if _key(r) == key and r["batch"] == b), None)
+            row = measured.get(b)
             if row is None:
                 cells.append("-")
             else:
                 ratio = f" ({row['windows_per_s'] / base_tp[b]:.1f}x)" if b in base_tp else ""
                 cells.append(f"{row['windows_per_s']:,.0f}{ratio}")
-        backend, precision = key.rsplit(" ", 1)
-        lines.append(f"| {backend} | {precision} | " + " | ".join(cells) + " |")
+        first = next(iter(measured.values()))  # backend and precision as measured: either may hold spaces
+        lines.append(f"| {first['backend']} | {first['precision']} | " + " | ".join(cells) + " |")
     rows = report["cameras"]
     if rows:
         lines += ["", f"## Cameras at 25 fps, a window every {report['config']['stride']} frames", "",

@@ -49,19 +49,20 @@ class _WindowReader:
 #: :mod:`stgcn_rt.export.graph_batchnorm`): its shift Adds are quantized and the Relus after them
 #: folded into their outputs, so a block runs in 8 bits from one convolution to the next.
 TARGETS: dict[str, dict[str, Any]] = {
-    "tensorrt": {"activation": "QInt8", "ops": ["Conv", "MatMul"], "fold_batchnorms": False,
+    "tensorrt": {"activation": "QInt8", "fold_batchnorms": False,
                  "extra": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
                            "CalibTensorRangeSymmetric": True}},
-    "onnxruntime": {"activation": "QUInt8", "ops": ["Conv", "MatMul", "Add", "Relu"], "fold_batchnorms": True,
+    "onnxruntime": {"activation": "QUInt8", "fold_batchnorms": True,
                     "extra": {"WeightSymmetric": True}},
 }
 
 
 def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], windows: np.ndarray,
                   method: str = "percentile", keep_fp32: tuple[str, ...] = DEFAULT_KEEP_FP32,
-                  target: str = "tensorrt") -> Path:
+                  target: str = "tensorrt", fold_batchnorms: bool | None = None) -> Path:
     """Write a Q/DQ INT8 copy of ``onnx_path`` calibrated on ``windows`` (N, C, T, V, M), in the form
-    ``target`` (tensorrt or onnxruntime, see TARGETS) runs fastest."""
+    ``target`` (tensorrt or onnxruntime, see TARGETS) runs fastest. ``fold_batchnorms`` overrides
+    the target's choice of folding the graph steps' BatchNorms (False: the form before the fold)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
@@ -79,7 +80,8 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
         raise StgcnError(f"calibration windows have shape {windows.shape}; the model takes (N, {dims[1:]})")
     if len(windows) < 8:
         raise StgcnError(f"{len(windows)} calibration windows are too few: give at least 8 (hundreds are better)")
-    shift_adds = fold_graph_batchnorms(model) if form["fold_batchnorms"] else []
+    fold = form["fold_batchnorms"] if fold_batchnorms is None else fold_batchnorms
+    shift_adds = fold_graph_batchnorms(model) if fold else []
     # of the Adds only the folded shifts are quantized: the residual sums already run as integer adds,
     # and the two streams' logits are summed in float
     excluded = [n.name for n in model.graph.node if any(k in n.name for k in keep_fp32)
@@ -100,7 +102,8 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
                     str(source), str(Path(work) / "q.onnx"), _WindowReader(graph_input.name, usable, batch),
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=getattr(QuantType, form["activation"]), weight_type=QuantType.QInt8,
-                    calibrate_method=calibrate, nodes_to_exclude=excluded, op_types_to_quantize=form["ops"],
+                    calibrate_method=calibrate, nodes_to_exclude=excluded,
+                    op_types_to_quantize=["Conv", "MatMul", *(["Add", "Relu"] if fold else [])],
                     extra_options={**form["extra"], "CalibPercentile": 99.999},
                 )
         finally:
