@@ -36,6 +36,7 @@ def test_graph_batchnorms_fold_into_the_convolutions_and_the_int8_model_stays_in
     assert ops.count("BatchNormalization") == 2  # data_bn of each stream
 
     int8 = quantize_int8(path, tmp_path / "int8.onnx", real_windows[:16], "minmax", target="onnxruntime")
+    assert {p.key: p.value for p in onnx.load(str(int8)).metadata_props}["int8_graph_batchnorm"] == "folded"
     quantized, ops = _run(str(int8), windows, tmp_path, "int8")
     assert ops.count("BatchNormalization") == 2 and ops.count("QLinearAdd") >= 20 and ops.count("Relu") < 20
     probs = [np.exp(x - x.max(1, keepdims=True)) / np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)

@@ -111,7 +111,7 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
         quantized = onnx.load(str(Path(work) / "q.onnx"))
         del quantized.metadata_props[:]
         for key, value in {**meta, "precision": "int8", "int8_calibration": f"{method}, {len(usable)} windows",
-                           "int8_target": target,
+                           "int8_target": target, "int8_graph_batchnorm": "folded" if fold else "float",
                            "int8_fp32_nodes": ",".join(keep_fp32)}.items():
             quantized.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(quantized)
