@@ -102,7 +102,7 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         path = quantize_int8(path, work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), calibration,
                              "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms)
     classifier = OnnxClassifier(path, threads=threads)
-    label = precision if fold_batchnorms or precision != "int8" else "int8, BatchNorm kept"
+    label = precision if fold_batchnorms else f"{precision}, BatchNorm kept"
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
