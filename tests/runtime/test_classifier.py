@@ -113,3 +113,10 @@ def test_windows_checked_once_per_shape_and_dtype_still_refuse_a_new_mismatch(mo
         model.predict(good.astype(np.int32))
     assert model.predict(torch.zeros(2, 3, 8, 5, 1)).shape == (2, 2)  # a tensor is checked on its own
     assert len(checked) == 4
+
+
+def test_batch_buckets_are_the_powers_of_two():
+    from stgcn_rt.runtime.backends.torch_runner import bucket_above, buckets_up_to
+
+    assert [bucket_above(count) for count in (1, 2, 3, 5, 8, 9, 130)] == [1, 2, 4, 8, 8, 16, 256]
+    assert buckets_up_to(1) == [1] and buckets_up_to(8) == [1, 2, 4, 8] and buckets_up_to(130)[-1] == 128

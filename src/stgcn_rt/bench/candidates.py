@@ -61,6 +61,16 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
                      lambda b: torch.from_numpy(b).to(device), sync, baseline=True)
 
 
+def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool = False,
+                parallel_streams: bool = True, autotune: bool = False, triton_kernels: bool = False,
+                **_: Any) -> str:
+    """How the benchmark names a configuration of the PyTorch runner (its keyword options)."""
+    return ("pytorch" + (" triton kernels" if triton_kernels else "")
+            + ((" optimized" + (" parallel" if parallel_streams else " serial")) if optimize else "")
+            + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
+            + (" + CUDA graphs" if cuda_graphs else ""))
+
+
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
                     optimize: bool = False, parallel: bool = True, autotune: bool = False,
                     triton_kernels: bool = False) -> Candidate:
@@ -68,13 +78,10 @@ def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bo
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-    classifier = TorchClassifier(loaded, device=device, precision=precision, cuda_graphs=graphs, compile=compile,
-                                 optimize=optimize, parallel_streams=parallel, autotune=autotune,
-                                 triton_kernels=triton_kernels)
-    label = ("pytorch" + (" triton kernels" if triton_kernels else "")
-             + ((" optimized" + (" parallel" if parallel else " serial")) if optimize else "")
-             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
-             + (" + CUDA graphs" if graphs else ""))
+    options = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
+                   autotune=autotune, triton_kernels=triton_kernels)
+    classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
+    label = torch_label(**options)
 
     def device_call(x: Any) -> Any:
         with torch.inference_mode():
@@ -87,9 +94,11 @@ def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bo
 
 
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
-                   calibration: np.ndarray | None, fold_batchnorms: bool = True) -> Candidate:
+                   calibration: np.ndarray | None, fold_batchnorms: bool = True,
+                   integer_gemm: bool | None = None) -> Candidate:
     """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
-    unless ``fold_batchnorms`` is False (the form before the fold)."""
+    unless ``fold_batchnorms`` is False (the form before the fold), and the wide temporal
+    convolutions on the integer GEMM as the runner decides unless ``integer_gemm`` says."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
@@ -99,10 +108,13 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         from stgcn_rt.export.quantize import quantize_int8
 
         assert calibration is not None, "INT8 needs calibration windows"
-        path = quantize_int8(path, work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), calibration,
-                             "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms)
-    classifier = OnnxClassifier(path, threads=threads)
-    label = precision if fold_batchnorms else f"{precision}, BatchNorm kept"
+        name = "int8.onnx" if fold_batchnorms else "int8-bn.onnx"
+        path = work / name if (work / name).exists() else quantize_int8(
+            path, work / name, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms)
+    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm)
+    routed = classifier.gemm_convolutions
+    label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),
+                       *([f"{routed} convolutions by integer GEMM"] if routed else [])])
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
@@ -148,6 +160,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
         "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
         "onnxruntime-int8-bn": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
                                                       fold_batchnorms=False),
+        "onnxruntime-int8-symmetric": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
+                                                             integer_gemm=False),
     }
     if engine is not None:
         found["tensorrt"] = lambda: engine_candidate(engine)

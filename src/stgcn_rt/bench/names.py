@@ -2,16 +2,17 @@
 
 from typing import Any
 
+from stgcn_rt.runtime.modes import FAST_MODES, FP16_GRAPHS
+
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
-                 "triton-kernels-graphs", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-bn", "tensorrt",
-                 "triton")
+                 "triton-kernels-graphs", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-bn",
+                 "onnxruntime-int8-symmetric", "tensorrt", "triton")
 
-#: what the batching scheduler of the camera test may run on a GPU (fp16, CUDA graphs, plus these
-#: options of the PyTorch runner)
+#: what the batching scheduler of the camera test may run on a GPU: the PyTorch runner's options
 SCHEDULER_BACKENDS: dict[str, dict[str, Any]] = {
-    "graphs": {},
-    "optimized-compile-graphs": {"optimize": True, "compile": True},
-    "optimized-autotune-graphs": {"optimize": True, "compile": True, "autotune": True},
-    "triton-kernels-graphs": {"triton_kernels": True},
+    "graphs": FP16_GRAPHS,
+    "optimized-compile-graphs": FAST_MODES["compile"],
+    "optimized-autotune-graphs": {**FAST_MODES["compile"], "autotune": True},
+    "triton-kernels-graphs": FAST_MODES["kernels"],
 }

@@ -15,7 +15,7 @@ import numpy as np
 
 from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
-from stgcn_rt.bench.candidates import available
+from stgcn_rt.bench.candidates import available, torch_label
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.names import SCHEDULER_BACKENDS
 from stgcn_rt.errors import first_line
@@ -201,12 +201,9 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
         from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
         options = SCHEDULER_BACKENDS[config.scheduler_backend]
-        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, seq_len=150,
-                                     persons=config.persons, **options)
+        classifier = TorchClassifier(loaded, device="cuda", seq_len=150, persons=config.persons, **options)
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
-        return classifier, ("batching scheduler: " + ("optimized + torch.compile, " if options.get("compile") else "")
-                            + ("max-autotune, " if options.get("autotune") else "")
-                            + ("Triton kernels, " if options.get("triton_kernels") else "") + "fp16 + CUDA graphs")
+        return classifier, f"batching scheduler: {torch_label(**options)}, {options['precision']}"
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError
+from stgcn_rt.runtime.modes import FAST_MODES
 
 #: suffix -> "module:Class" of its runner; imported only when used.
 BACKENDS: dict[str, str] = {
@@ -174,16 +175,6 @@ def backend_for(path: str | os.PathLike[str]) -> Callable[..., Classifier]:
 
 def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in (".pt", ".pth")
-
-
-#: ``--fast [MODE]`` in the CLI: the fastest PyTorch configurations measured on GPUs (docs/performance.md)
-FAST_MODES: dict[str, dict[str, Any]] = {
-    # the project's Triton kernels: the fastest per window and per batch on the H100, and 1,536
-    # cameras in the camera test (the default)
-    "kernels": {"precision": "fp16", "triton_kernels": True, "cuda_graphs": True},
-    # the optimized rewrite under torch.compile: measured up to 1,024 cameras
-    "compile": {"precision": "fp16", "optimize": True, "compile": True, "cuda_graphs": True},
-}
 
 
 def fast_torch_options(model: str | os.PathLike[str], device: str, mode: str = "kernels") -> dict[str, Any]:

@@ -9,16 +9,29 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.runtime.backends.onnxruntime_kernels import cpu_has_amx_int8, route_wide_convs_to_gemm
 from stgcn_rt.runtime.classifier import Classifier
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def _with_gemm_convolutions(path: str | os.PathLike[str]) -> tuple[str | bytes, int]:
+    """The model to open: its bytes with the wide convolutions routed, or its path where none is."""
+    import onnx
+
+    model = onnx.load(str(path))
+    routed = route_wide_convs_to_gemm(model)
+    return (model.SerializeToString(), routed) if routed else (str(path), 0)
 
 
 class OnnxClassifier(Classifier):
     name = "ONNX Runtime"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
-                 *, threads: int | None = None, providers: list[str] | None = None) -> None:
+                 *, threads: int | None = None, providers: list[str] | None = None,
+                 integer_gemm: bool | None = None) -> None:
+        """``integer_gemm``: run an INT8 model's wide temporal convolutions through ONNX Runtime's
+        integer GEMM (see :mod:`.onnxruntime_kernels`); None: where the CPU has AMX."""
         import onnxruntime as ort
 
         if precision != "fp32":
@@ -42,12 +55,17 @@ class OnnxClassifier(Classifier):
                 providers.append("CPUExecutionProvider")
             else:
                 providers = ["CPUExecutionProvider"]
+        #: how many INT8 convolutions run through the integer GEMM rather than the symmetric kernels
+        self.gemm_convolutions = 0
+        model: str | bytes = str(path)
         try:
+            if providers == ["CPUExecutionProvider"] and (cpu_has_amx_int8() if integer_gemm is None else integer_gemm):
+                model, self.gemm_convolutions = _with_gemm_convolutions(path)
             # With a static batch, ONNX Runtime moves integer convolutions to NHWC and then transposes
             # their 8-bit outputs back for the graph step's reshape, which costs 3x the whole INT8 model
             # on the CPU (118 vs 39 ms per window; docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md);
             # float models are unaffected by the switch.
-            self.session = ort.InferenceSession(str(path), options, providers=providers,
+            self.session = ort.InferenceSession(model, options, providers=providers,
                                                 disabled_optimizers=["NhwcTransformer"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc

@@ -63,6 +63,16 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     return network
 
 
+def bucket_above(count: int) -> int:
+    """The batch bucket that holds ``count`` windows: batch buckets are the powers of two."""
+    return 1 << (count - 1).bit_length()
+
+
+def buckets_up_to(count: int) -> list[int]:
+    """The batch buckets no larger than ``count``, smallest first."""
+    return [1 << i for i in range(count.bit_length())]
+
+
 class CapturedBatch:
     """One CUDA graph for a fixed batch shape: static input, the model, static output.
 
@@ -244,7 +254,7 @@ class TorchClassifier(Classifier):
         Buckets bound the number of captured graphs (a capture costs ~100 ms) when a scheduler
         sends batches of every size.
         """
-        bucket = 1 << (count - 1).bit_length()
+        bucket = bucket_above(count)
         key = (host_io, bucket, *shape)
         if key not in self._graphs:
             with self._inference():
@@ -254,7 +264,7 @@ class TorchClassifier(Classifier):
 
     def unpadded_batch(self, count: int) -> int:
         """With CUDA graphs, the largest batch bucket (power of two) that ``count`` fills."""
-        return 1 << (count.bit_length() - 1) if self.cuda_graphs else count
+        return buckets_up_to(count)[-1] if self.cuda_graphs else count
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
         """Device tensor in, device logits out, through the bucket's graph (padded with zeros)."""
@@ -272,7 +282,5 @@ class TorchClassifier(Classifier):
         config = self.loaded.config
         _, _, frames, _, persons = self.input_shape
         shape = (config.in_channels, frames or 150, config.num_joints, persons or 1)
-        bucket = 1
-        while bucket <= max_batch:
+        for bucket in buckets_up_to(max_batch):
             self.logits(np.zeros((bucket, *shape), np.float32))
-            bucket *= 2

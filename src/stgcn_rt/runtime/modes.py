@@ -1,0 +1,15 @@
+"""The PyTorch runner's named GPU configurations; importable without torch or numpy (the CLI's choices)."""
+
+from typing import Any
+
+#: fp16 blocks with a CUDA graph per batch bucket: what every fast configuration builds on
+FP16_GRAPHS: dict[str, Any] = {"precision": "fp16", "cuda_graphs": True}
+
+#: ``--fast [MODE]`` in the CLI: the fastest PyTorch configurations measured on GPUs (docs/performance.md)
+FAST_MODES: dict[str, dict[str, Any]] = {
+    # the project's Triton kernels: the fastest per window and per batch on the H100, and 1,536
+    # cameras in the camera test (the default)
+    "kernels": {**FP16_GRAPHS, "triton_kernels": True},
+    # the optimized rewrite under torch.compile: measured up to 1,024 cameras
+    "compile": {**FP16_GRAPHS, "optimize": True, "compile": True},
+}
