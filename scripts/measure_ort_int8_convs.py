@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
@@ -30,6 +31,15 @@ SHAPES = [("graph 1x1", 3, 192, 1, 150, 1), ("graph 1x1", 64, 192, 1, 150, 1), (
           ("temporal 9x1", 128, 128, 9, 75, 1), ("temporal 9x1", 256, 256, 9, 75, 2),
           ("temporal 9x1", 256, 256, 9, 38, 1), ("residual 1x1", 64, 128, 1, 150, 2),
           ("residual 1x1", 128, 256, 1, 75, 2)]
+
+
+def _session(graph: onnx.GraphProto) -> ort.InferenceSession:
+    """A CPU session of one graph, on every core of this machine."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = os.cpu_count() or 1
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def median_ms(c_in: int, c_out: int, taps: int, frames: int, stride: int, zero_point: int, runs: int = 40) -> float:
@@ -48,11 +58,7 @@ def median_ms(c_in: int, c_out: int, taps: int, frames: int, stride: int, zero_p
     graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.UINT8,
                                                                              [1, c_in, frames, JOINTS])],
                               [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _session(graph)
     x = rng.integers(0, 256, (1, c_in, frames, JOINTS)).astype(np.uint8)
     times = []
     for _ in range(runs + 3):
@@ -69,10 +75,7 @@ def gemm_tops(size: int = 2048, runs: int = 10) -> float:
     graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "gemm",
                               [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
                               [helper.make_tensor_value_info("y", TensorProto.INT32, None)], [weight])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _session(graph)
     a = rng.integers(0, 256, (size, size)).astype(np.uint8)
     for _ in range(3):
         session.run(None, {"a": a})

@@ -93,6 +93,12 @@ def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bo
                      closers=[classifier.close])
 
 
+def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
+    """``path``, made by ``make(path)`` unless an earlier candidate of this run made it: candidates
+    that differ only in how they run one model file share the file."""
+    return path if path.exists() else make(path)
+
+
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
                    calibration: np.ndarray | None, fold_batchnorms: bool = True,
                    integer_gemm: bool | None = None) -> Candidate:
@@ -102,15 +108,15 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
-    path, _ = export_onnx(loaded, work / "fp32.onnx", ExportOptions(persons=persons, dynamic_batch=True),
-                          validate=False) if not (work / "fp32.onnx").exists() else (work / "fp32.onnx", [])
+    path = _made_once(work / "fp32.onnx", lambda out: export_onnx(
+        loaded, out, ExportOptions(persons=persons, dynamic_batch=True), validate=False)[0])
     if precision == "int8":
         from stgcn_rt.export.quantize import quantize_int8
 
         assert calibration is not None, "INT8 needs calibration windows"
-        name = "int8.onnx" if fold_batchnorms else "int8-bn.onnx"
-        path = work / name if (work / name).exists() else quantize_int8(
-            path, work / name, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms)
+        fp32 = path
+        path = _made_once(work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), lambda out: quantize_int8(
+            fp32, out, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms))
     classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm)
     routed = classifier.gemm_convolutions
     label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),

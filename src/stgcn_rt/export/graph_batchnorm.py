@@ -16,28 +16,22 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from stgcn_rt.onnx_graph import consumers
+
 #: nodes allowed between the graph convolution and the joint-mixing MatMul
 _LAYOUT_OPS = ("Reshape", "Transpose")
 
 
-def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    found: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
-
-
 def _graph_convolution(name: str, producers: dict[str, onnx.NodeProto],
-                       consumers: dict[str, list[onnx.NodeProto]]) -> onnx.NodeProto | None:
+                       readers: dict[str, list[onnx.NodeProto]]) -> onnx.NodeProto | None:
     """The Conv whose output reaches the MatMul input ``name`` through layout operations only, each
     tensor on the way read by nothing else; None where the pattern does not hold."""
     node = producers.get(name)
     while node is not None and node.op_type in _LAYOUT_OPS:
-        if len(consumers.get(node.output[0], [])) != 1:
+        if len(readers.get(node.output[0], [])) != 1:
             return None
         node = producers.get(node.input[0])
-    if node is None or node.op_type != "Conv" or len(consumers.get(node.output[0], [])) != 1 or len(node.input) < 3:
+    if node is None or node.op_type != "Conv" or len(readers.get(node.output[0], [])) != 1 or len(node.input) < 3:
         return None
     return node
 
@@ -47,15 +41,15 @@ def fold_graph_batchnorms(model: onnx.ModelProto) -> list[str]:
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
-    consumers = _consumers(graph)
+    readers = consumers(graph)
     replaced: dict[str, onnx.NodeProto] = {}
     for node in graph.node:
         if node.op_type != "BatchNormalization" or len(node.output) != 1:
             continue
         matmul = producers.get(node.input[0])
-        if matmul is None or matmul.op_type != "MatMul" or len(consumers.get(matmul.output[0], [])) != 1:
+        if matmul is None or matmul.op_type != "MatMul" or len(readers.get(matmul.output[0], [])) != 1:
             continue
-        conv = _graph_convolution(matmul.input[0], producers, consumers)
+        conv = _graph_convolution(matmul.input[0], producers, readers)
         if conv is None or not all(name in initializers for name in (*node.input[1:5], *conv.input[1:3])):
             continue
         gamma, beta, mean, var = (numpy_helper.to_array(initializers[name]).astype(np.float64)

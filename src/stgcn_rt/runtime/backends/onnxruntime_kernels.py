@@ -15,11 +15,14 @@ the model's outputs are identical to the bit.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from stgcn_rt.onnx_graph import consumers
 
 #: the narrowest temporal convolution worth the GEMM path (output channels; see the module docstring)
 MIN_GEMM_CHANNELS = 256
@@ -39,10 +42,7 @@ def route_wide_convs_to_gemm(model: onnx.ModelProto, min_channels: int = MIN_GEM
     than one tap) and at least ``min_channels`` outputs get a zero point of -1. Returns how many."""
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = consumers(graph)
     routed = 0
     for node in graph.node:
         if node.op_type != "DequantizeLinear" or len(node.input) < 3:
@@ -64,3 +64,11 @@ def route_wide_convs_to_gemm(model: onnx.ModelProto, min_channels: int = MIN_GEM
         zero_init.CopyFrom(numpy_helper.from_array(np.full_like(zero, -1), zero_init.name))
         routed += 1
     return routed
+
+
+def with_gemm_convolutions(path: str | os.PathLike[str]) -> tuple[str | bytes, int]:
+    """The model at ``path`` to open: its bytes with the wide convolutions routed and how many were,
+    or its path and 0 where none is."""
+    model = onnx.load(str(path))
+    routed = route_wide_convs_to_gemm(model)
+    return (model.SerializeToString(), routed) if routed else (str(path), 0)

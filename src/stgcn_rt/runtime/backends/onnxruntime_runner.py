@@ -9,19 +9,10 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.runtime.backends.onnxruntime_kernels import cpu_has_amx_int8, route_wide_convs_to_gemm
+from stgcn_rt.runtime.backends.onnxruntime_kernels import cpu_has_amx_int8, with_gemm_convolutions
 from stgcn_rt.runtime.classifier import Classifier
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
-def _with_gemm_convolutions(path: str | os.PathLike[str]) -> tuple[str | bytes, int]:
-    """The model to open: its bytes with the wide convolutions routed, or its path where none is."""
-    import onnx
-
-    model = onnx.load(str(path))
-    routed = route_wide_convs_to_gemm(model)
-    return (model.SerializeToString(), routed) if routed else (str(path), 0)
 
 
 class OnnxClassifier(Classifier):
@@ -60,7 +51,7 @@ class OnnxClassifier(Classifier):
         model: str | bytes = str(path)
         try:
             if providers == ["CPUExecutionProvider"] and (cpu_has_amx_int8() if integer_gemm is None else integer_gemm):
-                model, self.gemm_convolutions = _with_gemm_convolutions(path)
+                model, self.gemm_convolutions = with_gemm_convolutions(path)
             # With a static batch, ONNX Runtime moves integer convolutions to NHWC and then transposes
             # their 8-bit outputs back for the graph step's reshape, which costs 3x the whole INT8 model
             # on the CPU (118 vs 39 ms per window; docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md);
