@@ -101,3 +101,25 @@ def test_pooling_and_classifiers_for_small_and_large_heads(classes):
     pooled = y.reshape(streams, windows, rows, channels).mean(dim=2)
     expected = (torch.einsum("swc,sck->swk", pooled, w) + b[:, None]).sum(dim=0)
     torch.testing.assert_close(pool_and_classify(y, windows, w, b), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("block_index", [0, 4])
+def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_index):
+    """The graph convolution's two loop forms over channel blocks (the autotuner picks per layer)
+    compute the same: block 0 (3 input channels, one block), block 4 (64 -> 128, two blocks of 32)."""
+    from stgcn_rt.model import triton_kernels as kernels
+
+    block = TritonSTGCN(load_checkpoint(demo_models[0]).model).blocks[block_index]
+    streams, partitions, depth, joints = block.index.shape
+    c_in, c_out = block.gcn_w.shape[-2:]
+    x = torch.randn(streams, 3 * joints, c_in)
+    packed = sum(count << (4 * k) for k, count in enumerate(block.depths))
+    outputs = []
+    for pipelined in (False, True):
+        out = torch.empty(streams, x.shape[1], c_out)
+        kernels._graph_conv_kernel.fn[(2, 2, streams)](
+            x, block.index, block.weight, block.gcn_w, block.gcn_bias, out, x.shape[1], joints, 0, C_IN=c_in,
+            C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, PIPELINED=pipelined)
+        outputs.append(out)
+    assert outputs[0].abs().max() > 0
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)

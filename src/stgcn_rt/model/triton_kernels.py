@@ -34,20 +34,23 @@ import triton.language as tl
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _configs(sizes: list[tuple[int, int, int, int, int]]) -> list[triton.Config]:
+def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False) -> list[triton.Config]:
+    """``pipelined_flag``: the kernel takes a PIPELINED constexpr, set where a size has pipeline stages."""
     if INTERPRETED:  # one large tile: the interpreter cannot time candidates, and runs each program in Python
         sizes = [(128, 256, 64, 4, 1)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s)
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k} | ({"PIPELINED": s > 1} if pipelined_flag else {}),
+                          num_warps=w, num_stages=s)
             for m, n, k, w, s in sizes]
 
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages): small row tiles give a batch of 1 enough programs
-# for the GPU's 132 SMs, large ones reuse each loaded tile at large batches; the graph
-# convolution's channel loop is unrolled (no pipeline stages)
+# for the GPU's 132 SMs, large ones reuse each loaded tile at large batches. The graph
+# convolution's channel loop is unrolled where a size has one stage, software-pipelined where it
+# has more (at batch 1 the unrolled loop wins up to 64 input channels, the pipelined one from 128)
 _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (128, 128, 64, 8, 1),
-                (64, 128, 32, 4, 1), (32, 32, 32, 2, 1)]
+                (64, 128, 32, 4, 1), (32, 32, 32, 2, 1), (64, 64, 32, 4, 3), (64, 128, 32, 4, 3), (64, 64, 64, 4, 3)]
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
-                   (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2)]
+                   (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2), (64, 128, 128, 8, 3)]
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
@@ -60,7 +63,7 @@ def _prune(configs: list[triton.Config], named_args: dict, **constants: object) 
             and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
 
 
-def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str]):  # noqa: ANN202
+def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False):  # noqa: ANN202
     """Time the candidate tiles once per (size class, layer shape), and keep the choice in Triton's
     cache directory where this Triton can, so a restart does not retime.
 
@@ -74,7 +77,7 @@ def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str]):  # n
         options["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
     if "cache_results" in accepted:
         options["cache_results"] = True
-    return triton.autotune(configs=_configs(sizes), key=key, **options)
+    return triton.autotune(configs=_configs(sizes, pipelined_flag), key=key, **options)
 
 
 def size_class(rows: int) -> int:
@@ -82,15 +85,43 @@ def size_class(rows: int) -> int:
     return rows.bit_length()
 
 
-@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT"])
+@triton.jit
+def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n, mask_n, c0, V,
+                      C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
+                      DEPTHS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One channel block of the graph convolution: per partition, each row's weighted neighbours
+    (fp32), times the partition's weights, into ``acc``."""
+    offs_c = c0 + tl.arange(0, BLOCK_K)
+    mask_c = offs_c < C_IN
+    for k in tl.static_range(K):
+        mixed = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+        for d in tl.static_range((DEPTHS >> (4 * k)) & 15):
+            table = ((s * K + k) * D + d) * V + joint
+            neighbour = tl.load(index_ptr + table, mask=mask_m, other=0)
+            coeff = tl.load(weight_ptr + table, mask=mask_m, other=0.0)
+            src = (frame_row + neighbour).to(tl.int64) * C_IN
+            xv = tl.load(x_stream + src[:, None] + offs_c[None, :],
+                         mask=mask_m[:, None] & mask_c[None, :], other=0.0)
+            mixed += coeff[:, None] * xv.to(tl.float32)
+        wk = tl.load(w_ptr + ((s * K + k) * C_IN + offs_c)[:, None] * C_OUT + offs_n[None, :],
+                     mask=mask_c[:, None] & mask_n[None, :], other=0.0)
+        acc += tl.dot(mixed.to(wk.dtype), wk)
+    return acc
+
+
+@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT"], pipelined_flag=True)
 @triton.jit
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
                        DEPTHS: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr):
     """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
-    only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D."""
+    only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D.
+
+    PIPELINED: the channel blocks in a runtime loop that Triton software-pipelines (the next
+    block's gathers overlap this block's products); otherwise unrolled, every gather of the tile
+    issued together and the neighbour table read once."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     s = tl.program_id(2)
@@ -102,24 +133,14 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     frame_row = offs_m - joint  # first row of this row's frame
     x_stream = x_ptr + s.to(tl.int64) * rows * C_IN
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    # unrolled: every gather of the tile is an independent load, issued together, and the
-    # neighbour table is read once, not once per channel block
-    for c0 in tl.static_range(0, C_IN, BLOCK_K):
-        offs_c = c0 + tl.arange(0, BLOCK_K)
-        mask_c = offs_c < C_IN
-        for k in tl.static_range(K):
-            mixed = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
-            for d in tl.static_range((DEPTHS >> (4 * k)) & 15):
-                table = ((s * K + k) * D + d) * V + joint
-                neighbour = tl.load(index_ptr + table, mask=mask_m, other=0)
-                coeff = tl.load(weight_ptr + table, mask=mask_m, other=0.0)
-                src = (frame_row + neighbour).to(tl.int64) * C_IN
-                xv = tl.load(x_stream + src[:, None] + offs_c[None, :],
-                             mask=mask_m[:, None] & mask_c[None, :], other=0.0)
-                mixed += coeff[:, None] * xv.to(tl.float32)
-            wk = tl.load(w_ptr + ((s * K + k) * C_IN + offs_c)[:, None] * C_OUT + offs_n[None, :],
-                         mask=mask_c[:, None] & mask_n[None, :], other=0.0)
-            acc += tl.dot(mixed.to(wk.dtype), wk)
+    if PIPELINED:
+        for c0 in range(0, C_IN, BLOCK_K):
+            acc = _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n,
+                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, BLOCK_M, BLOCK_K)
+    else:
+        for c0 in tl.static_range(0, C_IN, BLOCK_K):
+            acc = _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n,
+                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, BLOCK_M, BLOCK_K)
     bias = tl.load(bias_ptr + (s * V + joint)[:, None] * C_OUT + offs_n[None, :],
                    mask=mask_m[:, None] & mask_n[None, :], other=0.0)
     y = tl.maximum(acc + bias, 0.0)
