@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from stgcn_rt.onnx_graph import consumers
+from stgcn_rt.runtime.backends.onnxruntime_aggregate import aggregate_first
 
 #: the narrowest temporal convolution worth the GEMM path (output channels; see the module docstring)
 MIN_GEMM_CHANNELS = 256
@@ -66,9 +67,13 @@ def route_wide_convs_to_gemm(model: onnx.ModelProto, min_channels: int = MIN_GEM
     return routed
 
 
-def with_gemm_convolutions(path: str | os.PathLike[str]) -> tuple[str | bytes, int]:
-    """The model at ``path`` to open: its bytes with the wide convolutions routed and how many were,
-    or its path and 0 where none is."""
+def rewritten_for_cpu(path: str | os.PathLike[str], integer_gemm: bool, graph_steps_first: bool
+                      ) -> tuple[str | bytes, int, int]:
+    """The model at ``path`` to open on ONNX Runtime's CPU: its bytes with the wide INT8 convolutions
+    routed to the integer GEMM (``integer_gemm``) and the float graph steps aggregate-first
+    (``graph_steps_first``; :mod:`.onnxruntime_aggregate`), or its path where neither applies; and
+    how many convolutions and graph steps were rewritten."""
     model = onnx.load(str(path))
-    routed = route_wide_convs_to_gemm(model)
-    return (model.SerializeToString(), routed) if routed else (str(path), 0)
+    routed = route_wide_convs_to_gemm(model) if integer_gemm else 0
+    steps = aggregate_first(model) if graph_steps_first else 0
+    return (model.SerializeToString() if routed or steps else str(path)), routed, steps

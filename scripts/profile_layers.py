@@ -1,0 +1,104 @@
+"""Per-layer GPU time of the project's Triton kernels, each layer's kernel replayed inside a CUDA
+graph (Triton's ``do_bench_cudagraph``), with the tile the autotuner chose; and a whole forward
+pass replayed back to back. At batch 1 a kernel takes a few microseconds, less than its launch
+from Python, so only timings inside CUDA graphs rank the kernels rather than the host. Writes
+<out>/layer-profile-<gpu>-<date>.json.
+
+    python scripts/profile_layers.py [--batch 1,512] [--out .]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from triton.testing import do_bench_cudagraph
+
+from stgcn_rt.model import triton_kernels as kernels
+from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+PASSES = 1000
+
+
+def _tile(tuner) -> str:  # noqa: ANN001 - a Triton Autotuner
+    config = tuner.best_config
+    kw = config.kwargs
+    loop = " pipelined" if kw.get("PIPELINED") else ""
+    size = f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']}"
+    return f"{size}, {config.num_warps} warps, {config.num_stages} stages{loop}"
+
+
+def layer_times(net: torch.nn.Module, batch: int) -> dict:
+    """Microseconds per layer kernel and per whole pass for ``batch`` windows of one person."""
+    x = torch.rand(batch, 3, 150, 33, 1, device="cuda")
+    y = kernels.prepare_input(x, net.input_scale, net.input_shift, net.motion, net.block_dtype)
+    frames, joints, layers = 150, 33, []
+    with torch.inference_mode():
+        for i, block in enumerate(net.blocks):
+            def graph(block=block, y=y):  # noqa: ANN202
+                return kernels.graph_conv(y, block.index, block.weight, block.depths, block.gcn_w, block.gcn_bias,
+                                          joints)
+            mixed = graph()
+            residual = None if block.residual_kind == "none" else y
+
+            def temporal(block=block, mixed=mixed, residual=residual, frames=frames):  # noqa: ANN202
+                return kernels.temporal_conv(mixed, block.tcn_w, block.tcn_bias, frames, joints, block.stride,
+                                             residual, block.res_w)
+            out = temporal()
+            for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
+                                     ("temporal", temporal, kernels._temporal_conv_kernel)):
+                us = do_bench_cudagraph(run, rep=50) * 1000
+                run()  # the tuner's best_config is the last launch's
+                layers.append({"block": i, "kernel": kind, "in_channels": (y if kind == "graph" else mixed).shape[-1],
+                               "out_channels": out.shape[-1], "rows": (y if kind == "graph" else out).shape[1],
+                               "us": round(us, 2), "tile": _tile(tuner)})
+                print(f"batch {batch} block {i} {kind}: {us:.1f} us ({layers[-1]['tile']})", flush=True)
+            y, frames = out, (frames - 1) // block.stride + 1
+        pass_graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            net(x)
+            torch.cuda.synchronize()
+            with torch.cuda.graph(pass_graph):
+                net(x)
+        for _ in range(50):
+            pass_graph.replay()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        for _ in range(PASSES):
+            pass_graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+    per_pass = start.elapsed_time(end) * 1000 / PASSES
+    print(f"batch {batch}: {per_pass:.1f} us per pass back to back", flush=True)
+    return {"batch": batch, "pass_us": round(per_pass, 1), "layers_us": round(sum(r["us"] for r in layers), 1),
+            "layers": layers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", default="1,512", help="batch sizes, comma-separated")
+    parser.add_argument("--out", default=".", help="folder for the JSON")
+    args = parser.parse_args()
+    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
+    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True)
+    results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
+    gpu = torch.cuda.get_device_name()
+    report = {"device": gpu, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "command": "python scripts/profile_layers.py --batch " + args.batch,
+              "note": "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
+                      "forward pass (23 kernels) replayed back to back, input on the GPU", "results": results}
+    stem = f"layer-profile-{re.sub(r'[^a-z0-9]+', '-', gpu.lower()).strip('-')}-{time.strftime('%Y-%m-%d')}"
+    path = Path(args.out) / f"{stem}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
