@@ -8,15 +8,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from stgcn_rt.model.network import ModelConfig, build_model
 
 
-def count_flops(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
-    """Floating-point operations (multiply and add counted separately) of one forward pass.
+def count_flops(model: torch.nn.Module, shape: tuple[int, ...], operator: str | None = None) -> int:
+    """Floating-point operations (multiply and add counted separately) of one forward pass; with
+    ``operator``, only those of the operators whose name contains it (e.g. ``"convolution"``).
 
     Runs on the meta device, so it costs no real compute.
     """
     meta_model = _to_meta(model)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         meta_model(torch.empty(shape, device="meta"))
-    return int(counter.get_total_flops())
+    if operator is None:
+        return int(counter.get_total_flops())
+    return int(sum(count for op, count in counter.get_flop_counts()["Global"].items() if operator in str(op)))
 
 
 def flops_for_config(config: ModelConfig, shape: tuple[int, ...]) -> int:

@@ -5,7 +5,7 @@ channels, ``Reshape -> Transpose -> Reshape`` to (N, C, T, K*V), a MatMul with t
 adjacency, then the BatchNorm. On the CPU ONNX Runtime runs the convolutions in its blocked
 channel layout and converts to and from it around the MatMul, and the Transpose copies the
 convolution's whole output: on a 2-core CPU the Transpose, the conversions and the BatchNorms took
-a quarter of a window's time (docs/performance.md, session 8).
+a quarter of a window's time (docs/benchmarks/ort-ops-cpu2-2026-11-26.md).
 
 Since the joint mixing and the channel mixing commute, the same function can run mixing first:
 ``x @ A'`` with A' the (V, K*V) adjacency of all partitions side by side (no transpose: it mixes
