@@ -39,6 +39,19 @@ def test_every_graph_step_is_rewritten_and_computes_the_same(demo_models, real_w
     assert aggregate_first(model) == 0  # nothing left to rewrite
 
 
+def test_an_fp16_export_is_left_as_exported(demo_models, tmp_path):
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+    from stgcn_rt.model.checkpoint import load_checkpoint
+
+    path, _ = export_onnx(load_checkpoint(demo_models[0]), tmp_path / "fp16.onnx",
+                          ExportOptions(precision="fp16", dynamic_batch=True), validate=False)
+    model = onnx.load(str(path))
+    assert aggregate_first(model) == 0
+    with OnnxClassifier(path, threads=2) as runner:
+        assert runner.graph_steps_first == 0
+        assert runner.predict(np.random.default_rng(0).random((1, 3, 150, 33, 1), np.float32)).shape == (1, 2)
+
+
 def test_a_step_off_the_pattern_is_left_as_exported(demo_models):
     model = onnx.load(str(demo_models[1]))
     transpose = next(n for n in model.graph.node if n.op_type == "Transpose"

@@ -70,9 +70,11 @@ class _GraphStep:
 
 def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers: dict[str, list[onnx.NodeProto]],
            arrays: dict[str, np.ndarray]) -> _GraphStep | None:
-    """The graph step ending in ``matmul``, or None where the exported pattern does not hold."""
+    """The graph step ending in ``matmul``, or None where the exported pattern does not hold or its
+    constants are not fp32 (``arrays``: the initializers, the fp32 ones as float64)."""
     adjacency = arrays.get(matmul.input[1])
-    if adjacency is None or adjacency.ndim != 2 or adjacency.shape[0] % adjacency.shape[1]:
+    if (adjacency is None or adjacency.dtype != np.float64 or adjacency.ndim != 2
+            or adjacency.shape[0] % adjacency.shape[1]):
         return None
     chain, name = [], matmul.input[0]
     for op in ("Reshape", "Transpose", "Reshape", "Conv"):
@@ -86,6 +88,8 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
             or not all(i in arrays for i in (*conv.input[1:], split.input[1], merge.input[1]))):
         return None
     weight, bias = arrays[conv.input[1]], arrays[conv.input[2]]
+    if weight.dtype != np.float64 or bias.dtype != np.float64:
+        return None
     joints = adjacency.shape[1]
     partitions = adjacency.shape[0] // joints
     if (weight.ndim != 4 or weight.shape[2:] != (1, 1) or weight.shape[0] % partitions
@@ -107,10 +111,11 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
 
 def aggregate_first(model: onnx.ModelProto) -> int:
     """Rewrite ``model``'s graph steps in place as the module docstring describes; returns how many.
-    Graph steps whose weights are not float constants (a quantized model's) are left as they are."""
+    Only fp32 steps are rewritten: a quantized model's weights are not float constants, and an fp16
+    model's are left as exported (its new tensors would need fp16 and the fold's rounding)."""
     graph = model.graph
-    arrays = {i.name: numpy_helper.to_array(i).astype(np.float64) if numpy_helper.to_array(i).dtype.kind == "f"
-              else numpy_helper.to_array(i) for i in graph.initializer}
+    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    arrays = {name: value.astype(np.float64) if value.dtype == np.float32 else value for name, value in arrays.items()}
     producers = {out: node for node in graph.node for out in node.output}
     readers = consumers(graph)
     steps = [step for node in graph.node if node.op_type == "MatMul"
