@@ -101,11 +101,11 @@ def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
 
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
                    calibration: np.ndarray | None, fold_batchnorms: bool = True,
-                   integer_gemm: bool | None = None, graph_steps_first: bool = True) -> Candidate:
+                   integer_gemm: bool | None = None, aggregate_first: bool = True) -> Candidate:
     """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
     unless ``fold_batchnorms`` is False (the form before the fold), and the wide temporal
     convolutions on the integer GEMM as the runner decides unless ``integer_gemm`` says; float
-    graph steps aggregate-first unless ``graph_steps_first`` is False (the export's form)."""
+    graph steps aggregate-first unless ``aggregate_first`` is False (the export's form)."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
@@ -118,11 +118,11 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         fp32 = path
         path = _made_once(work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), lambda out: quantize_int8(
             fp32, out, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms))
-    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, graph_steps_first=graph_steps_first)
+    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, aggregate_first=aggregate_first)
     routed = classifier.gemm_convolutions
     label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),
                        *([f"{routed} convolutions by integer GEMM"] if routed else []),
-                       *(["graph steps aggregate-first"] if classifier.graph_steps_first else [])])
+                       *(["graph steps aggregate-first"] if classifier.steps_aggregated_first else [])])
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
@@ -166,7 +166,7 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
     found |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
         "onnxruntime-as-exported": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
-                                                          graph_steps_first=False),
+                                                          aggregate_first=False),
         "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
         "onnxruntime-int8-bn": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
                                                       fold_batchnorms=False),

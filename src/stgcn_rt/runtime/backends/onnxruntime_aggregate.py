@@ -109,7 +109,7 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
                       adjacency, weight, bias, scale, shift)
 
 
-def aggregate_first(model: onnx.ModelProto) -> int:
+def aggregate_graph_steps_first(model: onnx.ModelProto) -> int:
     """Rewrite ``model``'s graph steps in place as the module docstring describes; returns how many.
     Only fp32 steps are rewritten: a quantized model's weights are not float constants, and an fp16
     model's are left as exported (its new tensors would need fp16 and the fold's rounding)."""

@@ -11,6 +11,9 @@ CPU). So on an AMX CPU, and for the 256-channel temporal convolutions only, the 
 weight tensor shifted by -1 with a zero point of -1: the symmetric quantizer's int8 weights lie in
 [-127, 127], so the shifted ones still fit and dequantize to the same values, and
 the model's outputs are identical to the bit.
+
+:func:`rewritten_for_cpu` gives the runner its copy of a model with this routing and the float graph
+steps aggregate-first (:mod:`.onnxruntime_aggregate`), from one load.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import onnx
 from onnx import numpy_helper
 
 from stgcn_rt.onnx_graph import consumers
-from stgcn_rt.runtime.backends.onnxruntime_aggregate import aggregate_first
+from stgcn_rt.runtime.backends.onnxruntime_aggregate import aggregate_graph_steps_first
 
 #: the narrowest temporal convolution worth the GEMM path (output channels; see the module docstring)
 MIN_GEMM_CHANNELS = 256
@@ -67,13 +70,13 @@ def route_wide_convs_to_gemm(model: onnx.ModelProto, min_channels: int = MIN_GEM
     return routed
 
 
-def rewritten_for_cpu(path: str | os.PathLike[str], integer_gemm: bool, graph_steps_first: bool
+def rewritten_for_cpu(path: str | os.PathLike[str], integer_gemm: bool, aggregate_first: bool
                       ) -> tuple[str | bytes, int, int]:
     """The model at ``path`` to open on ONNX Runtime's CPU: its bytes with the wide INT8 convolutions
     routed to the integer GEMM (``integer_gemm``) and the float graph steps aggregate-first
-    (``graph_steps_first``; :mod:`.onnxruntime_aggregate`), or its path where neither applies; and
+    (``aggregate_first``; :mod:`.onnxruntime_aggregate`), or its path where neither applies; and
     how many convolutions and graph steps were rewritten."""
     model = onnx.load(str(path))
     routed = route_wide_convs_to_gemm(model) if integer_gemm else 0
-    steps = aggregate_first(model) if graph_steps_first else 0
+    steps = aggregate_graph_steps_first(model) if aggregate_first else 0
     return (model.SerializeToString() if routed or steps else str(path)), routed, steps

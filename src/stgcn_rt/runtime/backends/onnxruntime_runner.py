@@ -20,10 +20,10 @@ class OnnxClassifier(Classifier):
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
                  *, threads: int | None = None, providers: list[str] | None = None,
-                 integer_gemm: bool | None = None, graph_steps_first: bool = True) -> None:
+                 integer_gemm: bool | None = None, aggregate_first: bool = True) -> None:
         """On the CPU provider: ``integer_gemm`` runs an INT8 model's wide temporal convolutions
         through ONNX Runtime's integer GEMM (:mod:`.onnxruntime_kernels`; None: where the CPU has
-        AMX); ``graph_steps_first`` runs a float model's graph steps aggregate-first
+        AMX); ``aggregate_first`` runs a float model's graph steps aggregate-first
         (:mod:`.onnxruntime_aggregate`). Both rewrite the runner's copy, never the file."""
         import onnxruntime as ort
 
@@ -51,14 +51,14 @@ class OnnxClassifier(Classifier):
         #: how many INT8 convolutions run through the integer GEMM rather than the symmetric kernels
         self.gemm_convolutions = 0
         #: how many graph steps run aggregate-first
-        self.graph_steps_first = 0
+        self.steps_aggregated_first = 0
         model: str | bytes = str(path)
         try:
             if providers == ["CPUExecutionProvider"]:
                 gemm = cpu_has_amx_int8() if integer_gemm is None else integer_gemm
-                if gemm or graph_steps_first:
-                    model, self.gemm_convolutions, self.graph_steps_first = rewritten_for_cpu(
-                        path, gemm, graph_steps_first)
+                if gemm or aggregate_first:
+                    model, self.gemm_convolutions, self.steps_aggregated_first = rewritten_for_cpu(
+                        path, gemm, aggregate_first)
             # With a static batch, ONNX Runtime moves integer convolutions to NHWC and then transposes
             # their 8-bit outputs back for the graph step's reshape, which costs 3x the whole INT8 model
             # on the CPU (118 vs 39 ms per window; docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md);
