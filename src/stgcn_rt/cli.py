@@ -12,7 +12,7 @@ import click
 from stgcn_rt import __version__
 from stgcn_rt.bench.names import BACKEND_NAMES, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.runtime.modes import FAST_MODES
+from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
 
 
 class Context:
@@ -76,7 +76,7 @@ classes_option = click.option(
     "--classes", default=None, metavar="A,B,...",
     help="Class names in output order (default: stored in the checkpoint, else normal,shoplifting).")
 fast_option = click.option(
-    "--fast", type=click.Choice(list(FAST_MODES)), is_flag=False, flag_value="kernels", default=None,
+    "--fast", type=click.Choice(list(FAST_MODES)), is_flag=False, flag_value=DEFAULT_FAST_MODE, default=None,
     help="With --device cuda and a .pt checkpoint, the fastest PyTorch backends, fp16 with CUDA graphs: "
          "--fast (or --fast kernels) runs this project's Triton kernels (fastest measured: per window, per "
          "batch and in cameras), --fast compile the optimized rewrite under torch.compile; both compile and "

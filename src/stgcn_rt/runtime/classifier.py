@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.runtime.modes import FAST_MODES
+from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
 
 #: suffix -> "module:Class" of its runner; imported only when used.
 BACKENDS: dict[str, str] = {
@@ -177,7 +177,7 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in (".pt", ".pth")
 
 
-def fast_torch_options(model: str | os.PathLike[str], device: str, mode: str = "kernels") -> dict[str, Any]:
+def fast_torch_options(model: str | os.PathLike[str], device: str, mode: str = DEFAULT_FAST_MODE) -> dict[str, Any]:
     """The PyTorch runner's options for ``--fast`` (``mode``: a key of :data:`FAST_MODES`)."""
     if not (is_checkpoint(model) and device.startswith("cuda")):
         raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")

@@ -13,3 +13,6 @@ FAST_MODES: dict[str, dict[str, Any]] = {
     # the optimized rewrite under torch.compile: measured up to 1,024 cameras
     "compile": {**FP16_GRAPHS, "optimize": True, "compile": True},
 }
+
+#: what a bare ``--fast`` selects
+DEFAULT_FAST_MODE = "kernels"
