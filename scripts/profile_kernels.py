@@ -55,15 +55,20 @@ def main() -> None:
             results.append({"backend": name, "batch": batch, **kernel_times(classifier.model, batch)})
             print(f"{name} batch {batch}: {results[-1]['gpu_us_per_pass']} us of kernels per pass", flush=True)
         classifier.close()
+    write_gpu_report("kernel-profile", "python scripts/profile_kernels.py --batch " + args.batch + " --backends "
+                     + args.backends, "sums of kernel times; the compiled rewrite runs its two streams concurrently, "
+                     "so its wall time is lower than its sum", results, Path(args.out))
+
+
+def write_gpu_report(kind: str, command: str, note: str, results: list[dict], out: Path) -> Path:
+    """``out``/<kind>-<gpu>-<date>.json: the results with the GPU, torch, date, command and a note."""
     gpu = torch.cuda.get_device_name()
     report = {"device": gpu, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "command": "python scripts/profile_kernels.py --batch " + args.batch + " --backends " + args.backends,
-              "note": "sums of kernel times; the compiled rewrite runs its two streams concurrently, so its "
-                      "wall time is lower than its sum", "results": results}
-    stem = f"kernel-profile-{re.sub(r'[^a-z0-9]+', '-', gpu.lower()).strip('-')}-{time.strftime('%Y-%m-%d')}"
-    path = Path(args.out) / f"{stem}.json"
+              "command": command, "note": note, "results": results}
+    path = out / f"{kind}-{re.sub(r'[^a-z0-9]+', '-', gpu.lower()).strip('-')}-{time.strftime('%Y-%m-%d')}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 graph (Triton's ``do_bench_cudagraph``), with the tile the autotuner chose; and a whole forward
 pass replayed back to back. At batch 1 a kernel takes a few microseconds, less than its launch
 from Python, so only timings inside CUDA graphs rank the kernels rather than the host. Writes
-<out>/layer-profile-<gpu>-<date>.json.
+<out>/layer-profile-<gpu>-<date>.json, as profile_kernels.py writes its report.
 
     python scripts/profile_layers.py [--batch 1,512] [--out .]
 """
@@ -10,13 +10,11 @@ from Python, so only timings inside CUDA graphs rank the kernels rather than the
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
 from triton.testing import do_bench_cudagraph
 
 from stgcn_rt.model import triton_kernels as kernels
@@ -89,15 +87,9 @@ def main() -> None:
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True)
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
-    gpu = torch.cuda.get_device_name()
-    report = {"device": gpu, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "command": "python scripts/profile_layers.py --batch " + args.batch,
-              "note": "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
-                      "forward pass (23 kernels) replayed back to back, input on the GPU", "results": results}
-    stem = f"layer-profile-{re.sub(r'[^a-z0-9]+', '-', gpu.lower()).strip('-')}-{time.strftime('%Y-%m-%d')}"
-    path = Path(args.out) / f"{stem}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_gpu_report("layer-profile", "python scripts/profile_layers.py --batch " + args.batch,
+                     "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
+                     "forward pass (23 kernels) replayed back to back, input on the GPU", results, Path(args.out))
 
 
 if __name__ == "__main__":

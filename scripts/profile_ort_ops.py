@@ -27,6 +27,7 @@ from stgcn_rt.runtime.backends.onnxruntime_kernels import rewritten_for_cpu
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 RUNS = 20
+WARM_UP = 3
 
 
 def op_times(model: str | bytes, window: np.ndarray, work: Path) -> dict[str, float]:
@@ -34,14 +35,11 @@ def op_times(model: str | bytes, window: np.ndarray, work: Path) -> dict[str, fl
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: window}
-    for _ in range(3):
-        session.run(None, feed)
-    options.enable_profiling = True  # a second session, profiled from its first timed run
+    options.enable_profiling = True
     options.profile_file_prefix = str(work / "ort")
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    for _ in range(3):
+    feed = {session.get_inputs()[0].name: window}
+    for _ in range(WARM_UP):
         session.run(None, feed)
     start = time.perf_counter()
     for _ in range(RUNS):
@@ -50,7 +48,7 @@ def op_times(model: str | bytes, window: np.ndarray, work: Path) -> dict[str, fl
     events = json.loads(Path(session.end_profiling()).read_text())
     kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     by_op: Counter = Counter()
-    for event in kernels[len(kernels) * 3 // (RUNS + 3):]:  # the timed runs only
+    for event in kernels[len(kernels) * WARM_UP // (RUNS + WARM_UP):]:  # the timed runs only
         by_op[event["args"]["op_name"]] += event["dur"] / 1000 / RUNS
     return {"wall_ms": wall, **dict(by_op.most_common())}
 

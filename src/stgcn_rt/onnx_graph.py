@@ -1,8 +1,13 @@
-"""Small queries over an ONNX graph, shared by the passes that rewrite exported models."""
+"""Small queries and edits over an ONNX graph, shared by the passes that rewrite exported models."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import onnx
+from onnx import helper
 
 
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -12,3 +17,31 @@ def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
         for name in node.input:
             found.setdefault(name, []).append(node)
     return found
+
+
+def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    """Every tensor name a node writes -> that node."""
+    return {out: node for node in graph.node for out in node.output}
+
+
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """The value of ``node``'s attribute ``name``, or ``default`` where it has none."""
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def batchnorm_affine(node: onnx.NodeProto, parameters: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A BatchNormalization ``node`` as ``x * scale + shift`` per channel, from its (gamma, beta,
+    mean, variance) ``parameters``."""
+    gamma, beta, mean, var = parameters
+    scale = gamma / np.sqrt(var + float(attribute(node, "epsilon", 1e-5)))
+    return scale, beta - mean * scale
+
+
+def set_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """Make ``nodes`` the graph's nodes, and drop the initializers none of them reads."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)

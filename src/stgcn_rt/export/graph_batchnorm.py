@@ -16,21 +16,21 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from stgcn_rt.onnx_graph import consumers
+from stgcn_rt.onnx_graph import batchnorm_affine, consumers, producers, set_nodes
 
 #: nodes allowed between the graph convolution and the joint-mixing MatMul
 _LAYOUT_OPS = ("Reshape", "Transpose")
 
 
-def _graph_convolution(name: str, producers: dict[str, onnx.NodeProto],
+def _graph_convolution(name: str, writers: dict[str, onnx.NodeProto],
                        readers: dict[str, list[onnx.NodeProto]]) -> onnx.NodeProto | None:
     """The Conv whose output reaches the MatMul input ``name`` through layout operations only, each
     tensor on the way read by nothing else; None where the pattern does not hold."""
-    node = producers.get(name)
+    node = writers.get(name)
     while node is not None and node.op_type in _LAYOUT_OPS:
         if len(readers.get(node.output[0], [])) != 1:
             return None
-        node = producers.get(node.input[0])
+        node = writers.get(node.input[0])
     if node is None or node.op_type != "Conv" or len(readers.get(node.output[0], [])) != 1 or len(node.input) < 3:
         return None
     return node
@@ -40,22 +40,20 @@ def fold_graph_batchnorms(model: onnx.ModelProto) -> list[str]:
     """Rewrite ``model`` in place; returns the names of the ``Add`` nodes that carry the shifts."""
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
+    writers = producers(graph)
     readers = consumers(graph)
     replaced: dict[str, onnx.NodeProto] = {}
     for node in graph.node:
         if node.op_type != "BatchNormalization" or len(node.output) != 1:
             continue
-        matmul = producers.get(node.input[0])
+        matmul = writers.get(node.input[0])
         if matmul is None or matmul.op_type != "MatMul" or len(readers.get(matmul.output[0], [])) != 1:
             continue
-        conv = _graph_convolution(matmul.input[0], producers, readers)
+        conv = _graph_convolution(matmul.input[0], writers, readers)
         if conv is None or not all(name in initializers for name in (*node.input[1:5], *conv.input[1:3])):
             continue
-        gamma, beta, mean, var = (numpy_helper.to_array(initializers[name]).astype(np.float64)
-                                  for name in node.input[1:5])
-        epsilon = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
-        scale = gamma / np.sqrt(var + epsilon)
+        scale, shift = batchnorm_affine(node, [numpy_helper.to_array(initializers[name]).astype(np.float64)
+                                               for name in node.input[1:5]])
         weight = numpy_helper.to_array(initializers[conv.input[1]])
         bias = numpy_helper.to_array(initializers[conv.input[2]])
         if weight.shape[0] % len(scale):
@@ -66,15 +64,9 @@ def fold_graph_batchnorms(model: onnx.ModelProto) -> list[str]:
             numpy_helper.from_array((weight * factor.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype),
                                     names[0]),
             numpy_helper.from_array((bias * factor).astype(bias.dtype), names[1]),
-            numpy_helper.from_array((beta - mean * scale).reshape(-1, 1, 1).astype(np.float32), names[2])])
+            numpy_helper.from_array(shift.reshape(-1, 1, 1).astype(np.float32), names[2])])
         conv.input[1], conv.input[2] = names[0], names[1]  # new tensors: a shared weight stays as it was
         replaced[node.output[0]] = helper.make_node("Add", [node.input[0], names[2]], list(node.output),
                                                name=f"{node.name}_shift")
-    nodes = [replaced.get(node.output[0], node) if node.output else node for node in graph.node]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    set_nodes(graph, [replaced.get(node.output[0], node) if node.output else node for node in graph.node])
     return [node.name for node in replaced.values()]

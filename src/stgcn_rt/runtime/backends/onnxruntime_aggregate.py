@@ -18,20 +18,14 @@ is (TensorRT and the INT8 quantizer read it); the ONNX Runtime runner rewrites i
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from stgcn_rt.onnx_graph import consumers
+from stgcn_rt.onnx_graph import attribute, batchnorm_affine, consumers, producers, set_nodes
 
 #: the Transpose between the graph convolution and the joint mixing: (N, K, C, T, V) -> (N, C, T, K, V)
 _GRAPH_STEP_PERM = [0, 2, 3, 1, 4]
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
 class _GraphStep:
@@ -68,7 +62,7 @@ class _GraphStep:
         return nodes, tensors
 
 
-def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers: dict[str, list[onnx.NodeProto]],
+def _match(matmul: onnx.NodeProto, writers: dict[str, onnx.NodeProto], readers: dict[str, list[onnx.NodeProto]],
            arrays: dict[str, np.ndarray]) -> _GraphStep | None:
     """The graph step ending in ``matmul``, or None where the exported pattern does not hold or its
     constants are not fp32 (``arrays``: the initializers, the fp32 ones as float64)."""
@@ -78,13 +72,13 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
         return None
     chain, name = [], matmul.input[0]
     for op in ("Reshape", "Transpose", "Reshape", "Conv"):
-        node = producers.get(name)
+        node = writers.get(name)
         if node is None or node.op_type != op or len(readers.get(node.output[0], [])) != 1:
             return None
         chain.append(node)
         name = node.input[0]
     merge, transpose, split, conv = chain
-    if (list(_attribute(transpose, "perm", [])) != _GRAPH_STEP_PERM or len(conv.input) != 3
+    if (list(attribute(transpose, "perm", [])) != _GRAPH_STEP_PERM or len(conv.input) != 3
             or not all(i in arrays for i in (*conv.input[1:], split.input[1], merge.input[1]))):
         return None
     weight, bias = arrays[conv.input[1]], arrays[conv.input[2]]
@@ -93,7 +87,7 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
     joints = adjacency.shape[1]
     partitions = adjacency.shape[0] // joints
     if (weight.ndim != 4 or weight.shape[2:] != (1, 1) or weight.shape[0] % partitions
-            or _attribute(conv, "group", 1) != 1):
+            or attribute(conv, "group", 1) != 1):
         return None
     channels = weight.shape[0] // partitions
     if list(arrays[split.input[1]][1:]) != [partitions, channels, arrays[split.input[1]][3], joints] \
@@ -102,9 +96,8 @@ def _match(matmul: onnx.NodeProto, producers: dict[str, onnx.NodeProto], readers
     scale, shift, last = np.ones(channels), np.zeros(channels), matmul
     after = readers.get(matmul.output[0], [])
     if len(after) == 1 and after[0].op_type == "BatchNormalization" and all(i in arrays for i in after[0].input[1:5]):
-        gamma, beta, mean, var = (arrays[i] for i in after[0].input[1:5])
-        scale = gamma / np.sqrt(var + float(_attribute(after[0], "epsilon", 1e-5)))
-        shift, last = beta - mean * scale, after[0]
+        last = after[0]
+        scale, shift = batchnorm_affine(last, [arrays[i] for i in last.input[1:5]])
     return _GraphStep(conv, [*chain, matmul] + ([last] if last is not matmul else []), last,
                       adjacency, weight, bias, scale, shift)
 
@@ -116,10 +109,9 @@ def aggregate_graph_steps_first(model: onnx.ModelProto) -> int:
     graph = model.graph
     arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     arrays = {name: value.astype(np.float64) if value.dtype == np.float32 else value for name, value in arrays.items()}
-    producers = {out: node for node in graph.node for out in node.output}
-    readers = consumers(graph)
+    writers, readers = producers(graph), consumers(graph)
     steps = [step for node in graph.node if node.op_type == "MatMul"
-             and (step := _match(node, producers, readers, arrays)) is not None]
+             and (step := _match(node, writers, readers, arrays)) is not None]
     if not steps:
         return 0
     removed = {id(node) for step in steps for node in step.replaced}
@@ -132,10 +124,5 @@ def aggregate_graph_steps_first(model: onnx.ModelProto) -> int:
             graph.initializer.extend(tensors)
         elif id(node) not in removed:
             nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    set_nodes(graph, nodes)
     return len(steps)
