@@ -91,8 +91,8 @@ def test_a_dense_graph_is_refused_in_one_line(reference_checkpoint):
 
 @pytest.mark.parametrize("classes", [2, 400])
 def test_pooling_and_classifiers_for_small_and_large_heads(classes):
-    """Both streams' classifiers summed, for a two-class head and a Kinetics-size one (the
-    classifier steps through blocks of classes and channels)."""
+    """Both streams' classifiers summed and their softmax, for a two-class head and a Kinetics-size
+    one (the classifier steps through blocks of classes and channels, the softmax across blocks)."""
     from stgcn_rt.model.triton_kernels import pool_and_classify
 
     streams, windows, rows, channels = 2, 3, 10, 256
@@ -100,7 +100,10 @@ def test_pooling_and_classifiers_for_small_and_large_heads(classes):
     w, b = torch.randn(streams, channels, classes), torch.randn(streams, classes)
     pooled = y.reshape(streams, windows, rows, channels).mean(dim=2)
     expected = (torch.einsum("swc,sck->swk", pooled, w) + b[:, None]).sum(dim=0)
-    torch.testing.assert_close(pool_and_classify(y, windows, w, b), expected, rtol=1e-5, atol=1e-4)
+    out = torch.full((windows, 2, classes), float("nan"))
+    assert pool_and_classify(y, windows, w, b, out) is out
+    torch.testing.assert_close(out[:, 0], expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(out[:, 1], torch.softmax(expected, dim=1), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("block_index", [0, 4])

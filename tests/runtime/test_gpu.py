@@ -70,6 +70,34 @@ def test_fast_variants_agree_with_fp32(demo_models, real_windows, cpu_reference,
     assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()
 
 
+@pytest.mark.parametrize("options", [{"triton_kernels": True}, {"optimize": True}], ids=str)
+def test_graph_probabilities_are_the_softmax_of_its_logits(demo_models, real_windows, options):
+    """With host windows a graph hands back the probabilities it computed on the GPU: the softmax of
+    the logits it hands back, for batches the Triton kernels read in place and for batches copied in."""
+    from stgcn_rt.runtime.backends.torch_runner import IN_PLACE_MAX_BATCH
+    from stgcn_rt.runtime.classifier import softmax
+
+    ckpt, _ = demo_models
+    large = np.concatenate([real_windows] * (IN_PLACE_MAX_BATCH // len(real_windows) + 2))
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, **options) as model:
+        for windows in (real_windows[:3], large):
+            logits, probs = model.logits(windows), model.predict(windows)
+            assert probs.dtype == np.float32 and probs.shape == logits.shape
+            np.testing.assert_allclose(probs, softmax(logits.astype(np.float64)), rtol=0, atol=1e-6)
+        small = model.predict(real_windows[:3])
+    assert len(large) > IN_PLACE_MAX_BATCH
+    assert np.abs(small - probs[:3]).max() <= 2e-3  # in place (small bucket) and copied in agree
+
+
+def test_kernels_refuse_host_windows_that_are_not_pinned(demo_models):
+    from stgcn_rt.model.checkpoint import load_checkpoint
+    from stgcn_rt.model.triton_model import TritonSTGCN
+
+    model = TritonSTGCN(load_checkpoint(demo_models[0]).model).cuda()
+    with pytest.raises(ValueError, match="pinned"):
+        model.scores(torch.zeros(1, 3, 150, 33, 1))
+
+
 def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     ckpt, _ = demo_models
     with load_classifier(ckpt, device="cuda") as model:

@@ -13,8 +13,9 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
 - :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
   motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
-  :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers
-  and their sum. With them a forward pass launches nothing but the project's kernels.
+  :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers,
+  their sum and its softmax. With them a forward pass launches nothing but the project's kernels,
+  and reads its input from / writes its results to pinned host memory where asked (no copies).
 
 Each kernel serves every stream (as a grid axis; the classifier loops over them), so a two-stream
 model runs both streams in one launch: a forward pass is 23 launches at any batch size. Under
@@ -304,11 +305,9 @@ def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: 
 
 
 @triton.jit
-def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr, C: tl.constexpr,
-                     CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr):
-    """A block of one window's logits: the sum over streams of pooled @ W + b, channels in steps."""
-    n = tl.program_id(0)
-    k = tl.program_id(1) * BLOCK_CLASSES + tl.arange(0, BLOCK_CLASSES)
+def _block_logits(pooled_ptr, w_ptr, b_ptr, n, k, windows, S: tl.constexpr, C: tl.constexpr, CLASSES: tl.constexpr,
+                  BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr):
+    """Window n's logits of the classes ``k``: the sum over streams of pooled @ W + b, channels in steps."""
     logits = tl.zeros((BLOCK_CLASSES,), dtype=tl.float32)
     for s in tl.static_range(S):
         for c0 in range(0, C, BLOCK_C):
@@ -318,17 +317,45 @@ def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr
                         mask=(c < C)[:, None] & (k < CLASSES)[None, :], other=0.0)
             logits += tl.sum(pooled[:, None] * w, axis=0)
         logits += tl.load(b_ptr + s * CLASSES + k, mask=k < CLASSES, other=0.0)
-    tl.store(out_ptr + n * CLASSES + k, logits, mask=k < CLASSES)
+    return logits
+
+
+@triton.jit
+def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr, C: tl.constexpr,
+                     CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr):
+    """One window's logits into out[n, 0] and their softmax into out[n, 1], in blocks of classes.
+
+    The first pass writes the logits and keeps a running maximum and sum of exponentials; the
+    second recomputes each block's logits rather than reading them back (``out`` may be host
+    memory)."""
+    n = tl.program_id(0)
+    row = out_ptr + n * 2 * CLASSES
+    peak = tl.full((), float("-inf"), tl.float32)
+    total = tl.zeros((), dtype=tl.float32)
+    for k0 in range(0, CLASSES, BLOCK_CLASSES):
+        k = k0 + tl.arange(0, BLOCK_CLASSES)
+        logits = _block_logits(pooled_ptr, w_ptr, b_ptr, n, k, windows, S, C, CLASSES, BLOCK_C, BLOCK_CLASSES)
+        tl.store(row + k, logits, mask=k < CLASSES)
+        new_peak = tl.maximum(peak, tl.max(tl.where(k < CLASSES, logits, float("-inf")), axis=0))
+        total = total * tl.exp(peak - new_peak) + tl.sum(tl.where(k < CLASSES, tl.exp(logits - new_peak), 0.0), axis=0)
+        peak = new_peak
+    for k0 in range(0, CLASSES, BLOCK_CLASSES):
+        k = k0 + tl.arange(0, BLOCK_CLASSES)
+        logits = _block_logits(pooled_ptr, w_ptr, b_ptr, n, k, windows, S, C, CLASSES, BLOCK_C, BLOCK_CLASSES)
+        tl.store(row + CLASSES + k, tl.exp(logits - peak) / total, mask=k < CLASSES)
 
 
 def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, motion: str | None,
                   dtype: torch.dtype) -> torch.Tensor:
-    """``x`` (N, C, T, V, M) fp32 -> (S, N*M*T*V, C) in ``dtype``: S = 2 with a ``motion`` stream
-    (``forward`` or ``central``), else 1; ``scale``/``shift`` (S, V, C) the input BatchNorm."""
+    """``x`` (N, C, T, V, M) fp32 -> (S, N*M*T*V, C) in ``dtype`` on ``scale``'s device: S = 2 with a
+    ``motion`` stream (``forward`` or ``central``), else 1; ``scale``/``shift`` (S, V, C) the input
+    BatchNorm. ``x`` may be pinned host memory, which the kernel reads in place (no copy)."""
+    if x.device != scale.device and not (x.dtype == torch.float32 and x.is_contiguous() and x.is_pinned()):
+        raise ValueError("windows on the host must be a pinned, contiguous float32 tensor for the kernels to read")
     x = x.float().contiguous()
     n, c, t, v, m = x.shape
     streams, rows = scale.shape[0], n * m * t * v
-    out = torch.empty((streams, rows, c), dtype=dtype, device=x.device)
+    out = torch.empty((streams, rows, c), dtype=dtype, device=scale.device)
     block = 128
     _prepare_kernel[(triton.cdiv(rows, block), streams)](x, scale, shift, out, rows, t, v, m, C=c,
                                                           MOTION=MOTION_CODES[motion], BLOCK=block,
@@ -336,9 +363,11 @@ def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, mot
     return out
 
 
-def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``y`` (S, windows * rows per window, C) -> (windows, classes) fp32: per stream the mean over a
-    window's rows times ``w`` (S, C, classes) plus ``b`` (S, classes), summed over the streams."""
+def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.Tensor,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
+    """``y`` (S, windows * rows per window, C) -> (windows, 2, classes) fp32: [:, 0] the logits (per
+    stream the mean over a window's rows times ``w`` (S, C, classes) plus ``b`` (S, classes), summed
+    over the streams), [:, 1] their softmax. Written into ``out`` if given (GPU or pinned host memory)."""
     streams, rows, c = y.shape
     classes = w.shape[-1]
     pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=y.device)
@@ -348,11 +377,12 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
     _pool_kernel[(windows, triton.cdiv(c, block_c), streams)](
         y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
         num_warps=8)
-    logits = torch.empty((windows, classes), dtype=torch.float32, device=y.device)
+    if out is None:
+        out = torch.empty((windows, 2, classes), dtype=torch.float32, device=y.device)
     # a (channels x classes) weight tile of at most 4,096 values per step: a two-class head takes all
     # channels at once, a Kinetics-size head steps through them in blocks of 64 classes
     block_classes = min(64, triton.next_power_of_2(classes))
     block_c = min(triton.next_power_of_2(c), 4096 // block_classes)
-    _classify_kernel[(windows, triton.cdiv(classes, block_classes))](
-        pooled, w, b, logits, windows, S=streams, C=c, CLASSES=classes, BLOCK_C=block_c, BLOCK_CLASSES=block_classes)
-    return logits
+    _classify_kernel[(windows,)](pooled, w, b, out, windows, S=streams, C=c, CLASSES=classes, BLOCK_C=block_c,
+                                 BLOCK_CLASSES=block_classes)
+    return out

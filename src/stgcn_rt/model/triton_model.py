@@ -118,9 +118,15 @@ class TritonSTGCN(nn.Module):
         self.block_dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scores(x)[:, 0]
+
+    def scores(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 2, classes) fp32: [:, 0] the logits, [:, 1] the probabilities. ``x`` on the GPU or in
+        pinned host memory; written into ``out`` if given (GPU or pinned host memory): a CUDA graph
+        of this call moves no data but through the kernels themselves."""
         n, _, frames, v, _ = x.shape
         y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
         for block in self.blocks:
             y = block(y, frames, v)
             frames = (frames - 1) // block.stride + 1
-        return pool_and_classify(y, n, self.fcn_w, self.fcn_b)
+        return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)

@@ -73,36 +73,59 @@ def buckets_up_to(count: int) -> list[int]:
     return [1 << i for i in range(count.bit_length())]
 
 
-class CapturedBatch:
-    """One CUDA graph for a fixed batch shape: static input, the model, static output.
+#: the largest batch bucket whose windows a model with ``scores`` (the Triton kernels) reads straight
+#: from the pinned host buffer; larger batches come in by one copy. On an H100 the two forms took
+#: the same time at 16 and 512 windows and in place saved under 1% at one (docs/performance.md);
+#: five persons' strided reads from host memory were not measured, so large batches keep the copy
+IN_PLACE_MAX_BATCH = 16
 
-    With ``host_io`` the graph also holds the copy from a pinned host input buffer and the copy of
-    the logits back into a pinned host output buffer. ``pool`` (a ``torch.cuda.graph_pool_handle()``)
-    lets graphs that never run at the same time share their intermediate memory.
+#: the two rows of a host-I/O graph's output, per window
+LOGITS, PROBABILITIES = 0, 1
+
+
+class CapturedBatch:
+    """One CUDA graph for a fixed batch shape.
+
+    Without ``host_io``: a static device input, the model, a static device output (the logits).
+    With ``host_io``: windows from a pinned host buffer in, and per window its logits and
+    probabilities (N, 2, classes) out into a pinned host buffer, so one call costs one graph launch
+    and one synchronisation. A model with a ``scores(x, out)`` method (the Triton kernels) reads and
+    writes the pinned buffers itself, with no copy node in the graph (up to :data:`IN_PLACE_MAX_BATCH`
+    windows; larger batches are copied in); for any other model the graph copies the windows in,
+    and the logits with their softmax out. ``pool`` (a ``torch.cuda.graph_pool_handle()``) lets
+    graphs that never run at the same time share their intermediate memory.
     """
 
     def __init__(self, model: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
                  host_io: bool, pool: Any = None) -> None:
         self.static_in = torch.zeros(shape, dtype=dtype, device=device)
-        self.host_in = torch.zeros(shape, dtype=torch.float32).pin_memory() if host_io else None
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(3):  # warm up kernels (and compile) and the allocator outside the graph
                 out = model(self.static_in)
         torch.cuda.current_stream(device).wait_stream(side)
-        self.host_out = torch.zeros(out.shape, dtype=torch.float32).pin_memory() if host_io else None
-        # numpy views of the pinned buffers: a batch-1 call costs tens of microseconds, so the host
-        # side moves windows in and logits out without a torch operation
-        self._host_in_array = self.host_in.numpy() if self.host_in is not None else None
-        self._host_out_array = self.host_out.numpy() if self.host_out is not None else None
         self.graph = torch.cuda.CUDAGraph()
+        if not host_io:
+            self._host_in = self._host_out = None
+            with torch.cuda.graph(self.graph, pool=pool):
+                self.static_out = model(self.static_in)
+            return
+        host_in = torch.zeros(shape, dtype=torch.float32).pin_memory()
+        host_out = torch.zeros((shape[0], 2, out.shape[-1]), dtype=torch.float32).pin_memory()
+        scores = getattr(model, "scores", None)
+        in_place = scores is not None and shape[0] <= IN_PLACE_MAX_BATCH
         with torch.cuda.graph(self.graph, pool=pool):
-            if self.host_in is not None:
-                self.static_in.copy_(self.host_in, non_blocking=True)
-            self.static_out = model(self.static_in)
-            if self.host_out is not None:
-                self.host_out.copy_(self.static_out, non_blocking=True)
+            if not in_place:
+                self.static_in.copy_(host_in, non_blocking=True)
+            if scores is not None:
+                scores(host_in if in_place else self.static_in, host_out)
+            else:
+                logits = model(self.static_in).float()
+                host_out.copy_(torch.stack([logits, torch.softmax(logits, dim=1)], dim=1), non_blocking=True)
+        # numpy views of the pinned buffers (the tensors stay alive with them): a batch-1 call costs
+        # tens of microseconds, so the host side moves windows in and results out without a torch operation
+        self._host_in, self._host_out = host_in.numpy(), host_out.numpy()
 
     def run_device(self, x: torch.Tensor) -> torch.Tensor:
         count = x.shape[0]
@@ -112,15 +135,16 @@ class CapturedBatch:
         self.graph.replay()
         return self.static_out[:count].clone()
 
-    def run_host(self, windows: np.ndarray) -> np.ndarray:
-        assert self._host_in_array is not None and self._host_out_array is not None
+    def run_host(self, windows: np.ndarray, row: int) -> np.ndarray:
+        """``row``: :data:`LOGITS` or :data:`PROBABILITIES` of each window."""
+        assert self._host_in is not None and self._host_out is not None
         count = len(windows)
-        np.copyto(self._host_in_array[:count], windows, casting="same_kind")
-        if count < len(self._host_in_array):
-            self._host_in_array[count:] = 0
+        np.copyto(self._host_in[:count], windows, casting="same_kind")
+        if count < len(self._host_in):
+            self._host_in[count:] = 0
         self.graph.replay()
         torch.cuda.current_stream(self.static_in.device).synchronize()
-        return self._host_out_array[:count].copy()
+        return self._host_out[:count, row].copy()
 
 
 class PinnedStaging:
@@ -242,7 +266,7 @@ class TorchClassifier(Classifier):
         if self.model is None:
             raise StgcnError("this classifier was closed")
         if self.cuda_graphs and isinstance(windows, np.ndarray):
-            return self._replay_host(windows)  # numpy in and out of the graph's pinned buffers
+            return self._replay_host(windows, LOGITS)  # numpy in and out of the graph's pinned buffers
         with self._inference():
             x = self.to_device(windows)
             out = self._replay(x) if self.cuda_graphs else self.model(x)
@@ -271,11 +295,19 @@ class TorchClassifier(Classifier):
         captured = self._bucket(x.shape[0], tuple(x.shape[1:]), host_io=False)
         return captured.run_device(x)
 
-    def _replay_host(self, windows: np.ndarray) -> np.ndarray:
-        """Host windows in, host logits out: the copies both ways are inside the graph, so one batch
-        costs one graph launch and one synchronisation."""
+    def _replay_host(self, windows: np.ndarray, row: int) -> np.ndarray:
+        """Host windows in, host logits or probabilities out (``row``), all inside one graph."""
         captured = self._bucket(len(windows), tuple(windows.shape[1:]), host_io=True)
-        return captured.run_host(windows)
+        return captured.run_host(windows, row)
+
+    def predict(self, windows: Any) -> np.ndarray:
+        """With CUDA graphs, host windows get the probabilities the graph computed (fp32 softmax on
+        the GPU); otherwise as every backend (softmax of the logits on the host)."""
+        if self.cuda_graphs and isinstance(windows, np.ndarray):
+            if self.model is None:
+                raise StgcnError("this classifier was closed")
+            return self._replay_host(self.check_windows(windows), PROBABILITIES)
+        return super().predict(windows)
 
     def warm_up(self, max_batch: int) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic."""
