@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ import torch
 from helpers import reference_state_dict
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+
+if not torch.cuda.is_available():
+    # Without a GPU the Triton-kernel tests run in Triton's interpreter, which is chosen when triton is
+    # first imported: set here, before any test module (or torch's FLOP counter) can import it.
+    os.environ["TRITON_INTERPRET"] = "1"
 
 
 @pytest.fixture

@@ -52,6 +52,6 @@ def test_fp16_blocks_keep_the_ends_in_fp32(demo_models):
     ckpt, _ = demo_models
     optimized = optimize_model(load_checkpoint(ckpt).model)
     optimized.set_block_dtype(torch.float16)
-    stream = optimized.streams[0]
+    stream = optimized.origin
     assert stream.blocks[0].gcn_weight.dtype == torch.float16 and stream.blocks[0].neighbour_index.dtype == torch.long
     assert stream.input_scale.dtype == torch.float32 and stream.fcn_weight.dtype == torch.float32

@@ -2,12 +2,10 @@
 
 from torch import nn
 
+from stgcn_rt.model.summary import count_flops
+
 
 def test_flops_of_one_operator_kind():
-    # imported here, not at collection: torch's FLOP counter imports triton, which must first be
-    # imported after test_triton_model.py has chosen Triton's interpreter (on machines without a GPU)
-    from stgcn_rt.model.summary import count_flops
-
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Flatten(), nn.Linear(8 * 4 * 5, 2))
     shape = (1, 3, 4, 5)
     convolution, linear = 2 * 3 * 8 * 4 * 5, 2 * 8 * 4 * 5 * 2

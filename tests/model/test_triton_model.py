@@ -1,6 +1,6 @@
 """The Triton-kernel model computes the reference function. Without a GPU the kernels run in
-Triton's interpreter (TRITON_INTERPRET=1, set before triton is imported); with one, the GPU tests
-in tests/runtime/test_gpu.py run them compiled and these are skipped."""
+Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py before triton is imported); with one,
+the GPU tests in tests/runtime/test_gpu.py run them compiled and these are skipped."""
 
 import json
 import os
@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
 pytest.importorskip("triton")
 
 from stgcn_rt.errors import StgcnError  # noqa: E402

@@ -78,8 +78,8 @@ def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bo
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-    options = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
-                   autotune=autotune, triton_kernels=triton_kernels)
+    options: dict[str, Any] = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
+                                   autotune=autotune, triton_kernels=triton_kernels)
     classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
     label = torch_label(**options)
 

@@ -136,10 +136,10 @@ def resolve_layout(num_joints: int, requested: str | None, stored: str | None, p
         name = fitting[0].name if len(fitting) == 1 else DEFAULT_LAYOUT
     layout = get_layout(name)
     if layout.num_joints != num_joints:
-        fitting = ", ".join(lay.name for lay in layouts_with_joints(num_joints)) or "none built in"
+        names = ", ".join(lay.name for lay in layouts_with_joints(num_joints)) or "none built in"
         raise StgcnError(
             f"{path} has {num_joints} joints but layout {layout.name} has {layout.num_joints}: "
-            f"pass --layout with a {num_joints}-joint layout ({fitting})"
+            f"pass --layout with a {num_joints}-joint layout ({names})"
         )
     return layout.name
 
@@ -158,7 +158,7 @@ def load_checkpoint(
     config = infer_config(state, path)
     stored = ModelConfig.from_dict(metadata.get("config", {})) if metadata.get("config") else None
 
-    config.layout = resolve_layout(config.num_joints, layout, stored and stored.layout, path)
+    config.layout = resolve_layout(config.num_joints, layout, stored.layout if stored else None, path)
     config.center = center if center is not None else (stored.center if stored else None)
     config.motion = motion or (stored.motion if stored else "forward")
     if config.motion not in MOTIONS:

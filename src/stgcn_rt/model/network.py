@@ -10,7 +10,7 @@ over the K x V partition axis and pooling is a sum and a scale.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +94,29 @@ class STGCNBlock(nn.Module):
                 nn.BatchNorm2d(out_channels),
             )
 
+    # typed views of the reference's positional layers (tcn.0, tcn.2, tcn.3, residual.0, residual.1)
+    @property
+    def gcn_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm after the graph convolution."""
+        return cast(nn.BatchNorm2d, self.tcn[0])
+
+    @property
+    def temporal_conv(self) -> nn.Conv2d:
+        return cast(nn.Conv2d, self.tcn[2])
+
+    @property
+    def temporal_bn(self) -> nn.BatchNorm2d:
+        return cast(nn.BatchNorm2d, self.tcn[3])
+
+    @property
+    def stride(self) -> int:
+        return int(self.temporal_conv.stride[0])
+
+    @property
+    def residual_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+        """The strided 1x1 convolution and its BatchNorm of a ``conv`` residual."""
+        return cast(nn.Conv2d, self.residual[0]), cast(nn.BatchNorm2d, self.residual[1])
+
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         out = self.tcn(self.gcn(x, adjacency))
         if self.residual_kind == "identity":
@@ -105,6 +128,9 @@ class STGCNBlock(nn.Module):
 
 class STGCN(nn.Module):
     """One ST-GCN stream: (N, C, T, V, M) skeletons -> (N, classes) logits."""
+
+    A: torch.Tensor
+    edge_importance: nn.ParameterList | None
 
     def __init__(self, config: ModelConfig, adjacency: torch.Tensor, dropout: float = 0.0) -> None:
         super().__init__()
@@ -126,6 +152,14 @@ class STGCN(nn.Module):
         self.fcn = nn.Conv2d(channels, config.num_classes, kernel_size=1)
         self.block_dtype = torch.float32
 
+    @property
+    def blocks(self) -> list[STGCNBlock]:
+        return cast(list[STGCNBlock], list(self.st_gcn_networks))
+
+    def adjacency(self, block: int) -> torch.Tensor:
+        """Block ``block``'s (K, V, V) adjacency: A, times its learned edge importance if any."""
+        return self.A if self.edge_importance is None else self.A * self.edge_importance[block]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v, m = x.shape
         # data_bn normalises each (joint, channel) pair, shared by all persons: (N*M, V*C, T)
@@ -136,7 +170,7 @@ class STGCN(nn.Module):
         if mixed:
             x = x.to(self.block_dtype)
         for i, block in enumerate(self.st_gcn_networks):
-            adjacency = self.A if self.edge_importance is None else self.A * self.edge_importance[i]
+            adjacency = self.adjacency(i)
             x = block(x, adjacency.to(x.dtype) if mixed else adjacency)
         if mixed:
             x = x.float()

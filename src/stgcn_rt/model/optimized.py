@@ -23,6 +23,7 @@ Input normalisation, pooling and the classifier stay fp32 when the blocks run in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,8 @@ from stgcn_rt.model.network import STGCN, TEMPORAL_KERNEL, STGCNBlock, TwoStream
 
 
 def bn_scale_shift(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("a BatchNorm without running statistics cannot be folded")
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale, bn.bias - bn.running_mean * scale
 
@@ -58,6 +61,11 @@ def _frozen(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone()
 
 
+def conv_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """A convolution's bias: every ST-GCN convolution is built with one."""
+    return cast(torch.Tensor, conv.bias)
+
+
 @dataclass
 class FoldedBlock:
     """One block's parameters with every BatchNorm folded in, fp32, in the checkpoint's own layouts;
@@ -74,26 +82,36 @@ class FoldedBlock:
 
 def fold_block(block: STGCNBlock) -> FoldedBlock:
     partitions = block.gcn.partitions
-    channels = block.tcn[2].out_channels
-    scale, shift = bn_scale_shift(block.tcn[0])
+    tconv = block.temporal_conv
+    channels = tconv.out_channels
+    scale, shift = bn_scale_shift(block.gcn_bn)
     conv = block.gcn.conv  # output channel k * C + c
-    tcn_scale, tcn_shift = bn_scale_shift(block.tcn[3])
-    tconv = block.tcn[2]
+    tcn_scale, tcn_shift = bn_scale_shift(block.temporal_bn)
     res_weight = res_bias = None
     if block.residual_kind == "conv":
-        res_scale, res_shift = bn_scale_shift(block.residual[1])
-        res = block.residual[0]
+        res, res_bn = block.residual_conv
+        res_scale, res_shift = bn_scale_shift(res_bn)
         res_weight = _frozen(res.weight[:, :, 0, 0] * res_scale[:, None])
-        res_bias = _frozen(res.bias * res_scale + res_shift)
+        res_bias = _frozen(conv_bias(res) * res_scale + res_shift)
     return FoldedBlock(
         gcn_weight=_frozen(conv.weight[:, :, 0, 0].reshape(partitions, channels, -1) * scale[None, :, None]),
-        gcn_bias=_frozen(conv.bias.reshape(partitions, channels) * scale), gcn_shift=_frozen(shift),
+        gcn_bias=_frozen(conv_bias(conv).reshape(partitions, channels) * scale), gcn_shift=_frozen(shift),
         tcn_weight=_frozen(tconv.weight * tcn_scale[:, None, None, None]),
-        tcn_bias=_frozen(tconv.bias * tcn_scale + tcn_shift), res_weight=res_weight, res_bias=res_bias)
+        tcn_bias=_frozen(conv_bias(tconv) * tcn_scale + tcn_shift), res_weight=res_weight, res_bias=res_bias)
 
 
 class OptimizedBlock(nn.Module):
     """One ST-GCN block on ``(B, T, V, C)`` activations, BatchNorms folded."""
+
+    gcn_weight: torch.Tensor
+    gcn_bias: torch.Tensor
+    gcn_shift: torch.Tensor
+    neighbour_index: torch.Tensor
+    neighbour_weight: torch.Tensor
+    tcn_weight: torch.Tensor
+    tcn_bias: torch.Tensor
+    res_weight: torch.Tensor
+    res_bias: torch.Tensor
 
     def __init__(self, block: STGCNBlock, adjacency: torch.Tensor) -> None:
         super().__init__()
@@ -108,7 +126,7 @@ class OptimizedBlock(nn.Module):
         self.depth = index.shape[0]
         self.register_buffer("neighbour_index", index.flatten())
         self.register_buffer("neighbour_weight", neighbour_weight[:, :, None].clone())
-        self.stride = block.tcn[2].stride[0]
+        self.stride = block.stride
         self.register_buffer("tcn_weight", folded.tcn_weight.contiguous(memory_format=torch.channels_last))
         self.register_buffer("tcn_bias", folded.tcn_bias)
         self.residual_kind = block.residual_kind
@@ -135,6 +153,11 @@ class OptimizedBlock(nn.Module):
 class OptimizedStream(nn.Module):
     """One stream: (N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits."""
 
+    input_scale: torch.Tensor
+    input_shift: torch.Tensor
+    fcn_weight: torch.Tensor
+    fcn_bias: torch.Tensor
+
     def __init__(self, stream: STGCN) -> None:
         super().__init__()
         joints = stream.A.shape[-1]
@@ -142,12 +165,11 @@ class OptimizedStream(nn.Module):
         self.register_buffer("input_scale", _frozen(scale.reshape(joints, -1)))
         self.register_buffer("input_shift", _frozen(shift.reshape(joints, -1)))
         blocks = []
-        for i, block in enumerate(stream.st_gcn_networks):
-            adjacency = stream.A if stream.edge_importance is None else stream.A * stream.edge_importance[i]
-            blocks.append(OptimizedBlock(block, adjacency))
+        for i, block in enumerate(stream.blocks):
+            blocks.append(OptimizedBlock(block, stream.adjacency(i)))
         self.blocks = nn.ModuleList(blocks)
         self.register_buffer("fcn_weight", _frozen(stream.fcn.weight[:, :, 0, 0]))
-        self.register_buffer("fcn_bias", _frozen(stream.fcn.bias))
+        self.register_buffer("fcn_bias", _frozen(conv_bias(stream.fcn)))
         self.block_dtype = torch.float32
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
@@ -171,17 +193,18 @@ class OptimizedTwoStream(nn.Module):
     def __init__(self, model: TwoStreamSTGCN, parallel: bool = True) -> None:
         super().__init__()
         self.motion = model.motion
-        self.streams = nn.ModuleList([OptimizedStream(model.origin_stream), OptimizedStream(model.motion_stream)])
+        self.origin = OptimizedStream(model.origin_stream)
+        self.moving = OptimizedStream(model.motion_stream)
         self.parallel = parallel
         self._side: torch.cuda.Stream | None = None
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
-        for stream in self.streams:
-            stream.set_block_dtype(dtype)
+        self.origin.set_block_dtype(dtype)
+        self.moving.set_block_dtype(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
-        origin, moving = self.streams
+        origin, moving = self.origin, self.moving
         if not (self.parallel and x.is_cuda):
             return origin(x) + moving(motion_of(x, self.motion))
         if self._side is None or self._side.device != x.device:

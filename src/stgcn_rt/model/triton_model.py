@@ -11,12 +11,15 @@ two-stream model are stacked on a leading axis, so each kernel launch serves bot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 from torch import nn
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
-from stgcn_rt.model.optimized import bn_scale_shift, fold_block, neighbour_table
+from stgcn_rt.model.optimized import bn_scale_shift, conv_bias, fold_block, neighbour_table
 from stgcn_rt.model.triton_kernels import graph_conv, pool_and_classify, prepare_input, temporal_conv
 
 
@@ -57,6 +60,14 @@ def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> d
 class TritonBlock(nn.Module):
     """One block of every stream: (S, R, C_in) fp16 -> (S, R', C_out) fp16."""
 
+    index: torch.Tensor
+    weight: torch.Tensor
+    gcn_w: torch.Tensor
+    gcn_bias: torch.Tensor
+    tcn_w: torch.Tensor
+    tcn_bias: torch.Tensor
+    res_w: torch.Tensor | None
+
     def __init__(self, blocks: list[STGCNBlock], adjacencies: list[torch.Tensor]) -> None:
         super().__init__()
         # neighbours per partition, the largest over the streams (the tables are padded to the deepest)
@@ -69,10 +80,10 @@ class TritonBlock(nn.Module):
         folded = [_kernel_layouts(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
         for name in folded[0]:
             self.register_buffer(name, torch.stack([f[name] for f in folded]).detach().contiguous())
-        self.stride = blocks[0].tcn[2].stride[0]
+        self.stride = blocks[0].stride
         self.residual_kind = blocks[0].residual_kind
         if "res_w" not in folded[0]:
-            self.res_w: torch.Tensor | None = None
+            self.res_w = None
 
     def set_dtype(self, dtype: torch.dtype) -> None:
         """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
@@ -89,6 +100,13 @@ class TritonBlock(nn.Module):
 class TritonSTGCN(nn.Module):
     """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams."""
 
+    input_scale: torch.Tensor
+    input_shift: torch.Tensor
+    fcn_w: torch.Tensor
+    fcn_b: torch.Tensor
+    blocks: Sequence[TritonBlock]
+    motion: str | None
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         if isinstance(model, TwoStreamSTGCN):
@@ -101,15 +119,13 @@ class TritonSTGCN(nn.Module):
         scales, shifts = zip(*(bn_scale_shift(s.data_bn) for s in streams), strict=True)  # per (joint, channel)
         for name, values in (("input_scale", scales), ("input_shift", shifts)):
             self.register_buffer(name, torch.stack([s.reshape(joints, -1) for s in values]).detach().contiguous())
-        blocks = []
-        for i in range(len(streams[0].st_gcn_networks)):
-            adjacencies = [s.A if s.edge_importance is None else s.A * s.edge_importance[i] for s in streams]
-            blocks.append(TritonBlock([s.st_gcn_networks[i] for s in streams], adjacencies))
-        self.blocks = nn.ModuleList(blocks)
+        blocks = [TritonBlock([s.blocks[i] for s in streams], [s.adjacency(i) for s in streams])
+                  for i in range(len(streams[0].blocks))]
+        self.blocks = cast(Sequence[TritonBlock], nn.ModuleList(blocks))
         # (S, C, classes) and (S, classes): both classifiers in one kernel
         weights = [s.fcn.weight[:, :, 0, 0].t() for s in streams]
         self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())
-        self.register_buffer("fcn_b", torch.stack([s.fcn.bias for s in streams]).detach().contiguous())
+        self.register_buffer("fcn_b", torch.stack([conv_bias(s.fcn) for s in streams]).detach().contiguous())
         self.block_dtype = torch.float32
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:

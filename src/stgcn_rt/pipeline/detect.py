@@ -78,7 +78,8 @@ class YoloDetector:
         result = self._model.predict(image, classes=[0], conf=self.confidence, verbose=False)[0]
         xyxy = result.boxes.xyxy.cpu().numpy()
         scores = result.boxes.conf.cpu().numpy()
-        return [Box(*map(float, b), float(s)) for b, s in zip(xyxy, scores, strict=True)]
+        return [Box(float(x1), float(y1), float(x2), float(y2), float(s))
+                for (x1, y1, x2, y2), s in zip(xyxy, scores, strict=True)]
 
 
 def make_detector(spec: str):  # noqa: ANN201 - a callable image -> list[Box]

@@ -116,7 +116,8 @@ class Pipeline:
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
     def _on_result(self, result: WindowResult) -> None:
-        camera = self.cameras[result.camera]
+        name = str(result.camera)  # the pipeline submits its cameras by name
+        camera = self.cameras[name]
         probs = result.probabilities
         index = int(np.argmax(probs))
         camera.predictions += 1
@@ -131,7 +132,7 @@ class Pipeline:
             "latency_ms": round(result.latency_s * 1000, 2), "batch": result.batch_size,
         }
         self._emit(event)
-        change = self.policy.update(result.camera, float(probs[self.alert_index]))
+        change = self.policy.update(name, float(probs[self.alert_index]))
         if change is not None:
             camera.alert_active = change == "raised"
             camera.alerts += change == "raised"
