@@ -58,7 +58,7 @@ def main() -> None:
     loaded = load_checkpoint(make_demo_checkpoint(work / "demo.pt"))
     path, _ = export_onnx(loaded, work / "fp32.onnx", ExportOptions(dynamic_batch=True), validate=False)
     window = real_windows()[:1].astype(np.float32)
-    first, _, steps = rewritten_for_cpu(path, integer_gemm=False, aggregate_first=True)
+    first, _, steps, _ = rewritten_for_cpu(path, integer_gemm=False, aggregate_first=True)
     forms = {"as exported": op_times(str(path), window, work),
              f"graph steps aggregate-first ({steps})": op_times(first, window, work)}
     gflop = count_flops(loaded.model, tuple(window.shape)) / 1e9

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -22,6 +22,19 @@ def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
 def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     """Every tensor name a node writes -> that node."""
     return {out: node for node in graph.node for out in node.output}
+
+
+Step = TypeVar("Step")
+
+
+def matmul_steps(graph: onnx.GraphProto, arrays: dict[str, np.ndarray],
+                 match: Callable[[onnx.NodeProto, dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]],
+                                  dict[str, np.ndarray]], Step | None]) -> list[Step]:
+    """``match(matmul, producers, consumers, arrays)`` for every MatMul of ``graph``, where it matches:
+    the graph steps a rewrite pass finds (each ends in the joint-mixing MatMul)."""
+    writers, readers = producers(graph), consumers(graph)
+    return [step for node in graph.node if node.op_type == "MatMul"
+            and (step := match(node, writers, readers, arrays)) is not None]
 
 
 def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:

@@ -101,11 +101,13 @@ def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
 
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
                    calibration: np.ndarray | None, fold_batchnorms: bool = True,
-                   integer_gemm: bool | None = None, aggregate_first: bool = True) -> Candidate:
+                   integer_gemm: bool | None = None, aggregate_first: bool = True,
+                   channels_last_steps: bool = True) -> Candidate:
     """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
     unless ``fold_batchnorms`` is False (the form before the fold), and the wide temporal
     convolutions on the integer GEMM as the runner decides unless ``integer_gemm`` says; float
-    graph steps aggregate-first unless ``aggregate_first`` is False (the export's form)."""
+    graph steps aggregate-first unless ``aggregate_first`` is False (the export's form), quantized ones
+    channels-last unless ``channels_last_steps`` is False."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
@@ -118,11 +120,13 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         fp32 = path
         path = _made_once(work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), lambda out: quantize_int8(
             fp32, out, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms))
-    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, aggregate_first=aggregate_first)
+    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, aggregate_first=aggregate_first,
+                                channels_last_steps=channels_last_steps)
     routed = classifier.gemm_convolutions
     label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),
                        *([f"{routed} convolutions by integer GEMM"] if routed else []),
-                       *(["graph steps aggregate-first"] if classifier.steps_aggregated_first else [])])
+                       *(["graph steps aggregate-first"] if classifier.steps_aggregated_first else []),
+                       *(["graph steps channels-last"] if classifier.steps_channels_last else [])])
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
@@ -174,6 +178,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                       fold_batchnorms=False),
         "onnxruntime-int8-symmetric": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
                                                              integer_gemm=False),
+        "onnxruntime-int8-nchw-steps": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
+                                                              channels_last_steps=False),
     }
     if engine is not None:
         found["tensorrt"] = lambda: engine_candidate(engine)

@@ -8,7 +8,7 @@ BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimi
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
                  "triton-kernels-graphs", "triton-kernels-int8-weights-graphs", "onnxruntime",
                  "onnxruntime-as-exported", "onnxruntime-int8", "onnxruntime-int8-bn", "onnxruntime-int8-symmetric",
-                 "tensorrt", "triton")
+                 "onnxruntime-int8-nchw-steps", "tensorrt", "triton")
 
 #: what the batching scheduler of the camera test may run on a GPU: the PyTorch runner's options
 SCHEDULER_BACKENDS: dict[str, dict[str, Any]] = {

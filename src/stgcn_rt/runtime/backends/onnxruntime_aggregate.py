@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from stgcn_rt.onnx_graph import attribute, batchnorm_affine, consumers, producers, set_nodes
+from stgcn_rt.onnx_graph import attribute, batchnorm_affine, matmul_steps, set_nodes
 
 #: the Transpose between the graph convolution and the joint mixing: (N, K, C, T, V) -> (N, C, T, K, V)
 _GRAPH_STEP_PERM = [0, 2, 3, 1, 4]
@@ -109,9 +109,7 @@ def aggregate_graph_steps_first(model: onnx.ModelProto) -> int:
     graph = model.graph
     arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     arrays = {name: value.astype(np.float64) if value.dtype == np.float32 else value for name, value in arrays.items()}
-    writers, readers = producers(graph), consumers(graph)
-    steps = [step for node in graph.node if node.op_type == "MatMul"
-             and (step := _match(node, writers, readers, arrays)) is not None]
+    steps = matmul_steps(graph, arrays, _match)
     if not steps:
         return 0
     removed = {id(node) for step in steps for node in step.replaced}

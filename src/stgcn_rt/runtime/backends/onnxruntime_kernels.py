@@ -12,8 +12,9 @@ weight tensor shifted by -1 with a zero point of -1: the symmetric quantizer's i
 [-127, 127], so the shifted ones still fit and dequantize to the same values, and
 the model's outputs are identical to the bit.
 
-:func:`rewritten_for_cpu` gives the runner its copy of a model with this routing and the float graph
-steps aggregate-first (:mod:`.onnxruntime_aggregate`), from one load.
+:func:`rewritten_for_cpu` gives the runner its copy of a model with this routing, the float graph
+steps aggregate-first (:mod:`.onnxruntime_aggregate`) and the quantized ones channels-last
+(:mod:`.onnxruntime_int8_steps`), from one load.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from onnx import numpy_helper
 
 from stgcn_rt.onnx_graph import consumers
 from stgcn_rt.runtime.backends.onnxruntime_aggregate import aggregate_graph_steps_first
+from stgcn_rt.runtime.backends.onnxruntime_int8_steps import graph_steps_channels_last
 
 #: the narrowest temporal convolution worth the GEMM path (output channels; see the module docstring)
 MIN_GEMM_CHANNELS = 256
@@ -70,13 +72,15 @@ def route_wide_convs_to_gemm(model: onnx.ModelProto, min_channels: int = MIN_GEM
     return routed
 
 
-def rewritten_for_cpu(path: str | os.PathLike[str], integer_gemm: bool, aggregate_first: bool
-                      ) -> tuple[str | bytes, int, int]:
+def rewritten_for_cpu(path: str | os.PathLike[str], integer_gemm: bool, aggregate_first: bool,
+                      channels_last: bool = False) -> tuple[str | bytes, int, int, int]:
     """The model at ``path`` to open on ONNX Runtime's CPU: its bytes with the wide INT8 convolutions
-    routed to the integer GEMM (``integer_gemm``) and the float graph steps aggregate-first
-    (``aggregate_first``; :mod:`.onnxruntime_aggregate`), or its path where neither applies; and
-    how many convolutions and graph steps were rewritten."""
+    routed to the integer GEMM (``integer_gemm``), the float graph steps aggregate-first
+    (``aggregate_first``) and the quantized ones channels-last (``channels_last``), or its path where
+    none applies; and how many convolutions, float steps and quantized steps were rewritten."""
     model = onnx.load(str(path))
     routed = route_wide_convs_to_gemm(model) if integer_gemm else 0
     steps = aggregate_graph_steps_first(model) if aggregate_first else 0
-    return (model.SerializeToString() if routed or steps else str(path)), routed, steps
+    quantized_steps = graph_steps_channels_last(model) if channels_last else 0
+    changed = routed or steps or quantized_steps
+    return (model.SerializeToString() if changed else str(path)), routed, steps, quantized_steps

@@ -20,11 +20,13 @@ class OnnxClassifier(Classifier):
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
                  *, threads: int | None = None, providers: list[str] | None = None,
-                 integer_gemm: bool | None = None, aggregate_first: bool = True) -> None:
+                 integer_gemm: bool | None = None, aggregate_first: bool = True,
+                 channels_last_steps: bool = True) -> None:
         """On the CPU provider: ``integer_gemm`` runs an INT8 model's wide temporal convolutions
         through ONNX Runtime's integer GEMM (:mod:`.onnxruntime_kernels`; None: where the CPU has
         AMX); ``aggregate_first`` runs a float model's graph steps aggregate-first
-        (:mod:`.onnxruntime_aggregate`). Both rewrite the runner's copy, never the file."""
+        (:mod:`.onnxruntime_aggregate`); ``channels_last_steps`` an INT8 model's channels-last
+        (:mod:`.onnxruntime_int8_steps`). All rewrite the runner's copy, never the file."""
         import onnxruntime as ort
 
         if precision != "fp32":
@@ -52,19 +54,22 @@ class OnnxClassifier(Classifier):
         self.gemm_convolutions = 0
         #: how many graph steps run aggregate-first
         self.steps_aggregated_first = 0
+        #: how many quantized graph steps run channels-last
+        self.steps_channels_last = 0
         model: str | bytes = str(path)
         try:
             if providers == ["CPUExecutionProvider"]:
                 gemm = cpu_has_amx_int8() if integer_gemm is None else integer_gemm
-                if gemm or aggregate_first:
-                    model, self.gemm_convolutions, self.steps_aggregated_first = rewritten_for_cpu(
-                        path, gemm, aggregate_first)
-            # With a static batch, ONNX Runtime moves integer convolutions to NHWC and then transposes
-            # their 8-bit outputs back for the graph step's reshape, which costs 3x the whole INT8 model
-            # on the CPU (118 vs 39 ms per window; docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md);
-            # float models are unaffected by the switch.
-            self.session = ort.InferenceSession(model, options, providers=providers,
-                                                disabled_optimizers=["NhwcTransformer"])
+                if gemm or aggregate_first or channels_last_steps:
+                    model, self.gemm_convolutions, self.steps_aggregated_first, self.steps_channels_last = \
+                        rewritten_for_cpu(path, gemm, aggregate_first, channels_last_steps)
+            # With a static batch and the export's graph steps, ONNX Runtime moves integer convolutions
+            # to NHWC and then transposes their 8-bit outputs back for the graph step's reshape, which
+            # costs 3x the whole INT8 model on the CPU (118 vs 39 ms per window;
+            # docs/benchmarks/ort-int8-layout-cpu2-2026-11-25.md). Channels-last steps meet NHWC halfway,
+            # so it stays on for them; float models are unaffected by the switch.
+            disabled = [] if self.steps_channels_last else ["NhwcTransformer"]
+            self.session = ort.InferenceSession(model, options, providers=providers, disabled_optimizers=disabled)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc
         self.path = Path(path)
