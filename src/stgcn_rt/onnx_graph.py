@@ -24,6 +24,20 @@ def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in graph.node for out in node.output}
 
 
+def chain_above(node: onnx.NodeProto, ops: Sequence[str], writers: dict[str, onnx.NodeProto],
+                readers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto] | None:
+    """The nodes that write ``node``'s first input, then that node's first input, and so on, with
+    the op types ``ops`` in that order, each read by nothing but the next; None where that does not hold."""
+    chain, name = [], node.input[0]
+    for op in ops:
+        above = writers.get(name)
+        if above is None or above.op_type != op or len(readers.get(above.output[0], [])) != 1:
+            return None
+        chain.append(above)
+        name = above.input[0]
+    return chain
+
+
 Step = TypeVar("Step")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from stgcn_rt.onnx_graph import attribute, batchnorm_affine, matmul_steps, set_nodes
+from stgcn_rt.onnx_graph import attribute, batchnorm_affine, chain_above, matmul_steps, set_nodes
 
 #: the Transpose between the graph convolution and the joint mixing: (N, K, C, T, V) -> (N, C, T, K, V)
 _GRAPH_STEP_PERM = [0, 2, 3, 1, 4]
@@ -70,13 +70,9 @@ def _match(matmul: onnx.NodeProto, writers: dict[str, onnx.NodeProto], readers: 
     if (adjacency is None or adjacency.dtype != np.float64 or adjacency.ndim != 2
             or adjacency.shape[0] % adjacency.shape[1]):
         return None
-    chain, name = [], matmul.input[0]
-    for op in ("Reshape", "Transpose", "Reshape", "Conv"):
-        node = writers.get(name)
-        if node is None or node.op_type != op or len(readers.get(node.output[0], [])) != 1:
-            return None
-        chain.append(node)
-        name = node.input[0]
+    chain = chain_above(matmul, ("Reshape", "Transpose", "Reshape", "Conv"), writers, readers)
+    if chain is None:
+        return None
     merge, transpose, split, conv = chain
     if (list(attribute(transpose, "perm", [])) != _GRAPH_STEP_PERM or len(conv.input) != 3
             or not all(i in arrays for i in (*conv.input[1:], split.input[1], merge.input[1]))):

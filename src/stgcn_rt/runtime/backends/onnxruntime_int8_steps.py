@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from stgcn_rt.onnx_graph import attribute, matmul_steps, set_nodes
+from stgcn_rt.onnx_graph import attribute, chain_above, matmul_steps, set_nodes
 
 
 @dataclass
@@ -37,9 +37,10 @@ class _Step:
     channels: int
     adjacency: np.ndarray  # (K*V, W) float
 
-    def nodes_and_tensors(self, index: int) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto],
-                                                     list[onnx.TensorProto]]:
-        """Nodes in place of the MatMul chain, nodes after the output's dequantization, initializers."""
+    def rewrite(self, index: int) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], list[onnx.TensorProto]]:
+        """Rewire the output's quantization to the new mixing, and return the nodes that go before it
+        (in place of the MatMul chain), the node after the output's dequantization, and the
+        initializers."""
         kv, joints = self.adjacency.shape
         partitions = kv // joints
         left = self.adjacency.reshape(partitions, joints, joints).transpose(2, 1, 0).reshape(joints, kv)
@@ -65,6 +66,8 @@ class _Step:
         ]
         after = [helper.make_node("Transpose", [name + "_ntwc"], [self.out_dq.output[0]], perm=[0, 3, 1, 2],
                                   name=name + "_to_nchw")]
+        self.out_q.input[0] = name + "_mixed"
+        self.out_dq.output[0] = name + "_ntwc"
         return before, after, tensors
 
 
@@ -76,13 +79,11 @@ def _single_reader(name: str, readers: dict[str, list[onnx.NodeProto]]) -> onnx.
 def _match(matmul: onnx.NodeProto, writers: dict[str, onnx.NodeProto], readers: dict[str, list[onnx.NodeProto]],
            arrays: dict[str, np.ndarray]) -> _Step | None:
     """The export's quantized graph step ending in ``matmul``, or None where anything differs."""
-    chain = [matmul]
-    for op in ("DequantizeLinear", "QuantizeLinear", "Reshape", "Transpose", "Reshape"):
-        node = writers.get(chain[-1].input[0])
-        if node is None or node.op_type != op or _single_reader(node.output[0], readers) is not chain[-1]:
-            return None
-        chain.append(node)
-    _, _, q_x, reshape_rows, transpose, _ = chain
+    above = chain_above(matmul, ("DequantizeLinear", "QuantizeLinear", "Reshape", "Transpose", "Reshape"), writers,
+                        readers)
+    if above is None:
+        return None
+    _, q_x, reshape_rows, transpose, reshape_split = above
     adjacency_dq = writers.get(matmul.input[1])
     out_q = _single_reader(matmul.output[0], readers)
     out_dq = _single_reader(out_q.output[0], readers) if out_q is not None else None
@@ -103,7 +104,8 @@ def _match(matmul: onnx.NodeProto, writers: dict[str, onnx.NodeProto], readers: 
     if last != kv or kv % joints or frames <= 0:
         return None
     shared = len(readers.get(adjacency_dq.output[0], [])) > 1
-    return _Step(chain[-1].input[0], chain, adjacency_dq, shared, q_x, out_q, out_dq, frames, channels, adjacency)
+    return _Step(reshape_split.input[0], [matmul, *above], adjacency_dq, shared, q_x, out_q, out_dq, frames, channels,
+                 adjacency)
 
 
 def graph_steps_channels_last(model: onnx.ModelProto) -> int:
@@ -118,13 +120,8 @@ def graph_steps_channels_last(model: onnx.ModelProto) -> int:
     removed |= {id(step.adjacency_dq) for step in steps if not step.adjacency_shared}
     before, after = {}, {}
     for index, step in enumerate(steps):
-        new_before, new_after, tensors = step.nodes_and_tensors(index)
+        before[id(step.out_q)], after[id(step.out_dq)], tensors = step.rewrite(index)
         graph.initializer.extend(tensors)
-        name = f"channels_last_step_{index}"
-        step.out_q.input[0] = name + "_mixed"
-        before[id(step.out_q)] = new_before
-        after[id(step.out_dq)] = new_after
-        step.out_dq.output[0] = name + "_ntwc"
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         if id(node) in removed:
