@@ -47,7 +47,7 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
 
             def temporal(block=block, mixed=mixed, residual=residual, frames=frames):  # noqa: ANN202
                 return kernels.temporal_conv(mixed, block.tcn_w, block.tcn_bias, frames, joints, block.stride,
-                                             residual, block.res_w, block.tcn_w_scale)
+                                             residual, block.res_w)
             out = temporal()
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
                                      ("temporal", temporal, kernels._temporal_conv_kernel)):

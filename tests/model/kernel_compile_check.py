@@ -14,7 +14,6 @@ from triton.compiler import ASTSource
 
 from stgcn_rt.model import triton_kernels as kernels
 from stgcn_rt.model.network import BLOCKS, TEMPORAL_KERNEL
-from stgcn_rt.model.triton_model import INT8_MIN_CHANNELS
 
 DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
 
@@ -24,9 +23,8 @@ def layer_shapes() -> list[tuple[str, dict]]:
     for out, stride, residual in BLOCKS:
         kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
         shapes.append(("graph", {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}))
-        for int8 in (False, True) if out >= INT8_MIN_CHANNELS else (False,):
-            shapes.append(("temporal", {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0,
-                                        "TAPS": TEMPORAL_KERNEL, "STRIDE": stride, "RESIDUAL": kind, "W_INT8": int8}))
+        shapes.append(("temporal", {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0,
+                                    "TAPS": TEMPORAL_KERNEL, "STRIDE": stride, "RESIDUAL": kind}))
         channels = out
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
@@ -63,9 +61,8 @@ def main(archs: list[int], all_tiles: bool) -> None:
             tuner = tuners[name]
             configs = kernels._prune(tuner.configs, {}, **constants)
             for config in configs if all_tiles else configs[:1]:
-                pointers = half | {"index_ptr": "*i32"} | ({"w_ptr": "*i8"} if constants.get("W_INT8") else {})
-                shared = build(tuner.fn, {**constants, **config.kwargs}, pointers, arch, config.num_warps,
-                               config.num_stages)
+                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"}, arch,
+                               config.num_warps, config.num_stages)
                 print(json.dumps({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs,
                                   "shared": shared}), flush=True)
         for jit, constants, pointers, warps in FIXED:

@@ -86,12 +86,6 @@ def test_autotune_needs_compile(demo_models):
         load_classifier(ckpt, autotune=True)
 
 
-def test_int8_weights_need_the_triton_kernels(demo_models):
-    ckpt, _ = demo_models
-    with pytest.raises(StgcnError, match="turn triton_kernels on"):
-        load_classifier(ckpt, int8_weights=True)
-
-
 @pytest.mark.parametrize(("options", "message"), [
     ({"compile": True}, "turn compile off"),
     ({}, "fp16 on a CUDA GPU"),

@@ -63,9 +63,9 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool = False,
                 parallel_streams: bool = True, autotune: bool = False, triton_kernels: bool = False,
-                int8_weights: bool = False, **_: Any) -> str:
+                **_: Any) -> str:
     """How the benchmark names a configuration of the PyTorch runner (its keyword options)."""
-    return ("pytorch" + (" triton kernels" if triton_kernels else "") + (" (int8 weights)" if int8_weights else "")
+    return ("pytorch" + (" triton kernels" if triton_kernels else "")
             + ((" optimized" + (" parallel" if parallel_streams else " serial")) if optimize else "")
             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
             + (" + CUDA graphs" if cuda_graphs else ""))
@@ -73,13 +73,13 @@ def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
                     optimize: bool = False, parallel: bool = True, autotune: bool = False,
-                    triton_kernels: bool = False, int8_weights: bool = False) -> Candidate:
+                    triton_kernels: bool = False) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     options: dict[str, Any] = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
-                                   autotune=autotune, triton_kernels=triton_kernels, int8_weights=int8_weights)
+                                   autotune=autotune, triton_kernels=triton_kernels)
     classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
     label = torch_label(**options)
 
@@ -166,8 +166,6 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                                  autotune=True),
             "triton-kernels-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
                                                              triton_kernels=True),
-            "triton-kernels-int8-weights-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
-                                                                          triton_kernels=True, int8_weights=True),
         }
     found |= {
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),

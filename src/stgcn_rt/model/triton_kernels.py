@@ -49,7 +49,8 @@ def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool =
 # convolution's channel loop is unrolled where a size has one stage, software-pipelined where it
 # has more (at batch 1 the unrolled loop wins up to 64 input channels, the pipelined one from 128)
 _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (128, 128, 64, 8, 1),
-                (64, 128, 32, 4, 1), (32, 32, 32, 2, 1), (64, 64, 32, 4, 3), (64, 128, 32, 4, 3), (64, 64, 64, 4, 3)]
+                (64, 128, 32, 4, 1), (32, 32, 32, 2, 1), (64, 64, 32, 4, 3), (64, 128, 32, 4, 3), (64, 64, 64, 4, 3),
+                (128, 128, 32, 8, 3)]
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
                    (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2), (64, 128, 128, 8, 3)]
 
@@ -149,17 +150,14 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     tl.store(out, y.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-@_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "W_INT8"])
+@_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
 @triton.jit
-def _temporal_conv_kernel(y_ptr, w_ptr, w_scale_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
+def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
                           rows, in_rows, T_OUT, T_IN, V, ROWS_CLASS,
                           C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
-                          TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr, W_INT8: tl.constexpr,
+                          TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """RESIDUAL: 0 none, 1 identity (res is the block input, same rows), 2 strided 1x1 conv.
-
-    W_INT8: the weights are int8 with one scale per (stream, output channel) in ``w_scale``: each
-    tile is widened to the activations' type for the product (exact), the scale applied to the sum."""
+    """RESIDUAL: 0 none, 1 identity (res is the block input, same rows), 2 strided 1x1 conv."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     s = tl.program_id(2)
@@ -184,10 +182,8 @@ def _temporal_conv_kernel(y_ptr, w_ptr, w_scale_ptr, bias_ptr, res_ptr, res_w_pt
         src = ((sample * T_IN + t_in) * V + joint).to(tl.int64) * C
         a = tl.load(y_stream + src[:, None] + offs_c[None, :], mask=valid[:, None] & (offs_c < C)[None, :], other=0.0)
         w = tl.load(w_ptr + ((s * TAPS + tap) * C + offs_c)[:, None] * C_OUT + offs_n[None, :],
-                    mask=(offs_c < C)[:, None] & mask_n[None, :], other=0)
-        acc += tl.dot(a, w.to(a.dtype))
-    if W_INT8:
-        acc *= tl.load(w_scale_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
+                    mask=(offs_c < C)[:, None] & mask_n[None, :], other=0.0)
+        acc += tl.dot(a, w)
     if RESIDUAL == 2:
         res_stream = res_ptr + s.to(tl.int64) * in_rows * C_RES
         src = ((sample * T_IN + t_out * STRIDE) * V + joint).to(tl.int64) * C_RES
@@ -231,12 +227,10 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
-                  residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
-                  w_scale: torch.Tensor | None = None) -> torch.Tensor:
+                  residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None) -> torch.Tensor:
     """``y`` (S, N*T*V, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
-    ``w`` (S, taps, C, C_out), or int8 with ``w_scale`` (S, C_out) fp32 (the weights are
-    ``w * w_scale``); ``bias`` (S, C_out) fp32, including the residual convolution's.
+    ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the residual convolution's.
     ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for an identity residual,
     or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out) for a convolution.
     """
@@ -254,9 +248,8 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
-    _temporal_conv_kernel[grid](y, w, bias if w_scale is None else w_scale, bias, res, res_w, out, rows, in_rows, t_out,
-                                frames, joints, size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
-                                STRIDE=stride, RESIDUAL=kind, W_INT8=w_scale is not None)
+    _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
+                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out
 
 

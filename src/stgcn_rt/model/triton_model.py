@@ -57,19 +57,6 @@ def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> d
     return params
 
 
-#: the temporal convolutions that get int8 weights with ``int8_weights``: by the arithmetic in
-#: docs/performance.md, at batch 1 the wide ones are bound by reading their weights from L2
-INT8_MIN_CHANNELS = 128
-
-
-def quantize_per_output_channel(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``w`` (S, ..., C_out) -> int8 values and (S, C_out) fp32 scales, symmetric, ``w ~ q * scale``."""
-    flat = w.float().reshape(w.shape[0], -1, w.shape[-1])
-    scale = (flat.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
-    q = torch.round(w.float() / scale.reshape(w.shape[0], *[1] * (w.dim() - 2), -1)).clamp(-127, 127)
-    return q.to(torch.int8), scale
-
-
 class TritonBlock(nn.Module):
     """One block of every stream: (S, R, C_in) fp16 -> (S, R', C_out) fp16."""
 
@@ -78,7 +65,6 @@ class TritonBlock(nn.Module):
     gcn_w: torch.Tensor
     gcn_bias: torch.Tensor
     tcn_w: torch.Tensor
-    tcn_w_scale: torch.Tensor | None
     tcn_bias: torch.Tensor
     res_w: torch.Tensor | None
 
@@ -98,24 +84,17 @@ class TritonBlock(nn.Module):
         self.residual_kind = blocks[0].residual_kind
         if "res_w" not in folded[0]:
             self.res_w = None
-        self.register_buffer("tcn_w_scale", None)
 
-    def set_dtype(self, dtype: torch.dtype, int8_weights: bool = False) -> None:
-        """Weights in ``dtype``, and with ``int8_weights`` a temporal convolution of at least
-        :data:`INT8_MIN_CHANNELS` channels in int8 with a scale per output channel; the tables,
-        biases and accumulation stay fp32."""
-        if int8_weights and self.tcn_w.shape[-1] >= INT8_MIN_CHANNELS:
-            self.tcn_w, self.tcn_w_scale = quantize_per_output_channel(self.tcn_w)
+    def set_dtype(self, dtype: torch.dtype) -> None:
+        """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
         for name in ("gcn_w", "tcn_w", "res_w"):
-            value = getattr(self, name)
-            if value is not None and value.is_floating_point():
-                setattr(self, name, value.to(dtype))
+            if getattr(self, name, None) is not None:
+                setattr(self, name, getattr(self, name).to(dtype))
 
     def forward(self, x: torch.Tensor, frames: int, joints: int) -> torch.Tensor:
         mixed = graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints)
         residual = None if self.residual_kind == "none" else x
-        return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                             self.tcn_w_scale)
+        return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w)
 
 
 class TritonSTGCN(nn.Module):
@@ -149,10 +128,9 @@ class TritonSTGCN(nn.Module):
         self.register_buffer("fcn_b", torch.stack([conv_bias(s.fcn) for s in streams]).detach().contiguous())
         self.block_dtype = torch.float32
 
-    def set_block_dtype(self, dtype: torch.dtype, int8_weights: bool = False) -> None:
-        """The blocks in ``dtype``; ``int8_weights``: see :meth:`TritonBlock.set_dtype`."""
+    def set_block_dtype(self, dtype: torch.dtype) -> None:
         for block in self.blocks:
-            block.set_dtype(dtype, int8_weights)
+            block.set_dtype(dtype)
         self.block_dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

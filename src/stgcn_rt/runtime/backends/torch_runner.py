@@ -49,10 +49,8 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
     return torch.compile(model, **options)
 
 
-def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
-                   int8_weights: bool = False) -> torch.nn.Module:
-    """The model on the project's Triton kernels, blocks in fp16 (the wide temporal convolutions'
-    weights in int8 with ``int8_weights``)."""
+def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool) -> torch.nn.Module:
+    """The model on the project's Triton kernels, blocks in fp16."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
@@ -61,7 +59,7 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     from stgcn_rt.model.triton_model import TritonSTGCN
 
     network = TritonSTGCN(model.eval()).to(device)
-    network.set_block_dtype(PRECISIONS[precision], int8_weights)
+    network.set_block_dtype(PRECISIONS[precision])
     return network
 
 
@@ -177,9 +175,7 @@ class TorchClassifier(Classifier):
 
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
-    fp16, no torch.compile), best with ``cuda_graphs=True``; ``int8_weights=True`` stores the
-    temporal convolutions of 128 channels and more in int8, a scale per output channel (activations
-    and sums stay fp16/fp32).
+    fp16, no torch.compile), best with ``cuda_graphs=True``.
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
@@ -202,7 +198,6 @@ class TorchClassifier(Classifier):
         optimize: bool = False,
         parallel_streams: bool = True,
         triton_kernels: bool = False,
-        int8_weights: bool = False,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -226,10 +221,8 @@ class TorchClassifier(Classifier):
         if autotune and not compile:
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
         network: torch.nn.Module
-        if int8_weights and not triton_kernels:
-            raise StgcnError("int8 weights are a form of the Triton kernels: turn triton_kernels on too")
         if triton_kernels:
-            network = triton_network(loaded.model, self._device, precision, compile, int8_weights)
+            network = triton_network(loaded.model, self._device, precision, compile)
             self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
