@@ -47,15 +47,18 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
 
             def temporal(block=block, mixed=mixed, residual=residual, frames=frames):  # noqa: ANN202
                 return kernels.temporal_conv(mixed, block.tcn_w, block.tcn_bias, frames, joints, block.stride,
-                                             residual, block.res_w)
+                                             residual, block.res_w, net.tma_loads)
             out = temporal()
+            tma = net.tma_loads and block.stride == 1  # the model's channels all come in 16-byte rows
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
-                                     ("temporal", temporal, kernels._temporal_conv_kernel)):
+                                     ("temporal", temporal, kernels._temporal_conv_tma_kernel if tma
+                                      else kernels._temporal_conv_kernel)):
                 us = do_bench_cudagraph(run, rep=50) * 1000
                 run()  # the tuner's best_config is the last launch's
                 layers.append({"block": i, "kernel": kind, "in_channels": (y if kind == "graph" else mixed).shape[-1],
                                "out_channels": out.shape[-1], "rows": (y if kind == "graph" else out).shape[1],
-                               "us": round(us, 2), "tile": _tile(tuner)})
+                               "us": round(us, 2), "tile": _tile(tuner),
+                               "loads": "tma" if kind == "temporal" and tma else "pointer"})
                 print(f"batch {batch} block {i} {kind}: {us:.1f} us ({layers[-1]['tile']})", flush=True)
             y, frames = out, (frames - 1) // block.stride + 1
         pass_graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()

@@ -25,6 +25,9 @@ def layer_shapes() -> list[tuple[str, dict]]:
         shapes.append(("graph", {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}))
         shapes.append(("temporal", {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0,
                                     "TAPS": TEMPORAL_KERNEL, "STRIDE": stride, "RESIDUAL": kind}))
+        if stride == 1:
+            shapes.append(("temporal_tma", {"C": out, "C_OUT": out, "C_RES": 0, "TAPS": TEMPORAL_KERNEL,
+                                            "RESIDUAL": kind}))
         channels = out
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
@@ -41,10 +44,11 @@ FIXED = [
 
 def build(jit: triton.runtime.JITFunction, constants: dict, pointers: dict[str, str], arch: int, warps: int,
           stages: int) -> int:
-    """Compile for ``arch``; returns the shared memory the kernel needs. ``pointers``: each pointer
-    argument's type (``*fp32`` unless named); every pointer 16-byte aligned, as PyTorch allocates."""
-    signature = {p.name: "constexpr" if p.is_constexpr else pointers.get(p.name, "*fp32") if p.name.endswith("_ptr")
-                 else "i32" for p in jit.params}
+    """Compile for ``arch``; returns the shared memory the kernel needs. ``pointers``: the type of each
+    pointer argument (``*fp32`` unless named) and tensor descriptor; every pointer 16-byte aligned, as
+    PyTorch allocates."""
+    signature = {p.name: "constexpr" if p.is_constexpr else pointers[p.name] if p.name in pointers
+                 else "*fp32" if p.name.endswith("_ptr") else "i32" for p in jit.params}
     aligned = [i for i, p in enumerate(jit.params) if p.name.endswith("_ptr")]
     source = ASTSource(fn=jit, signature=signature, constexprs=constants,
                        attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
@@ -54,15 +58,20 @@ def build(jit: triton.runtime.JITFunction, constants: dict, pointers: dict[str, 
 
 
 def main(archs: list[int], all_tiles: bool) -> None:
-    tuners = {"graph": kernels._graph_conv_kernel, "temporal": kernels._temporal_conv_kernel}
+    tuners = {"graph": kernels._graph_conv_kernel, "temporal": kernels._temporal_conv_kernel,
+              "temporal_tma": kernels._temporal_conv_tma_kernel}
     half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
     for arch in archs:
         for name, constants in layer_shapes():
+            if name == "temporal_tma" and not arch >= 90:
+                continue  # the tensor memory accelerator is Hopper's: kernels.tma_available
             tuner = tuners[name]
             configs = kernels._prune(tuner.configs, {}, **constants)
             for config in configs if all_tiles else configs[:1]:
-                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"}, arch,
-                               config.num_warps, config.num_stages)
+                m, n, k = (config.kwargs[f"BLOCK_{d}"] for d in "MNK")
+                descriptors = {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"}
+                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"} | descriptors,
+                               arch, config.num_warps, config.num_stages)
                 print(json.dumps({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs,
                                   "shared": shared}), flush=True)
         for jit, constants, pointers, warps in FIXED:

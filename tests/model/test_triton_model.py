@@ -37,17 +37,35 @@ def test_neighbour_tables_rebuild_the_adjacency():
     assert depth < adjacency.shape[1]  # sparse: far fewer neighbours than joints
 
 
-@pytest.mark.parametrize(("two_stream", "motion", "layout"),
-                         [(True, "forward", "mediapipe33"), (True, "central", "mediapipe33"),
-                          (False, "forward", "ntu25")])
-def test_triton_model_computes_the_reference_function(reference_checkpoint, two_stream, motion, layout):
+@pytest.mark.parametrize(("two_stream", "motion", "layout", "tma_loads"),
+                         [(True, "forward", "mediapipe33", True), (True, "central", "mediapipe33", False),
+                          (False, "forward", "ntu25", True)])
+def test_triton_model_computes_the_reference_function(reference_checkpoint, two_stream, motion, layout, tma_loads):
     """fp32 blocks through the kernels: every block kind (no residual, identity, strided convolution),
-    two persons, frames that do not divide by the strides."""
+    two persons, frames that do not divide by the strides; stride-1 temporal convolutions through
+    the tensor-memory-accelerator kernel or the pointer-load one."""
     loaded = load_checkpoint(reference_checkpoint(layout=layout, two_stream=two_stream), motion=motion)
-    model = TritonSTGCN(loaded.model)
+    model = TritonSTGCN(loaded.model, tma_loads=tma_loads)
     x = torch.rand(1, 3, 7, get_layout(layout).num_joints, 2)
     with torch.no_grad():
         torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("residual", ["none", "identity", "convolution"])
+def test_tma_temporal_convolution_equals_the_pointer_load_one(residual):
+    """Three clips per stream (each box's rows outside its clip must arrive as zeros, not as the
+    neighbouring clip's rows), 40 channels (a partial channel block), every residual form."""
+    from stgcn_rt.model.triton_kernels import temporal_conv, tma_available
+
+    assert tma_available(torch.device("cpu"))  # the interpreter emulates it
+    streams, clips, frames, joints, channels = 2, 3, 6, 33, 40
+    y = torch.randn(streams, clips * frames * joints, channels)
+    w, bias = torch.randn(streams, 9, channels, channels) * 0.1, torch.randn(streams, channels)
+    block_input = {"none": None, "identity": torch.randn(streams, clips * frames * joints, channels),
+                   "convolution": torch.randn(streams, clips * frames * joints, 16)}[residual]
+    residual_w = torch.randn(streams, 16, channels) if residual == "convolution" else None
+    args = (y, w, bias, frames, joints, 1, block_input, residual_w)
+    torch.testing.assert_close(temporal_conv(*args, tma=True), temporal_conv(*args, tma=False), rtol=0, atol=1e-5)
 
 
 def test_fp16_blocks_agree_within_fp16_error(demo_models, real_windows):
@@ -71,8 +89,10 @@ def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = [json.loads(line) for line in done.stdout.splitlines()]
     shapes = {(c["kernel"], json.dumps(c["shape"], sort_keys=True)) for c in compiled}
-    assert len(shapes) == 15  # six graph and six temporal specialisations; input, pooling, classifier
-    assert len(compiled) == 2 * len(shapes)
+    # six graph and six temporal specialisations; input, pooling, classifier; four stride-1 temporal
+    # ones with tensor-memory-accelerator loads, for sm_90 only
+    assert len(shapes) == 19
+    assert len(compiled) == 2 * len(shapes) - 4
     shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
     assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
 

@@ -49,6 +49,7 @@ VARIANTS = [  # precision, options
     ("fp16", {"cuda_graphs": True, "optimize": True, "compile": True}),
     ("fp16", {"triton_kernels": True}),
     ("fp16", {"cuda_graphs": True, "triton_kernels": True}),
+    ("fp16", {"cuda_graphs": True, "triton_kernels": True, "tma_loads": False}),
 ]
 
 

@@ -10,7 +10,10 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   (R, K*C) intermediate the GEMM-then-gather order writes and reads back.
 - :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
   tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
-  1x1 convolution as a tenth product into the same accumulator) and the final ReLU.
+  1x1 convolution as a tenth product into the same accumulator) and the final ReLU. With stride 1
+  on a Hopper GPU, :func:`temporal_conv` takes a form whose loads go through the tensor memory
+  accelerator: each tap's rows are one box of a (clips, frames x joints, C) descriptor, the rows
+  outside the clip arriving as zeros (the convolution's padding), no address arithmetic per row.
 - :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
   motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
   :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable
 
 import torch
 import triton
@@ -35,12 +39,14 @@ import triton.language as tl
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False) -> list[triton.Config]:
-    """``pipelined_flag``: the kernel takes a PIPELINED constexpr, set where a size has pipeline stages."""
+def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False,
+             pre_hook: Callable[[dict], None] | None = None) -> list[triton.Config]:
+    """``pipelined_flag``: the kernel takes a PIPELINED constexpr, set where a size has pipeline stages;
+    ``pre_hook``: called with the launch's arguments before each launch of a candidate."""
     if INTERPRETED:  # one large tile: the interpreter cannot time candidates, and runs each program in Python
         sizes = [(128, 256, 64, 4, 1)]
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k} | ({"PIPELINED": s > 1} if pipelined_flag else {}),
-                          num_warps=w, num_stages=s)
+                          num_warps=w, num_stages=s, pre_hook=pre_hook)
             for m, n, k, w, s in sizes]
 
 
@@ -53,6 +59,10 @@ _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (12
                 (128, 128, 32, 8, 3)]
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
                    (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2), (64, 128, 128, 8, 3)]
+# the stride-1 temporal convolution with tensor-memory-accelerator loads: deeper pipelines than the
+# pointer loads' (the loads cost the threads no address arithmetic and no registers)
+_TEMPORAL_TMA_SIZES = [(64, 64, 64, 4, 4), (64, 128, 128, 8, 4), (64, 128, 64, 4, 4), (64, 128, 128, 8, 3),
+                       (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3)]
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
@@ -65,7 +75,8 @@ def _prune(configs: list[triton.Config], named_args: dict, **constants: object) 
             and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
 
 
-def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False):  # noqa: ANN202
+def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False,  # noqa: ANN202
+              pre_hook: Callable[[dict], None] | None = None):
     """Time the candidate tiles once per (size class, layer shape), and keep the choice in Triton's
     cache directory where this Triton can, so a restart does not retime.
 
@@ -79,7 +90,7 @@ def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipel
         options["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
     if "cache_results" in accepted:
         options["cache_results"] = True
-    return triton.autotune(configs=_configs(sizes, pipelined_flag), key=key, **options)
+    return triton.autotune(configs=_configs(sizes, pipelined_flag, pre_hook), key=key, **options)
 
 
 def size_class(rows: int) -> int:
@@ -184,9 +195,20 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
         w = tl.load(w_ptr + ((s * TAPS + tap) * C + offs_c)[:, None] * C_OUT + offs_n[None, :],
                     mask=(offs_c < C)[:, None] & mask_n[None, :], other=0.0)
         acc += tl.dot(a, w)
+    _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n,
+                     (sample * T_IN + t_out * STRIDE) * V + joint, rows, in_rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+
+
+@triton.jit
+def _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows, rows,
+                     in_rows, C_OUT: tl.constexpr, C_RES: tl.constexpr, RESIDUAL: tl.constexpr,
+                     BLOCK_K: tl.constexpr):
+    """The temporal convolution's epilogue: the residual (1: the block input at the output rows ``offs_m``;
+    2: the 1x1 convolution of the block input's rows ``res_rows``), the bias, the ReLU, the store."""
     if RESIDUAL == 2:
+        offs_k = tl.arange(0, BLOCK_K)
         res_stream = res_ptr + s.to(tl.int64) * in_rows * C_RES
-        src = ((sample * T_IN + t_out * STRIDE) * V + joint).to(tl.int64) * C_RES
+        src = res_rows.to(tl.int64) * C_RES
         for c0 in range(0, C_RES, BLOCK_K):
             offs_c = c0 + offs_k
             mask_c = offs_c < C_RES
@@ -201,6 +223,53 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
         acc += tl.load(res_ptr + s.to(tl.int64) * rows * C_OUT + tile, mask=mask, other=0.0).to(tl.float32)
     acc = tl.maximum(acc, 0.0)
     tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _set_tma_blocks(args: dict) -> None:
+    """Give the launch's tensor descriptors the candidate's tile shapes."""
+    args["y_desc"].block_shape = [1, args["BLOCK_M"], args["BLOCK_K"]]
+    args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
+
+
+@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "RESIDUAL"], pre_hook=_set_tma_blocks)
+@triton.jit
+def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, V, ROWS_CLASS,
+                              C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr, TAPS: tl.constexpr,
+                              RESIDUAL: tl.constexpr,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The stride-1 temporal convolution with both operands loaded by the tensor memory accelerator
+    (Hopper's TMA). A tap's rows are the output tile's rows shifted by whole frames, so each is one
+    box of ``y_desc`` (streams x samples, frames x joints, C); the rows a box reaches outside its
+    clip arrive as zeros, the convolution's padding. A program covers rows of one clip only."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    clip = tl.program_id(2)  # stream * samples + sample
+    s = clip // samples
+    r0 = pid_m * BLOCK_M
+    clip_row = r0 + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
+    for i in range(TAPS * steps):
+        tap = i // steps
+        c0 = (i % steps) * BLOCK_K
+        a = y_desc.load([clip, r0 + (tap - (TAPS - 1) // 2) * V, c0]).reshape(BLOCK_M, BLOCK_K)
+        w = w_desc.load([(s * TAPS + tap) * C + c0, pid_n * BLOCK_N])
+        acc = tl.dot(a, w, acc)
+    offs_m = (clip % samples) * clip_rows + clip_row  # the row in the stream
+    rows = samples * clip_rows
+    _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, clip_row < clip_rows, offs_n,
+                     offs_n < C_OUT, offs_m, rows, rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+
+
+def tma_available(device: torch.device) -> bool:
+    """Whether the tensor-memory-accelerator kernel can run on ``device``: a Hopper or newer GPU (or
+    Triton's interpreter, which emulates it) and a Triton with tensor descriptors (3.4 and later)."""
+    try:
+        import triton.tools.tensor_descriptor  # noqa: F401
+    except ImportError:
+        return False
+    return INTERPRETED or (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
@@ -227,12 +296,15 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
-                  residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None) -> torch.Tensor:
+                  residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
+                  tma: bool = False) -> torch.Tensor:
     """``y`` (S, N*T*V, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
     ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the residual convolution's.
     ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for an identity residual,
     or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out) for a convolution.
+    ``tma``: a stride-1 convolution whose channels come in 16-byte rows loads through the tensor
+    memory accelerator (check :func:`tma_available` first).
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
@@ -244,6 +316,21 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
+    if tma and stride == 1 and channels % 8 == 0 and c_out % 8 == 0:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        clip_rows = frames * joints
+        # block shapes are placeholders: each candidate sets its own (_set_tma_blocks)
+        y_desc = TensorDescriptor.from_tensor(y.view(streams * samples, clip_rows, channels), [1, 64, 64])
+        w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
+
+        def clip_grid(meta: dict) -> tuple[int, int, int]:
+            return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
+
+        _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, joints,
+                                             size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
+                                             RESIDUAL=kind)
+        return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams

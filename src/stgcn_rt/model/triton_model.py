@@ -91,14 +91,18 @@ class TritonBlock(nn.Module):
             if getattr(self, name, None) is not None:
                 setattr(self, name, getattr(self, name).to(dtype))
 
-    def forward(self, x: torch.Tensor, frames: int, joints: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         mixed = graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints)
         residual = None if self.residual_kind == "none" else x
-        return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w)
+        return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
+                             tma)
 
 
 class TritonSTGCN(nn.Module):
-    """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams."""
+    """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams.
+
+    ``tma_loads``: the stride-1 temporal convolutions load through the tensor memory accelerator
+    (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists)."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -107,8 +111,9 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False) -> None:
         super().__init__()
+        self.tma_loads = tma_loads
         if isinstance(model, TwoStreamSTGCN):
             streams, self.motion = [model.origin_stream, model.motion_stream], model.motion
         elif isinstance(model, STGCN):
@@ -143,6 +148,6 @@ class TritonSTGCN(nn.Module):
         n, _, frames, v, _ = x.shape
         y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
         for block in self.blocks:
-            y = block(y, frames, v)
+            y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
         return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)
