@@ -68,6 +68,14 @@ def test_tma_temporal_convolution_equals_the_pointer_load_one(residual):
     torch.testing.assert_close(temporal_conv(*args, tma=True), temporal_conv(*args, tma=False), rtol=0, atol=1e-5)
 
 
+def test_no_tma_loads_without_tensor_descriptors(monkeypatch):
+    """A Triton older than 3.4 has no tensor descriptors: the model keeps the pointer loads."""
+    from stgcn_rt.model.triton_kernels import tma_available
+
+    monkeypatch.setitem(sys.modules, "triton.tools.tensor_descriptor", None)  # its import now fails
+    assert not tma_available(torch.device("cpu"))
+
+
 def test_fp16_blocks_agree_within_fp16_error(demo_models, real_windows):
     loaded = load_checkpoint(demo_models[0])
     model = TritonSTGCN(loaded.model)
