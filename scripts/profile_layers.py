@@ -49,7 +49,7 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
                 return kernels.temporal_conv(mixed, block.tcn_w, block.tcn_bias, frames, joints, block.stride,
                                              residual, block.res_w, net.tma_loads)
             out = temporal()
-            tma = net.tma_loads and block.stride == 1  # the model's channels all come in 16-byte rows
+            tma = kernels.takes_tma_loads(net.tma_loads, block.stride, mixed.shape[-1], out.shape[-1])
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
                                      ("temporal", temporal, kernels._temporal_conv_tma_kernel if tma
                                       else kernels._temporal_conv_kernel)):

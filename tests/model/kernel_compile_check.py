@@ -25,7 +25,7 @@ def layer_shapes() -> list[tuple[str, dict]]:
         shapes.append(("graph", {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}))
         shapes.append(("temporal", {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0,
                                     "TAPS": TEMPORAL_KERNEL, "STRIDE": stride, "RESIDUAL": kind}))
-        if stride == 1:
+        if kernels.takes_tma_loads(True, stride, out, out):
             shapes.append(("temporal_tma", {"C": out, "C_OUT": out, "C_RES": 0, "TAPS": TEMPORAL_KERNEL,
                                             "RESIDUAL": kind}))
         channels = out

@@ -262,6 +262,12 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
                      offs_n < C_OUT, offs_m, rows, rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
 
 
+def takes_tma_loads(tma: bool, stride: int, channels: int, c_out: int) -> bool:
+    """Whether :func:`temporal_conv` runs the tensor-memory-accelerator kernel: asked for, stride 1
+    (a tap's rows are then one box), and fp16 rows of whole 16-byte units (the descriptors' strides)."""
+    return tma and stride == 1 and channels % 8 == 0 and c_out % 8 == 0
+
+
 def tma_available(device: torch.device) -> bool:
     """Whether the tensor-memory-accelerator kernel can run on ``device``: a Hopper or newer GPU (or
     Triton's interpreter, which emulates it) and a Triton with tensor descriptors (3.4 and later)."""
@@ -303,8 +309,8 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the residual convolution's.
     ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for an identity residual,
     or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out) for a convolution.
-    ``tma``: a stride-1 convolution whose channels come in 16-byte rows loads through the tensor
-    memory accelerator (check :func:`tma_available` first).
+    ``tma``: load through the tensor memory accelerator where :func:`takes_tma_loads` allows (check
+    :func:`tma_available` first).
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
@@ -316,7 +322,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
-    if tma and stride == 1 and channels % 8 == 0 and c_out % 8 == 0:
+    if takes_tma_loads(tma, stride, channels, c_out):
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         clip_rows = frames * joints
