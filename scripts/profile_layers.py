@@ -39,17 +39,14 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
     frames, joints, layers = 150, 33, []
     with torch.inference_mode():
         for i, block in enumerate(net.blocks):
-            def graph(block=block, y=y):  # noqa: ANN202
-                return kernels.graph_conv(y, block.index, block.weight, block.depths, block.gcn_w, block.gcn_bias,
-                                          joints)
+            def graph(block=block, y=y, frames=frames):  # noqa: ANN202
+                return block.graph(y, frames, joints, net.tma_loads)
             mixed = graph()
-            residual = None if block.residual_kind == "none" else y
 
-            def temporal(block=block, mixed=mixed, residual=residual, frames=frames):  # noqa: ANN202
-                return kernels.temporal_conv(mixed, block.tcn_w, block.tcn_bias, frames, joints, block.stride,
-                                             residual, block.res_w, net.tma_loads)
+            def temporal(block=block, mixed=mixed, y=y, frames=frames):  # noqa: ANN202
+                return block.temporal(mixed, y, frames, joints, net.tma_loads)
             out = temporal()
-            tma = kernels.takes_tma_loads(net.tma_loads, block.stride, mixed.shape[-1], out.shape[-1])
+            tma = kernels.takes_tma_loads(net.tma_loads, mixed.shape[-1], out.shape[-1])
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
                                      ("temporal", temporal, kernels._temporal_conv_tma_kernel if tma
                                       else kernels._temporal_conv_kernel)):

@@ -22,12 +22,13 @@ def layer_shapes() -> list[tuple[str, dict]]:
     shapes, channels = [], 3
     for out, stride, residual in BLOCKS:
         kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
-        shapes.append(("graph", {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}))
-        shapes.append(("temporal", {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0,
-                                    "TAPS": TEMPORAL_KERNEL, "STRIDE": stride, "RESIDUAL": kind}))
-        if kernels.takes_tma_loads(True, stride, out, out):
-            shapes.append(("temporal_tma", {"C": out, "C_OUT": out, "C_RES": 0, "TAPS": TEMPORAL_KERNEL,
-                                            "RESIDUAL": kind}))
+        graph = {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
+        temporal = {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0, "TAPS": TEMPORAL_KERNEL,
+                    "STRIDE": stride, "RESIDUAL": kind}
+        shapes += [("graph", graph | {"PLANES": 1}), ("temporal", temporal)]
+        if kernels.takes_tma_loads(True, out, out):  # on Hopper: TMA loads, their input in frame planes
+            shapes += [("graph", graph | {"PLANES": kernels.frame_planes(True, stride, out, out)}),
+                       ("temporal_tma", temporal)]
         channels = out
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
@@ -63,7 +64,7 @@ def main(archs: list[int], all_tiles: bool) -> None:
     half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
     for arch in archs:
         for name, constants in layer_shapes():
-            if name == "temporal_tma" and not arch >= 90:
+            if (name == "temporal_tma" or constants.get("PLANES", 1) > 1) and not arch >= 90:
                 continue  # the tensor memory accelerator is Hopper's: kernels.tma_available
             tuner = tuners[name]
             configs = kernels._prune(tuner.configs, {}, **constants)

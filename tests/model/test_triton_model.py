@@ -51,21 +51,58 @@ def test_triton_model_computes_the_reference_function(reference_checkpoint, two_
         torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("residual", ["none", "identity", "convolution"])
-def test_tma_temporal_convolution_equals_the_pointer_load_one(residual):
+def in_planes(y: torch.Tensor, frames: int, joints: int, planes: int) -> torch.Tensor:
+    """(S, clips x frames x joints, C) -> the frame-plane layout of graph_conv(..., planes=planes)."""
+    streams, _, channels = y.shape
+    per_plane = -(-frames // planes)
+    clips = y.reshape(streams, -1, frames, joints, channels)
+    padded = torch.zeros(streams, clips.shape[1], per_plane * planes, joints, channels)
+    padded[:, :, :frames] = clips
+    split = padded.reshape(streams, -1, per_plane, planes, joints, channels).transpose(2, 3)
+    return split.reshape(streams, -1, channels)
+
+
+@pytest.mark.parametrize(("residual", "stride", "frames"),
+                         [("none", 1, 6), ("identity", 1, 6), ("convolution", 1, 6), ("convolution", 2, 7),
+                          ("convolution", 2, 6), ("none", 2, 11)])
+def test_tma_temporal_convolution_equals_the_pointer_load_one(residual, stride, frames):
     """Three clips per stream (each box's rows outside its clip must arrive as zeros, not as the
-    neighbouring clip's rows), 40 channels (a partial channel block), every residual form."""
+    neighbouring clip's rows), 40 channels (a partial channel block), every residual form; strided,
+    from frame planes (an odd frame count leaves the second plane a zero frame)."""
     from stgcn_rt.model.triton_kernels import temporal_conv, tma_available
 
     assert tma_available(torch.device("cpu"))  # the interpreter emulates it
-    streams, clips, frames, joints, channels = 2, 3, 6, 33, 40
+    streams, clips, joints, channels = 2, 3, 33, 40
     y = torch.randn(streams, clips * frames * joints, channels)
     w, bias = torch.randn(streams, 9, channels, channels) * 0.1, torch.randn(streams, channels)
     block_input = {"none": None, "identity": torch.randn(streams, clips * frames * joints, channels),
                    "convolution": torch.randn(streams, clips * frames * joints, 16)}[residual]
     residual_w = torch.randn(streams, 16, channels) if residual == "convolution" else None
-    args = (y, w, bias, frames, joints, 1, block_input, residual_w)
-    torch.testing.assert_close(temporal_conv(*args, tma=True), temporal_conv(*args, tma=False), rtol=0, atol=1e-5)
+    args = (w, bias, frames, joints, stride, block_input, residual_w)
+    expected = temporal_conv(y, *args, tma=False)
+    assert expected.shape[1] == clips * ((frames - 1) // stride + 1) * joints
+    torch.testing.assert_close(temporal_conv(in_planes(y, frames, joints, stride), *args, tma=True), expected,
+                               rtol=0, atol=1e-5)
+
+
+def test_graph_convolution_writes_frame_planes(demo_models):
+    """planes=2: the same rows as the frames in order, split by frame parity, the odd plane's
+    frame beyond an odd clip zero; a strided block through them equals the pointer-load block."""
+    from stgcn_rt.model.triton_kernels import graph_conv
+
+    model = TritonSTGCN(load_checkpoint(demo_models[0]).model)
+    block = model.blocks[4]  # 64 -> 128, stride 2
+    assert block.stride == 2
+    frames, joints = 5, 33
+    x = torch.randn(2, 2 * frames * joints, 64)
+    args = (block.index, block.weight, block.depths, block.gcn_w, block.gcn_bias, joints, frames)
+    in_order = graph_conv(x, *args)
+    planes = graph_conv(x, *args, planes=2)
+    torch.testing.assert_close(planes, in_planes(in_order, frames, joints, 2), rtol=0, atol=1e-5)
+    beyond = planes.reshape(2, 2, 2, 3, joints, -1)[:, :, 1, 2]  # stream, clip, odd plane, its third frame
+    assert beyond.abs().max() == 0 and planes.abs().max() > 0
+    torch.testing.assert_close(block(x, frames, joints, tma=True), block(x, frames, joints, tma=False),
+                               rtol=0, atol=1e-5)
 
 
 def test_no_tma_loads_without_tensor_descriptors(monkeypatch):
@@ -97,10 +134,11 @@ def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = [json.loads(line) for line in done.stdout.splitlines()]
     shapes = {(c["kernel"], json.dumps(c["shape"], sort_keys=True)) for c in compiled}
-    # six graph and six temporal specialisations; input, pooling, classifier; four stride-1 temporal
-    # ones with tensor-memory-accelerator loads, for sm_90 only
-    assert len(shapes) == 19
-    assert len(compiled) == 2 * len(shapes) - 4
+    # six graph and six temporal specialisations; input, pooling, classifier; for sm_90 only, six
+    # temporal ones with tensor-memory-accelerator loads and the two graph ones writing frame planes
+    # for the strided ones
+    assert len(shapes) == 23
+    assert len(compiled) == 2 * len(shapes) - 8
     shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
     assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
 
@@ -147,8 +185,9 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
     for pipelined in (False, True):
         out = torch.empty(streams, x.shape[1], c_out)
         kernels._graph_conv_kernel.fn[(2, 2, streams)](
-            x, block.index, block.weight, block.gcn_w, block.gcn_bias, out, x.shape[1], joints, 0, C_IN=c_in,
-            C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, PIPELINED=pipelined)
+            x, block.index, block.weight, block.gcn_w, block.gcn_bias, out, x.shape[1], x.shape[1], 3, joints, 0,
+            C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, PLANES=1, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32,
+            PIPELINED=pipelined)
         outputs.append(out)
     assert outputs[0].abs().max() > 0
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)

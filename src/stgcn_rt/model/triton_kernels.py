@@ -10,10 +10,12 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
   (R, K*C) intermediate the GEMM-then-gather order writes and reads back.
 - :func:`temporal_conv` is the 9x1 temporal convolution as an implicit GEMM (nine shifted row
   tiles, zero outside the clip), with the folded BatchNorm, the residual (identity, or the strided
-  1x1 convolution as a tenth product into the same accumulator) and the final ReLU. With stride 1
-  on a Hopper GPU, :func:`temporal_conv` takes a form whose loads go through the tensor memory
-  accelerator: each tap's rows are one box of a (clips, frames x joints, C) descriptor, the rows
-  outside the clip arriving as zeros (the convolution's padding), no address arithmetic per row.
+  1x1 convolution as a tenth product into the same accumulator) and the final ReLU. On a Hopper
+  GPU, :func:`temporal_conv` takes a form whose loads go through the tensor memory accelerator:
+  each tap's rows are one box of a (clips, frames x joints, C) descriptor, the rows outside the
+  clip arriving as zeros (the convolution's padding), no address arithmetic per row. For a
+  strided one the graph convolution before it writes each clip's frames split by their index
+  mod the stride (planes), so a tap's rows are again one box.
 - :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
   motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
   :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers,
@@ -59,7 +61,7 @@ _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (12
                 (128, 128, 32, 8, 3)]
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
                    (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2), (64, 128, 128, 8, 3)]
-# the stride-1 temporal convolution with tensor-memory-accelerator loads: deeper pipelines than the
+# the temporal convolution with tensor-memory-accelerator loads: deeper pipelines than the
 # pointer loads' (the loads cost the threads no address arithmetic and no registers)
 _TEMPORAL_TMA_SIZES = [(64, 64, 64, 4, 4), (64, 128, 128, 8, 4), (64, 128, 64, 4, 4), (64, 128, 128, 8, 3),
                        (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3)]
@@ -122,15 +124,19 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
     return acc
 
 
-@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT"], pipelined_flag=True)
+@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
 @triton.jit
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
-                       rows, V, ROWS_CLASS,
+                       rows, out_rows, T, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
-                       DEPTHS: tl.constexpr,
+                       DEPTHS: tl.constexpr, PLANES: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr):
     """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
     only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D.
+
+    PLANES: the output's frame layout (see :func:`graph_conv`); a program covers input rows in
+    order and stores each at its place in the planes; the program with a clip's last frame also
+    stores the zero rows of the planes' frames beyond the clip.
 
     PIPELINED: the channel blocks in a runtime loop that Triton software-pipelines (the next
     block's gathers overlap this block's products); otherwise unrolled, every gather of the tile
@@ -157,8 +163,23 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     bias = tl.load(bias_ptr + (s * V + joint)[:, None] * C_OUT + offs_n[None, :],
                    mask=mask_m[:, None] & mask_n[None, :], other=0.0)
     y = tl.maximum(acc + bias, 0.0)
-    out = out_ptr + s.to(tl.int64) * rows * C_OUT + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
-    tl.store(out, y.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    out_stream = out_ptr + s.to(tl.int64) * out_rows * C_OUT
+    mask = mask_m[:, None] & mask_n[None, :]
+    if PLANES == 1:
+        tl.store(out_stream + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :], y.to(out_ptr.dtype.element_ty),
+                 mask=mask)
+    else:
+        frame = offs_m // V
+        t = frame % T
+        per_plane = (T + PLANES - 1) // PLANES
+        in_planes = ((frame // T) * PLANES + t % PLANES) * per_plane + t // PLANES  # the frame's place in the planes
+        dest = (in_planes * V + joint).to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+        tl.store(out_stream + dest, y.to(out_ptr.dtype.element_ty), mask=mask)
+        # the planes after the last frame's have a frame beyond the clip, at the last frame's position
+        for extra in tl.static_range(1, PLANES):
+            beyond = (t == T - 1) & (t % PLANES + extra < PLANES)
+            tl.store(out_stream + dest + extra * per_plane * V * C_OUT, tl.zeros_like(y).to(out_ptr.dtype.element_ty),
+                     mask=mask & beyond[:, None])
 
 
 @_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
@@ -182,6 +203,7 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
     t_out = frame % T_OUT
     sample = frame // T_OUT
     y_stream = y_ptr + s.to(tl.int64) * in_rows * C
+    identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT) if RESIDUAL == 1 else 0.0
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     steps = (C + BLOCK_K - 1) // BLOCK_K
     # one flat loop over (tap, channel block), so the software pipeline prefetches across taps
@@ -195,16 +217,25 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
         w = tl.load(w_ptr + ((s * TAPS + tap) * C + offs_c)[:, None] * C_OUT + offs_n[None, :],
                     mask=(offs_c < C)[:, None] & mask_n[None, :], other=0.0)
         acc += tl.dot(a, w)
-    _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n,
+    _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n,
                      (sample * T_IN + t_out * STRIDE) * V + joint, rows, in_rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
 
 
 @triton.jit
-def _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows, rows,
-                     in_rows, C_OUT: tl.constexpr, C_RES: tl.constexpr, RESIDUAL: tl.constexpr,
+def _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT: tl.constexpr):
+    """The block input's rows ``offs_m`` (an identity residual), in its storage type: loaded before
+    the main loop, so the load's latency hides behind it."""
+    tile = offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+    return tl.load(res_ptr + s.to(tl.int64) * rows * C_OUT + tile, mask=mask_m[:, None] & mask_n[None, :], other=0.0)
+
+
+@triton.jit
+def _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows,
+                     rows, in_rows, C_OUT: tl.constexpr, C_RES: tl.constexpr, RESIDUAL: tl.constexpr,
                      BLOCK_K: tl.constexpr):
-    """The temporal convolution's epilogue: the residual (1: the block input at the output rows ``offs_m``;
-    2: the 1x1 convolution of the block input's rows ``res_rows``), the bias, the ReLU, the store."""
+    """The temporal convolution's epilogue: the residual (1: ``identity``, the
+    :func:`_identity_residual` tile; 2: the 1x1 convolution of the block input's rows ``res_rows``),
+    the bias, the ReLU, the store."""
     if RESIDUAL == 2:
         offs_k = tl.arange(0, BLOCK_K)
         res_stream = res_ptr + s.to(tl.int64) * in_rows * C_RES
@@ -217,12 +248,12 @@ def _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask
                         mask=mask_c[:, None] & mask_n[None, :], other=0.0)
             acc += tl.dot(a, w)
     acc += tl.load(bias_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
-    tile = offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
-    mask = mask_m[:, None] & mask_n[None, :]
     if RESIDUAL == 1:
-        acc += tl.load(res_ptr + s.to(tl.int64) * rows * C_OUT + tile, mask=mask, other=0.0).to(tl.float32)
+        acc += identity.to(tl.float32)
     acc = tl.maximum(acc, 0.0)
-    tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, acc.to(out_ptr.dtype.element_ty), mask=mask)
+    tile = offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+    tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, acc.to(out_ptr.dtype.element_ty),
+             mask=mask_m[:, None] & mask_n[None, :])
 
 
 def _set_tma_blocks(args: dict) -> None:
@@ -231,16 +262,20 @@ def _set_tma_blocks(args: dict) -> None:
     args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
 
 
-@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "RESIDUAL"], pre_hook=_set_tma_blocks)
+@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"],
+           pre_hook=_set_tma_blocks)
 @triton.jit
-def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, V, ROWS_CLASS,
-                              C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr, TAPS: tl.constexpr,
-                              RESIDUAL: tl.constexpr,
+def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
+                              ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
+                              TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """The stride-1 temporal convolution with both operands loaded by the tensor memory accelerator
-    (Hopper's TMA). A tap's rows are the output tile's rows shifted by whole frames, so each is one
-    box of ``y_desc`` (streams x samples, frames x joints, C); the rows a box reaches outside its
-    clip arrive as zeros, the convolution's padding. A program covers rows of one clip only."""
+    """The temporal convolution with both operands loaded by the tensor memory accelerator
+    (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
+    each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``). Output
+    frame t's tap d reads input frame STRIDE t + d, which is frame t + (d - q) / STRIDE of plane
+    q = d mod STRIDE, so a tap's rows are the output tile's rows shifted by whole frames in one
+    plane: one box. Rows a box reaches outside its plane arrive as zeros, the convolution's padding.
+    A program covers rows of one clip only."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     clip = tl.program_id(2)  # stream * samples + sample
@@ -248,24 +283,37 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     r0 = pid_m * BLOCK_M
     clip_row = r0 + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    sample = clip % samples
+    offs_m = sample * clip_rows + clip_row  # the row in the stream
+    mask_m, mask_n = clip_row < clip_rows, offs_n < C_OUT
+    identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT) \
+        if RESIDUAL == 1 else 0.0
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
     for i in range(TAPS * steps):
         tap = i // steps
         c0 = (i % steps) * BLOCK_K
-        a = y_desc.load([clip, r0 + (tap - (TAPS - 1) // 2) * V, c0]).reshape(BLOCK_M, BLOCK_K)
+        shift = tap - (TAPS - 1) // 2
+        plane = (shift + STRIDE * TAPS) % STRIDE
+        a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
         w = w_desc.load([(s * TAPS + tap) * C + c0, pid_n * BLOCK_N])
         acc = tl.dot(a, w, acc)
-    offs_m = (clip % samples) * clip_rows + clip_row  # the row in the stream
-    rows = samples * clip_rows
-    _finish_temporal(acc, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, clip_row < clip_rows, offs_n,
-                     offs_n < C_OUT, offs_m, rows, rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+    res_rows = (sample * T_IN + clip_row // V * STRIDE) * V + clip_row % V  # the block input's row (frame STRIDE t)
+    _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows,
+                     samples * clip_rows, samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
 
 
-def takes_tma_loads(tma: bool, stride: int, channels: int, c_out: int) -> bool:
-    """Whether :func:`temporal_conv` runs the tensor-memory-accelerator kernel: asked for, stride 1
-    (a tap's rows are then one box), and fp16 rows of whole 16-byte units (the descriptors' strides)."""
-    return tma and stride == 1 and channels % 8 == 0 and c_out % 8 == 0
+def takes_tma_loads(tma: bool, channels: int, c_out: int) -> bool:
+    """Whether :func:`temporal_conv` runs the tensor-memory-accelerator kernel: asked for, and fp16
+    rows of whole 16-byte units (the descriptors' strides)."""
+    return tma and channels % 8 == 0 and c_out % 8 == 0
+
+
+def frame_planes(tma: bool, stride: int, channels: int, c_out: int) -> int:
+    """The frame layout :func:`temporal_conv` reads its input in, as a count of planes: ``stride``
+    where it takes the tensor-memory-accelerator kernel (a strided tap's rows are then one box of
+    one plane), else 1 (the frames in order). :func:`graph_conv` writes it (``planes``)."""
+    return stride if takes_tma_loads(tma, channels, c_out) else 1
 
 
 def tma_available(device: torch.device) -> bool:
@@ -279,63 +327,71 @@ def tma_available(device: torch.device) -> bool:
 
 
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
-               w: torch.Tensor, bias: torch.Tensor, joints: int) -> torch.Tensor:
-    """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R, C_out).
+               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
+    """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
 
     ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
     coefficients (zero where a joint has fewer), the first ``depth_per_partition[k]`` (< 16) of
     partition k used; ``w`` (S, K, C_in, C_out); ``bias``
     (S, V, C_out) fp32: the convolution's bias carried through the joint mixing, plus the shift.
+    ``planes`` > 1: each clip of ``frames`` frames is written as that many planes of ceil(frames /
+    planes) frames, frame t in plane t mod planes at position t // planes, a plane's frames beyond
+    the clip zero (so R' = clips x planes x ceil(frames / planes) x joints); the input of a
+    strided temporal convolution with tensor-memory-accelerator loads (:func:`frame_planes`).
     """
     streams, rows, c_in = x.shape
     _, partitions, depth, _ = index.shape
     c_out = w.shape[-1]
-    out = torch.empty((streams, rows, c_out), dtype=x.dtype, device=x.device)
+    out_rows = rows // frames * planes * triton.cdiv(frames, planes)
+    out = torch.empty((streams, out_rows, c_out), dtype=x.dtype, device=x.device)
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
     depths = sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
-    _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, joints, size_class(rows),
-                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths)
+    _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
+                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, PLANES=planes)
     return out
 
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
                   residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
                   tma: bool = False) -> torch.Tensor:
-    """``y`` (S, N*T*V, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
+    """``y`` (S, R, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
-    ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the residual convolution's.
-    ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for an identity residual,
-    or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out) for a convolution.
-    ``tma``: load through the tensor memory accelerator where :func:`takes_tma_loads` allows (check
-    :func:`tma_available` first).
+    ``y`` holds N clips of ``frames`` frames in the layout :func:`frame_planes` names (R = N*T*V
+    for the frames in order). ``w`` (S, taps, C, C_out); ``bias`` (S, C_out) fp32, including the
+    residual convolution's. ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for
+    an identity residual, or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out)
+    for a convolution. ``tma``: load through the tensor memory accelerator where
+    :func:`takes_tma_loads` allows (check :func:`tma_available` first).
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
-    samples = in_rows // (frames * joints)
+    planes = frame_planes(tma, stride, channels, c_out)
     t_out = (frames - 1) // stride + 1
+    samples = in_rows // (planes * triton.cdiv(frames, planes) * joints)
     rows = samples * t_out * joints
     kind = 0 if residual is None else 1 if residual_w is None else 2
     c_res = residual.shape[-1] if residual is not None else 0
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
-    if takes_tma_loads(tma, stride, channels, c_out):
+    if takes_tma_loads(tma, channels, c_out):
         from triton.tools.tensor_descriptor import TensorDescriptor
 
-        clip_rows = frames * joints
-        # block shapes are placeholders: each candidate sets its own (_set_tma_blocks)
-        y_desc = TensorDescriptor.from_tensor(y.view(streams * samples, clip_rows, channels), [1, 64, 64])
+        # one plane of a clip per descriptor row block; block shapes are placeholders: each
+        # candidate sets its own (_set_tma_blocks)
+        y_desc = TensorDescriptor.from_tensor(y.view(streams * samples * planes, -1, channels), [1, 64, 64])
         w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
+        clip_rows = t_out * joints
 
         def clip_grid(meta: dict) -> tuple[int, int, int]:
             return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
 
-        _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, joints,
+        _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
-                                             RESIDUAL=kind)
+                                             STRIDE=stride, RESIDUAL=kind)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:

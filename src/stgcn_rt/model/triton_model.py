@@ -20,7 +20,7 @@ from torch import nn
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
 from stgcn_rt.model.optimized import bn_scale_shift, conv_bias, fold_block, neighbour_table
-from stgcn_rt.model.triton_kernels import graph_conv, pool_and_classify, prepare_input, temporal_conv
+from stgcn_rt.model.triton_kernels import frame_planes, graph_conv, pool_and_classify, prepare_input, temporal_conv
 
 
 def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +92,16 @@ class TritonBlock(nn.Module):
                 setattr(self, name, getattr(self, name).to(dtype))
 
     def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
-        mixed = graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints)
+        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma)
+
+    def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
+        """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
+        planes = frame_planes(tma, self.stride, self.tcn_w.shape[-2], self.tcn_w.shape[-1])
+        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
+
+    def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int,
+                 tma: bool = False) -> torch.Tensor:
+        """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block input ``x``."""
         residual = None if self.residual_kind == "none" else x
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
                              tma)
@@ -101,7 +110,7 @@ class TritonBlock(nn.Module):
 class TritonSTGCN(nn.Module):
     """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams.
 
-    ``tma_loads``: the stride-1 temporal convolutions load through the tensor memory accelerator
+    ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists)."""
 
     input_scale: torch.Tensor

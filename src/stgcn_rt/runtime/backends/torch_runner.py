@@ -51,8 +51,8 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
 
 def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
                    tma_loads: bool = True) -> torch.nn.Module:
-    """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the stride-1
-    temporal convolutions load through the tensor memory accelerator where the GPU has one."""
+    """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the temporal
+    convolutions load through the tensor memory accelerator where the GPU has one."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
@@ -178,7 +178,7 @@ class TorchClassifier(Classifier):
 
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
-    fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their stride-1 temporal
+    fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their temporal
     convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads).
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
