@@ -43,10 +43,12 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
                 return block.graph(y, frames, joints, net.tma_loads)
             mixed = graph()
 
-            def temporal(block=block, mixed=mixed, y=y, frames=frames):  # noqa: ANN202
-                return block.temporal(mixed, y, frames, joints, net.tma_loads)
-            out = temporal()
-            tma = kernels.takes_tma_loads(net.tma_loads, mixed.shape[-1], out.shape[-1])
+            tma = kernels.takes_tma_loads(net.tma_loads, *block.tcn_w.shape[-2:])
+            pool = tma and i == len(net.blocks) - 1  # as the forward pass runs it: row-group sums, not rows
+
+            def temporal(block=block, mixed=mixed, y=y, frames=frames, pool=pool):  # noqa: ANN202
+                return block.temporal(mixed, y, frames, joints, net.tma_loads, pool)
+            out = block.temporal(mixed, y, frames, joints, net.tma_loads)
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
                                      ("temporal", temporal, kernels._temporal_conv_tma_kernel if tma
                                       else kernels._temporal_conv_kernel)):
@@ -55,7 +57,8 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
                 layers.append({"block": i, "kernel": kind, "in_channels": (y if kind == "graph" else mixed).shape[-1],
                                "out_channels": out.shape[-1], "rows": (y if kind == "graph" else out).shape[1],
                                "us": round(us, 2), "tile": _tile(tuner),
-                               "loads": "tma" if kind == "temporal" and tma else "pointer"})
+                               "loads": "tma" if kind == "temporal" and tma else "pointer",
+                               "pooled": kind == "temporal" and pool})
                 print(f"batch {batch} block {i} {kind}: {us:.1f} us ({layers[-1]['tile']})", flush=True)
             y, frames = out, (frames - 1) // block.stride + 1
         pass_graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
@@ -89,7 +92,8 @@ def main() -> None:
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
     write_gpu_report("layer-profile", "python scripts/profile_layers.py --batch " + args.batch,
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
-                     "forward pass (23 kernels) replayed back to back, input on the GPU", results, Path(args.out))
+                     "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
+                     results, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,17 @@ def test_every_backend_name_has_a_maker(tmp_path):
     found = makers(None, 1, np.zeros((1, 3, 150, 33, 1), np.float32), tmp_path, cuda=True,
                    engine=tmp_path / "m.engine", server="grpc://localhost:8001/stgcn")
     assert list(found) == list(BACKEND_NAMES)
+
+
+def test_host_calls_are_timed_without_a_device_synchronisation():
+    """A call that hands back host probabilities has finished: only the resident-input calls, which
+    return device results, are followed by the candidate's synchronisation (once per sample, and
+    once after their warm-up)."""
+    from stgcn_rt.bench.measure import latency
+
+    syncs = []
+    candidate = Candidate("gpu-like", "fp16", "cuda", call=lambda b: np.zeros((len(b), 2)),
+                          device_call=lambda x: x, to_device=lambda b: b, sync=lambda: syncs.append(1))
+    stats = latency(candidate, np.zeros((3, 3, 4, 5, 1), np.float32), iterations=7, warmup=2)
+    assert stats["with_copies"]["samples"] == stats["device_only"]["samples"] == 7
+    assert len(syncs) == 7 + 1

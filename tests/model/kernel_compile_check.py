@@ -20,15 +20,16 @@ DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1
 
 def layer_shapes() -> list[tuple[str, dict]]:
     shapes, channels = [], 3
-    for out, stride, residual in BLOCKS:
+    for i, (out, stride, residual) in enumerate(BLOCKS):
         kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
         graph = {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
         temporal = {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0, "TAPS": TEMPORAL_KERNEL,
                     "STRIDE": stride, "RESIDUAL": kind}
         shapes += [("graph", graph | {"PLANES": 1}), ("temporal", temporal)]
         if kernels.takes_tma_loads(True, out, out):  # on Hopper: TMA loads, their input in frame planes
+            pooled = kernels.POOL_ROWS if i == len(BLOCKS) - 1 else 0  # the last one pools its rows
             shapes += [("graph", graph | {"PLANES": kernels.frame_planes(True, stride, out, out)}),
-                       ("temporal_tma", temporal)]
+                       ("temporal_tma", temporal | {"POOL_ROWS": pooled})]
         channels = out
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
@@ -39,7 +40,10 @@ def layer_shapes() -> list[tuple[str, dict]]:
 FIXED = [
     (kernels._prepare_kernel, {"C": 3, "MOTION": 1, "BLOCK": 128, "C_PAD": 4}, {"out_ptr": "*fp16"}, 4),
     (kernels._pool_kernel, {"C": 256, "BLOCK_R": 2048, "BLOCK_C": 8}, {"y_ptr": "*fp16"}, 8),
-    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2}, {}, 4),
+    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2,
+                                "BLOCK_GROUPS": 0}, {}, 4),
+    (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2,
+                                "BLOCK_GROUPS": 16}, {}, 4),
 ]
 
 

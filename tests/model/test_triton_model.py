@@ -85,6 +85,27 @@ def test_tma_temporal_convolution_equals_the_pointer_load_one(residual, stride, 
                                rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("classes", [2, 400])
+def test_pooling_in_the_last_temporal_convolution(classes):
+    """``pool=True``: the tiles' row-group sums, pooled and classified by one kernel, give what the
+    stored rows give through the pooling kernel: three windows of two persons, 9 frames of 33
+    joints (groups that straddle frames, a last group part-filled), a Kinetics-size head too."""
+    from stgcn_rt.model.triton_kernels import POOL_ROWS, classify_row_sums, pool_and_classify, temporal_conv
+
+    streams, windows, persons, frames, joints, channels = 2, 3, 2, 9, 33, 48
+    y = torch.randn(streams, windows * persons * frames * joints, channels)
+    w, bias = torch.randn(streams, 9, channels, channels) * 0.1, torch.randn(streams, channels)
+    args = (y, w, bias, frames, joints, 1, y, None)
+    sums = temporal_conv(*args, tma=True, pool=True)
+    assert sums.shape == (streams, windows * persons * -(-frames * joints // POOL_ROWS), channels)
+    head_w, head_b = torch.randn(streams, channels, classes), torch.randn(streams, classes)
+    expected = pool_and_classify(temporal_conv(*args, tma=True), windows, head_w, head_b)
+    got = classify_row_sums(sums, windows, persons * frames * joints, head_w, head_b)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="pools in its epilogue only with tensor-memory-accelerator loads"):
+        temporal_conv(*args, tma=False, pool=True)
+
+
 def test_graph_convolution_writes_frame_planes(demo_models):
     """planes=2: the same rows as the frames in order, split by frame parity, the odd plane's
     frame beyond an odd clip zero; a strided block through them equals the pointer-load block."""
@@ -134,11 +155,11 @@ def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = [json.loads(line) for line in done.stdout.splitlines()]
     shapes = {(c["kernel"], json.dumps(c["shape"], sort_keys=True)) for c in compiled}
-    # six graph and six temporal specialisations; input, pooling, classifier; for sm_90 only, six
-    # temporal ones with tensor-memory-accelerator loads and the two graph ones writing frame planes
-    # for the strided ones
-    assert len(shapes) == 23
-    assert len(compiled) == 2 * len(shapes) - 8
+    # six graph and six temporal specialisations; input, pooling, the classifier from means and from
+    # row-group sums; for sm_90 only, seven temporal ones with tensor-memory-accelerator loads (the
+    # last block's twice: rows or row-group sums) and the two graph ones writing frame planes
+    assert len(shapes) == 25
+    assert len(compiled) == 2 * len(shapes) - 9
     shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
     assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
 

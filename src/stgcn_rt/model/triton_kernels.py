@@ -19,11 +19,15 @@ Activations are ``(S, R, C)`` fp16: S stacked streams, R = batch x frames x join
 - :func:`prepare_input` turns the (N, C, T, V, M) fp32 windows into the blocks' stacked rows: the
   motion stream's temporal differences, the input BatchNorm and the cast, in one pass;
   :func:`pool_and_classify` averages the last block's rows per window and applies both classifiers,
-  their sum and its softmax. With them a forward pass launches nothing but the project's kernels,
-  and reads its input from / writes its results to pinned host memory where asked (no copies).
+  their sum and its softmax. With the tensor memory accelerator's loads the last temporal
+  convolution stores column sums of its tiles' row groups instead of its rows, and
+  :func:`classify_row_sums` pools them in the classifier kernel (no pooling kernel). With them a
+  forward pass launches nothing but the project's kernels, and reads its input from / writes its
+  results to pinned host memory where asked (no copies).
 
 Each kernel serves every stream (as a grid axis; the classifier loops over them), so a two-stream
-model runs both streams in one launch: a forward pass is 23 launches at any batch size. Under
+model runs both streams in one launch: a forward pass is 22 launches at any batch size (23 with
+pointer loads). Under
 ``TRITON_INTERPRET=1`` Triton runs them on CPU tensors (how the tests check them without a GPU).
 """
 
@@ -217,8 +221,9 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
         w = tl.load(w_ptr + ((s * TAPS + tap) * C + offs_c)[:, None] * C_OUT + offs_n[None, :],
                     mask=(offs_c < C)[:, None] & mask_n[None, :], other=0.0)
         acc += tl.dot(a, w)
-    _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n,
-                     (sample * T_IN + t_out * STRIDE) * V + joint, rows, in_rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+    y = _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n,
+                         (sample * T_IN + t_out * STRIDE) * V + joint, in_rows, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+    _store_rows(y, out_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT)
 
 
 @triton.jit
@@ -230,12 +235,11 @@ def _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT: 
 
 
 @triton.jit
-def _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows,
-                     rows, in_rows, C_OUT: tl.constexpr, C_RES: tl.constexpr, RESIDUAL: tl.constexpr,
-                     BLOCK_K: tl.constexpr):
-    """The temporal convolution's epilogue: the residual (1: ``identity``, the
+def _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n, res_rows, in_rows,
+                     C_OUT: tl.constexpr, C_RES: tl.constexpr, RESIDUAL: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The temporal convolution's epilogue up to its store: the residual (1: ``identity``, the
     :func:`_identity_residual` tile; 2: the 1x1 convolution of the block input's rows ``res_rows``),
-    the bias, the ReLU, the store."""
+    the bias, the ReLU; fp32."""
     if RESIDUAL == 2:
         offs_k = tl.arange(0, BLOCK_K)
         res_stream = res_ptr + s.to(tl.int64) * in_rows * C_RES
@@ -250,10 +254,33 @@ def _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, of
     acc += tl.load(bias_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
     if RESIDUAL == 1:
         acc += identity.to(tl.float32)
-    acc = tl.maximum(acc, 0.0)
+    return tl.maximum(acc, 0.0)
+
+
+@triton.jit
+def _store_rows(y, out_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT: tl.constexpr):
     tile = offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
-    tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, acc.to(out_ptr.dtype.element_ty),
+    tl.store(out_ptr + s.to(tl.int64) * rows * C_OUT + tile, y.to(out_ptr.dtype.element_ty),
              mask=mask_m[:, None] & mask_n[None, :])
+
+
+#: rows per partial sum of the pooled temporal convolution (``temporal_conv(pool=True)``); its tiles'
+#: heights are multiples of it
+POOL_ROWS = 64
+
+
+@triton.jit
+def _store_row_sums(y, sums_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_OUT: tl.constexpr,
+                    POOL_ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Each POOL_ROWS-row group's column sums of the tile ``y`` (one clip's rows from ``r0``), fp32,
+    at row clip x groups per clip + group of ``sums_ptr``."""
+    tl.static_assert(BLOCK_M % POOL_ROWS == 0)
+    groups: tl.constexpr = BLOCK_M // POOL_ROWS
+    sums = tl.sum(tl.reshape(tl.where(mask_m[:, None], y, 0.0), (groups, POOL_ROWS, BLOCK_N)), axis=1)
+    group = r0 // POOL_ROWS + tl.arange(0, groups)
+    per_clip = (clip_rows + POOL_ROWS - 1) // POOL_ROWS
+    tl.store(sums_ptr + (clip.to(tl.int64) * per_clip + group)[:, None] * C_OUT + offs_n[None, :], sums,
+             mask=(group < per_clip)[:, None] & mask_n[None, :])
 
 
 def _set_tma_blocks(args: dict) -> None:
@@ -262,12 +289,13 @@ def _set_tma_blocks(args: dict) -> None:
     args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
 
 
-@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"],
+@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
            pre_hook=_set_tma_blocks)
 @triton.jit
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
                               ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
                               TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
+                              POOL_ROWS: tl.constexpr,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """The temporal convolution with both operands loaded by the tensor memory accelerator
     (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
@@ -275,7 +303,8 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     frame t's tap d reads input frame STRIDE t + d, which is frame t + (d - q) / STRIDE of plane
     q = d mod STRIDE, so a tap's rows are the output tile's rows shifted by whole frames in one
     plane: one box. Rows a box reaches outside its plane arrive as zeros, the convolution's padding.
-    A program covers rows of one clip only."""
+    A program covers rows of one clip only. POOL_ROWS > 0: ``out_ptr`` gets the tile's row-group
+    sums (:func:`_store_row_sums`) instead of its rows."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     clip = tl.program_id(2)  # stream * samples + sample
@@ -299,8 +328,12 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
         w = w_desc.load([(s * TAPS + tap) * C + c0, pid_n * BLOCK_N])
         acc = tl.dot(a, w, acc)
     res_rows = (sample * T_IN + clip_row // V * STRIDE) * V + clip_row % V  # the block input's row (frame STRIDE t)
-    _finish_temporal(acc, identity, bias_ptr, res_ptr, res_w_ptr, out_ptr, s, offs_m, mask_m, offs_n, mask_n, res_rows,
-                     samples * clip_rows, samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+    y = _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n, res_rows,
+                         samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
+    if POOL_ROWS > 0:
+        _store_row_sums(y, out_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_OUT, POOL_ROWS, BLOCK_M, BLOCK_N)
+    else:
+        _store_rows(y, out_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT)
 
 
 def takes_tma_loads(tma: bool, channels: int, c_out: int) -> bool:
@@ -356,7 +389,7 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
                   residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
-                  tma: bool = False) -> torch.Tensor:
+                  tma: bool = False, pool: bool = False) -> torch.Tensor:
     """``y`` (S, R, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
     ``y`` holds N clips of ``frames`` frames in the layout :func:`frame_planes` names (R = N*T*V
@@ -364,7 +397,9 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     residual convolution's. ``residual`` None (no residual), the block input (S, N*T'*V, C_out) for
     an identity residual, or the block input (S, N*T*V, C_res) with ``residual_w`` (S, C_res, C_out)
     for a convolution. ``tma``: load through the tensor memory accelerator where
-    :func:`takes_tma_loads` allows (check :func:`tma_available` first).
+    :func:`takes_tma_loads` allows (check :func:`tma_available` first). ``pool`` (with those loads
+    only): instead of the rows, each clip's column sums of every :data:`POOL_ROWS` rows, (S, N x
+    ceil(T'V / POOL_ROWS), C_out) fp32, for :func:`classify_row_sums`; the rows are never stored.
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
@@ -377,6 +412,8 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
+    if pool and not takes_tma_loads(tma, channels, c_out):
+        raise ValueError("temporal_conv pools in its epilogue only with tensor-memory-accelerator loads")
     if takes_tma_loads(tma, channels, c_out):
         from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -385,13 +422,17 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         y_desc = TensorDescriptor.from_tensor(y.view(streams * samples * planes, -1, channels), [1, 64, 64])
         w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
         clip_rows = t_out * joints
+        if pool:
+            out = torch.empty((streams, samples * triton.cdiv(clip_rows, POOL_ROWS), c_out), dtype=torch.float32,
+                              device=y.device)
 
         def clip_grid(meta: dict) -> tuple[int, int, int]:
             return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
 
         _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
-                                             STRIDE=stride, RESIDUAL=kind)
+                                             STRIDE=stride, RESIDUAL=kind,
+                                             POOL_ROWS=POOL_ROWS if pool else 0)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
@@ -462,7 +503,7 @@ def _block_logits(pooled_ptr, w_ptr, b_ptr, n, k, windows, S: tl.constexpr, C: t
     for s in tl.static_range(S):
         for c0 in range(0, C, BLOCK_C):
             c = c0 + tl.arange(0, BLOCK_C)
-            pooled = tl.load(pooled_ptr + (s * windows + n) * C + c, mask=c < C, other=0.0)
+            pooled = tl.load(pooled_ptr + (s * windows + n) * C + c, mask=c < C, other=0.0, cache_modifier=".cg")
             w = tl.load(w_ptr + (s * C + c)[:, None] * CLASSES + k[None, :],
                         mask=(c < C)[:, None] & (k < CLASSES)[None, :], other=0.0)
             logits += tl.sum(pooled[:, None] * w, axis=0)
@@ -471,14 +512,36 @@ def _block_logits(pooled_ptr, w_ptr, b_ptr, n, k, windows, S: tl.constexpr, C: t
 
 
 @triton.jit
-def _classify_kernel(pooled_ptr, w_ptr, b_ptr, out_ptr, windows, S: tl.constexpr, C: tl.constexpr,
-                     CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr):
+def _pool_row_sums(sums_ptr, pooled_ptr, n, windows, groups, per_window, S: tl.constexpr, C: tl.constexpr,
+                   BLOCK_C: tl.constexpr, BLOCK_GROUPS: tl.constexpr):
+    """Window n's mean per stream and channel from its ``groups`` row-group sums (each stream's
+    (S, windows x groups, C) sums of :func:`_store_row_sums`), into ``pooled_ptr`` (S, windows, C)."""
+    for s in tl.static_range(S):
+        base = sums_ptr + (s * windows + n).to(tl.int64) * groups * C
+        for c0 in range(0, C, BLOCK_C):
+            c = c0 + tl.arange(0, BLOCK_C)
+            acc = tl.zeros((BLOCK_GROUPS, BLOCK_C), dtype=tl.float32)
+            for g0 in range(0, groups, BLOCK_GROUPS):
+                g = g0 + tl.arange(0, BLOCK_GROUPS)
+                acc += tl.load(base + g[:, None] * C + c[None, :], mask=(g < groups)[:, None] & (c < C)[None, :],
+                               other=0.0)
+            tl.store(pooled_ptr + (s * windows + n) * C + c, tl.sum(acc, axis=0) / per_window, mask=c < C)
+
+
+@triton.jit
+def _classify_kernel(pooled_ptr, sums_ptr, w_ptr, b_ptr, out_ptr, windows, groups, per_window, S: tl.constexpr,
+                     C: tl.constexpr, CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr,
+                     BLOCK_GROUPS: tl.constexpr):
     """One window's logits into out[n, 0] and their softmax into out[n, 1], in blocks of classes.
 
-    The first pass writes the logits and keeps a running maximum and sum of exponentials; the
-    second recomputes each block's logits rather than reading them back (``out`` may be host
-    memory)."""
+    BLOCK_GROUPS > 0: the window's means come from row-group sums (:func:`_pool_row_sums`), pooled
+    here first; else ``pooled_ptr`` holds them. The first pass writes the logits and keeps a running
+    maximum and sum of exponentials; the second recomputes each block's logits rather than reading
+    them back (``out`` may be host memory)."""
     n = tl.program_id(0)
+    if BLOCK_GROUPS > 0:
+        _pool_row_sums(sums_ptr, pooled_ptr, n, windows, groups, per_window, S, C, BLOCK_C, BLOCK_GROUPS)
+        tl.debug_barrier()  # the means written by every thread of the program, before any reads them
     row = out_ptr + n * 2 * CLASSES
     peak = tl.full((), float("-inf"), tl.float32)
     total = tl.zeros((), dtype=tl.float32)
@@ -519,7 +582,6 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
     stream the mean over a window's rows times ``w`` (S, C, classes) plus ``b`` (S, classes), summed
     over the streams), [:, 1] their softmax. Written into ``out`` if given (GPU or pinned host memory)."""
     streams, rows, c = y.shape
-    classes = w.shape[-1]
     pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=y.device)
     # narrow column blocks, tall row blocks: a batch of 1 still spreads over 64 programs, and each
     # sums a window of one person in a single step (the kernel is latency-bound there)
@@ -527,12 +589,33 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
     _pool_kernel[(windows, triton.cdiv(c, block_c), streams)](
         y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
         num_warps=8)
+    return _classify(pooled, None, 0, 1, w, b, out)
+
+
+def classify_row_sums(sums: torch.Tensor, windows: int, per_window: int, w: torch.Tensor, b: torch.Tensor,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`pool_and_classify` from ``sums`` (S, windows x groups, C), the row-group sums of
+    ``temporal_conv(pool=True)``, for windows of ``per_window`` rows: one kernel, whose program per
+    window pools its sums before it classifies."""
+    streams, rows, c = sums.shape
+    pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=sums.device)
+    return _classify(pooled, sums, rows // windows, per_window, w, b, out)
+
+
+def _classify(pooled: torch.Tensor, sums: torch.Tensor | None, groups: int, per_window: int, w: torch.Tensor,
+              b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """The classifier kernel over ``pooled`` (S, windows, C) means, or over row-group ``sums`` it pools first."""
+    streams, windows, c = pooled.shape
+    classes = w.shape[-1]
     if out is None:
-        out = torch.empty((windows, 2, classes), dtype=torch.float32, device=y.device)
+        out = torch.empty((windows, 2, classes), dtype=torch.float32, device=pooled.device)
     # a (channels x classes) weight tile of at most 4,096 values per step: a two-class head takes all
-    # channels at once, a Kinetics-size head steps through them in blocks of 64 classes
+    # channels at once, a Kinetics-size head steps through them in blocks of 64 classes; the same
+    # bound for the (groups x channels) tiles of the sums
     block_classes = min(64, triton.next_power_of_2(classes))
     block_c = min(triton.next_power_of_2(c), 4096 // block_classes)
-    _classify_kernel[(windows,)](pooled, w, b, out, windows, S=streams, C=c, CLASSES=classes, BLOCK_C=block_c,
-                                 BLOCK_CLASSES=block_classes)
+    block_groups = 0 if sums is None else min(triton.next_power_of_2(groups), max(1, 4096 // block_c))
+    _classify_kernel[(windows,)](pooled, pooled if sums is None else sums, w, b, out, windows, groups, per_window,
+                                 S=streams, C=c, CLASSES=classes, BLOCK_C=block_c, BLOCK_CLASSES=block_classes,
+                                 BLOCK_GROUPS=block_groups)
     return out

@@ -4,7 +4,9 @@ The same function as :class:`STGCN` / :class:`TwoStreamSTGCN` with every BatchNo
 :mod:`stgcn_rt.model.optimized` for the folding); the ten blocks run in fp16 through
 :func:`~stgcn_rt.model.triton_kernels.graph_conv` and
 :func:`~stgcn_rt.model.triton_kernels.temporal_conv`, input normalisation with the motion
-differences, and pooling with the classifier, in fp32 kernels of their own. The streams of a
+differences, and pooling with the classifier, in fp32 kernels of their own (with the tensor
+memory accelerator's loads the last temporal convolution sums its rows for the classifier kernel,
+which then pools them, instead of writing them for a pooling kernel). The streams of a
 two-stream model are stacked on a leading axis, so each kernel launch serves both.
 ``triton_kernels=True`` in the PyTorch runner selects it; the ONNX export never uses it.
 """
@@ -20,7 +22,15 @@ from torch import nn
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
 from stgcn_rt.model.optimized import bn_scale_shift, conv_bias, fold_block, neighbour_table
-from stgcn_rt.model.triton_kernels import frame_planes, graph_conv, pool_and_classify, prepare_input, temporal_conv
+from stgcn_rt.model.triton_kernels import (
+    classify_row_sums,
+    frame_planes,
+    graph_conv,
+    pool_and_classify,
+    prepare_input,
+    takes_tma_loads,
+    temporal_conv,
+)
 
 
 def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,19 +109,22 @@ class TritonBlock(nn.Module):
         planes = frame_planes(tma, self.stride, self.tcn_w.shape[-2], self.tcn_w.shape[-1])
         return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
 
-    def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int,
-                 tma: bool = False) -> torch.Tensor:
-        """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block input ``x``."""
+    def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
+                 pool: bool = False) -> torch.Tensor:
+        """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
+        input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                             tma)
+                             tma, pool)
 
 
 class TritonSTGCN(nn.Module):
     """(N, C, T, V, M) fp32 skeletons -> (N, classes) fp32 logits, for one or two streams.
 
     ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
-    (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists)."""
+    (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
+    ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
+    its rows to a pooling kernel."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -120,9 +133,9 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module, tma_loads: bool = False) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True) -> None:
         super().__init__()
-        self.tma_loads = tma_loads
+        self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
             streams, self.motion = [model.origin_stream, model.motion_stream], model.motion
         elif isinstance(model, STGCN):
@@ -154,9 +167,16 @@ class TritonSTGCN(nn.Module):
         """(N, 2, classes) fp32: [:, 0] the logits, [:, 1] the probabilities. ``x`` on the GPU or in
         pinned host memory; written into ``out`` if given (GPU or pinned host memory): a CUDA graph
         of this call moves no data but through the kernels themselves."""
-        n, _, frames, v, _ = x.shape
+        n, _, frames, v, persons = x.shape
         y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
-        for block in self.blocks:
+        *body, last = self.blocks
+        for block in body:
             y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
-        return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)
+        if not (self.pool_in_epilogue and takes_tma_loads(self.tma_loads, *last.tcn_w.shape[-2:])):
+            return pool_and_classify(last(y, frames, v), n, self.fcn_w, self.fcn_b, out)
+        # the last temporal convolution sums its rows in groups instead of storing them; the
+        # classifier kernel pools those sums (no pooling kernel, no rows written and read back)
+        sums = last.temporal(last.graph(y, frames, v, True), y, frames, v, True, pool=True)
+        per_window = persons * ((frames - 1) // last.stride + 1) * v
+        return classify_row_sums(sums, n, per_window, self.fcn_w, self.fcn_b, out)

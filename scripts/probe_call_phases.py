@@ -1,0 +1,86 @@
+"""Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and
+what the last temporal convolution pooling its own rows (``pool_in_epilogue``) changes, measured
+interleaved in one process: ``predict`` on a host window (what a user calls), ``predict`` plus a
+device synchronisation (what ``stgcn-rt bench`` times), one replay of the captured graph plus its
+synchronisation (no host copies), the graph replayed back to back (the GPU's pass), and batch-512
+throughput. Writes <out>/call-phases-<gpu>-<date>.json, as profile_kernels.py writes its report.
+
+    python scripts/probe_call_phases.py [--calls 3000] [--rounds 2] [--out .]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
+
+from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+
+def median_us(step: Callable[[], object], calls: int) -> float:
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e6)
+
+
+def phases(classifier: TorchClassifier, window: np.ndarray, batch: np.ndarray, calls: int) -> dict[str, float]:
+    sync = torch.cuda.synchronize
+    classifier.predict(window)
+    graph = next(g for key, g in classifier._graphs.items() if key[:2] == (True, 1)).graph
+    for _ in range(100):
+        classifier.predict(window)
+    figures = {"predict_us": median_us(lambda: classifier.predict(window), calls),
+               "predict_and_sync_us": median_us(lambda: (classifier.predict(window), sync()), calls),
+               "replay_and_sync_us": median_us(lambda: (graph.replay(), sync()), calls)}
+    start = time.perf_counter()
+    for _ in range(1000):
+        graph.replay()
+    sync()
+    figures["back_to_back_pass_us"] = (time.perf_counter() - start) * 1e3
+    classifier.predict(batch)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 2.0:
+        classifier.predict(batch)
+        count += 1
+    figures["batch_512_windows_per_s"] = count * len(batch) / (time.perf_counter() - start)
+    return {k: round(v, 1) for k, v in figures.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=3000, help="calls per median")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both forms")
+    parser.add_argument("--out", default=".", help="folder for the JSON")
+    args = parser.parse_args()
+    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
+    forms = {}
+    for pooled in (True, False):
+        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True)
+        classifier.model.pool_in_epilogue = pooled
+        forms["pool_in_epilogue" if pooled else "pooling_kernel"] = classifier
+    rng = np.random.default_rng(0)
+    window = rng.random((1, 3, 150, 33, 1), dtype=np.float32)
+    batch = rng.random((512, 3, 150, 33, 1), dtype=np.float32)
+    results = []
+    for round_ in range(args.rounds):
+        for name, classifier in forms.items():
+            figures = phases(classifier, window, batch, args.calls)
+            results.append({"form": name, "round": round_} | figures)
+            print(results[-1], flush=True)
+    write_gpu_report("call-phases", f"python scripts/probe_call_phases.py --calls {args.calls} --rounds {args.rounds}",
+                     "medians of single calls (batch 1, M=1); back_to_back_pass_us: the batch-1 graph replayed 1,000 "
+                     "times, per replay; the two forms interleaved in one process", results, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
