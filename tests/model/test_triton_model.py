@@ -106,6 +106,28 @@ def test_pooling_in_the_last_temporal_convolution(classes):
         temporal_conv(*args, tma=False, pool=True)
 
 
+@pytest.mark.parametrize("pool_in_epilogue", [True, False])
+def test_every_temporal_convolution_takes_the_loads_asked_for(monkeypatch, reference_checkpoint, pool_in_epilogue):
+    """With TMA loads every block's temporal convolution takes them, the last one pooling its rows
+    unless ``pool_in_epilogue`` is off (then the pooling kernel runs); same probabilities either way."""
+    from stgcn_rt.model import triton_model
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((args[8], args[9]))  # tma, pool
+        return temporal_conv(*args, **kwargs)
+
+    temporal_conv = triton_model.temporal_conv
+    monkeypatch.setattr(triton_model, "temporal_conv", recording)
+    loaded = load_checkpoint(reference_checkpoint())
+    model = TritonSTGCN(loaded.model, tma_loads=True, pool_in_epilogue=pool_in_epilogue)
+    x = torch.rand(2, 3, 6, 33, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
+    assert calls == [(True, False)] * (len(model.blocks) - 1) + [(True, pool_in_epilogue)]
+
+
 def test_graph_convolution_writes_frame_planes(demo_models):
     """planes=2: the same rows as the frames in order, split by frame parity, the odd plane's
     frame beyond an odd clip zero; a strided block through them equals the pointer-load block."""

@@ -174,7 +174,7 @@ class TritonSTGCN(nn.Module):
             y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
         if not (self.pool_in_epilogue and takes_tma_loads(self.tma_loads, *last.tcn_w.shape[-2:])):
-            return pool_and_classify(last(y, frames, v), n, self.fcn_w, self.fcn_b, out)
+            return pool_and_classify(last(y, frames, v, self.tma_loads), n, self.fcn_w, self.fcn_b, out)
         # the last temporal convolution sums its rows in groups instead of storing them; the
         # classifier kernel pools those sums (no pooling kernel, no rows written and read back)
         sums = last.temporal(last.graph(y, frames, v, True), y, frames, v, True, pool=True)
