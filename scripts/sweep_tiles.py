@@ -1,5 +1,7 @@
 """Time every layer shape of a forward pass over a wide grid of tiles, not only the autotuner's
-candidates: how much a new candidate could win, per layer and per pass. Each (layer, tile) is
+candidates: how much a new candidate could win, per layer and per pass. It sweeps the pointer-load
+kernels (the graph convolution writing its frames in order, the temporal convolution without
+tensor-memory-accelerator loads); the TMA kernel's tiles are the autotuner's. Each (layer, tile) is
 compiled first by parallel worker processes (the grid is over a thousand compilations), then timed
 alone inside a CUDA graph (``do_bench_cudagraph``) in this process. Also times the floor of a
 kernel inside a CUDA graph (a kernel that stores one value per program). Writes
@@ -41,7 +43,7 @@ def layers(batch: int) -> dict[str, dict[str, Any]]:
         kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
         t_out = (frames - 1) // stride + 1
         shapes = {f"graph {channels}->{out} x{frames}": {"kernel": "graph", "c_in": channels, "c_out": out,
-                                                          "rows": batch * frames * JOINTS},
+                                                          "frames": frames, "rows": batch * frames * JOINTS},
                   f"temporal {out} x{frames} stride {stride} residual {kind}": {
                       "kernel": "temporal", "c": out, "c_res": channels if kind == 2 else 0, "stride": stride,
                       "residual": kind, "frames": frames, "rows": batch * t_out * JOINTS,
@@ -79,8 +81,8 @@ def _tensors(layer: dict[str, Any]) -> tuple[tuple, dict]:
                 torch.randint(0, JOINTS, (STREAMS, 3, 4, JOINTS), device="cuda", dtype=torch.int32),
                 torch.rand(STREAMS, 3, 4, JOINTS, device="cuda"), torch.randn(STREAMS, 3, c_in, c_out, **half) * 0.05,
                 torch.randn(STREAMS, JOINTS, c_out, device="cuda"), torch.empty(STREAMS, rows, c_out, **half),
-                rows, JOINTS, kernels.size_class(rows))
-        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
+                rows, rows, layer["frames"], JOINTS, kernels.size_class(rows))
+        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "PLANES": 1}
     c, c_res, kind, in_rows = layer["c"], layer["c_res"], layer["residual"], layer["in_rows"]
     w = torch.randn(STREAMS, TEMPORAL_KERNEL, c, c, **half) * 0.05
     bias = torch.randn(STREAMS, c, device="cuda")
