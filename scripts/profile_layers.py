@@ -43,7 +43,7 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
                 return block.graph(y, frames, joints, net.tma_loads)
             mixed = graph()
 
-            tma = kernels.takes_tma_loads(net.tma_loads, *block.tcn_w.shape[-2:])
+            tma = block.takes_tma_loads(net.tma_loads)
             pool = tma and i == len(net.blocks) - 1  # as the forward pass runs it: row-group sums, not rows
 
             def temporal(block=block, mixed=mixed, y=y, frames=frames, pool=pool):  # noqa: ANN202

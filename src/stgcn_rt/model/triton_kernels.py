@@ -403,18 +403,18 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
+    tma_kernel = takes_tma_loads(tma, channels, c_out)
+    if pool and not tma_kernel:
+        raise ValueError("temporal_conv pools in its epilogue only with tensor-memory-accelerator loads")
     planes = frame_planes(tma, stride, channels, c_out)
     t_out = (frames - 1) // stride + 1
     samples = in_rows // (planes * triton.cdiv(frames, planes) * joints)
     rows = samples * t_out * joints
     kind = 0 if residual is None else 1 if residual_w is None else 2
     c_res = residual.shape[-1] if residual is not None else 0
-    out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
-    if pool and not takes_tma_loads(tma, channels, c_out):
-        raise ValueError("temporal_conv pools in its epilogue only with tensor-memory-accelerator loads")
-    if takes_tma_loads(tma, channels, c_out):
+    if tma_kernel:
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         # one plane of a clip per descriptor row block; block shapes are placeholders: each
@@ -422,9 +422,9 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         y_desc = TensorDescriptor.from_tensor(y.view(streams * samples * planes, -1, channels), [1, 64, 64])
         w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
         clip_rows = t_out * joints
-        if pool:
-            out = torch.empty((streams, samples * triton.cdiv(clip_rows, POOL_ROWS), c_out), dtype=torch.float32,
-                              device=y.device)
+        out = (torch.empty((streams, samples * triton.cdiv(clip_rows, POOL_ROWS), c_out), dtype=torch.float32,
+                           device=y.device) if pool
+               else torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device))
 
         def clip_grid(meta: dict) -> tuple[int, int, int]:
             return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
@@ -438,6 +438,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
+    out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
                                 C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out

@@ -101,12 +101,19 @@ class TritonBlock(nn.Module):
             if getattr(self, name, None) is not None:
                 setattr(self, name, getattr(self, name).to(dtype))
 
-    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
-        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma)
+    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, pool: bool = False
+                ) -> torch.Tensor:
+        """The block's rows, or with ``pool`` its temporal convolution's row-group sums (:meth:`temporal`)."""
+        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma, pool)
+
+    def takes_tma_loads(self, tma: bool) -> bool:
+        """Whether this block's temporal convolution runs the tensor-memory-accelerator kernel when asked
+        to (``tma``): :func:`~stgcn_rt.model.triton_kernels.takes_tma_loads` for its channels."""
+        return takes_tma_loads(tma, *self.tcn_w.shape[-2:])
 
     def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
-        planes = frame_planes(tma, self.stride, self.tcn_w.shape[-2], self.tcn_w.shape[-1])
+        planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
         return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
@@ -173,10 +180,11 @@ class TritonSTGCN(nn.Module):
         for block in body:
             y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
-        if not (self.pool_in_epilogue and takes_tma_loads(self.tma_loads, *last.tcn_w.shape[-2:])):
-            return pool_and_classify(last(y, frames, v, self.tma_loads), n, self.fcn_w, self.fcn_b, out)
-        # the last temporal convolution sums its rows in groups instead of storing them; the
-        # classifier kernel pools those sums (no pooling kernel, no rows written and read back)
-        sums = last.temporal(last.graph(y, frames, v, True), y, frames, v, True, pool=True)
+        # with TMA loads the last temporal convolution sums its rows in groups instead of storing them,
+        # and the classifier kernel pools those sums (no pooling kernel, no rows written and read back)
+        pool = self.pool_in_epilogue and last.takes_tma_loads(self.tma_loads)
+        y = last(y, frames, v, self.tma_loads, pool)
+        if not pool:
+            return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)
         per_window = persons * ((frames - 1) // last.stride + 1) * v
-        return classify_row_sums(sums, n, per_window, self.fcn_w, self.fcn_b, out)
+        return classify_row_sums(y, n, per_window, self.fcn_w, self.fcn_b, out)
