@@ -1,6 +1,5 @@
 """Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and
-what programmatic dependent launch (``programmatic_launch``) and the last temporal convolution
-pooling its own rows (``pool_in_epilogue``) change, each form switched off alone, measured
+what the last temporal convolution pooling its own rows (``pool_in_epilogue``) changes, measured
 interleaved in one process: ``predict`` on a host window (what a user calls), ``predict`` plus a
 device synchronisation (what ``stgcn-rt bench`` times), one replay of the captured graph plus its
 synchronisation (no host copies), the graph replayed back to back (the GPU's pass), and batch-512
@@ -60,17 +59,15 @@ def phases(classifier: TorchClassifier, window: np.ndarray, batch: np.ndarray, c
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls per median")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the forms")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both forms")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     forms = {}
-    for name, pooled, programmatic in (("default", True, True), ("serial_launch", True, False),
-                                       ("pooling_kernel", False, True)):
-        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
-                                     programmatic_launch=programmatic)
+    for pooled in (True, False):
+        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True)
         classifier.model.pool_in_epilogue = pooled
-        forms[name] = classifier
+        forms["pool_in_epilogue" if pooled else "pooling_kernel"] = classifier
     rng = np.random.default_rng(0)
     window = rng.random((1, 3, 150, 33, 1), dtype=np.float32)
     batch = rng.random((512, 3, 150, 33, 1), dtype=np.float32)
@@ -82,8 +79,7 @@ def main() -> None:
             print(results[-1], flush=True)
     write_gpu_report("call-phases", f"python scripts/probe_call_phases.py --calls {args.calls} --rounds {args.rounds}",
                      "medians of single calls (batch 1, M=1); back_to_back_pass_us: the batch-1 graph replayed 1,000 "
-                     "times, per replay; the forms interleaved in one process (default: programmatic launch and pooling in "
-                     "the epilogue where the GPU allows; each other form switches one off)", results, Path(args.out))
+                     "times, per replay; the two forms interleaved in one process", results, Path(args.out))
 
 
 if __name__ == "__main__":

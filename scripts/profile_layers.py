@@ -92,8 +92,7 @@ def main() -> None:
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
     write_gpu_report("layer-profile", "python scripts/profile_layers.py --batch " + args.batch,
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
-                     "forward pass (22 kernels with TMA loads, 23 without; programmatic dependent launch where the GPU has it) "
-                     "replayed back to back, input on the GPU",
+                     "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
                      results, Path(args.out))
 
 

@@ -82,7 +82,7 @@ def _tensors(layer: dict[str, Any]) -> tuple[tuple, dict]:
                 torch.rand(STREAMS, 3, 4, JOINTS, device="cuda"), torch.randn(STREAMS, 3, c_in, c_out, **half) * 0.05,
                 torch.randn(STREAMS, JOINTS, c_out, device="cuda"), torch.empty(STREAMS, rows, c_out, **half),
                 rows, rows, layer["frames"], JOINTS, kernels.size_class(rows))
-        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "PLANES": 1, "PDL": False}
+        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "PLANES": 1}
     c, c_res, kind, in_rows = layer["c"], layer["c_res"], layer["residual"], layer["in_rows"]
     w = torch.randn(STREAMS, TEMPORAL_KERNEL, c, c, **half) * 0.05
     bias = torch.randn(STREAMS, c, device="cuda")
@@ -93,7 +93,7 @@ def _tensors(layer: dict[str, Any]) -> tuple[tuple, dict]:
             torch.empty(STREAMS, rows, c, **half), rows, in_rows, (frames - 1) // layer["stride"] + 1, frames, JOINTS,
             kernels.size_class(rows))
     return args, {"C": c, "C_OUT": c, "C_RES": c_res, "TAPS": TEMPORAL_KERNEL, "STRIDE": layer["stride"],
-                  "RESIDUAL": kind, "PDL": False}
+                  "RESIDUAL": kind}
 
 
 def _compile(task: tuple[str, dict, tuple[int, ...]]) -> tuple[str, tuple[int, ...], str | None]:

@@ -1,8 +1,7 @@
 """Compile the Triton kernels for GPU architectures on a machine without a GPU (Triton ships its
 own PTX assembler): every kernel specialisation the MediaPipe two-stream model launches, the
 tuned ones in their first tile configuration (``--all-tiles``: every one the autotuner may
-choose), with programmatic dependent launch's waits where the architecture has them (sm_90).
-Prints one JSON line per compilation with the shared memory it needs. Run by
+choose). Prints one JSON line per compilation with the shared memory it needs. Run by
 tests/model/test_triton_model.py in a subprocess, because the interpreter those tests use must
 not be on here."""
 
@@ -68,7 +67,6 @@ def main(archs: list[int], all_tiles: bool) -> None:
               "temporal_tma": kernels._temporal_conv_tma_kernel}
     half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
     for arch in archs:
-        pdl = {"PDL": arch >= 90}  # kernels.programmatic_launch_available
         for name, constants in layer_shapes():
             if (name == "temporal_tma" or constants.get("PLANES", 1) > 1) and not arch >= 90:
                 continue  # the tensor memory accelerator is Hopper's: kernels.tma_available
@@ -77,12 +75,12 @@ def main(archs: list[int], all_tiles: bool) -> None:
             for config in configs if all_tiles else configs[:1]:
                 m, n, k = (config.kwargs[f"BLOCK_{d}"] for d in "MNK")
                 descriptors = {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"}
-                shared = build(tuner.fn, {**constants, **config.kwargs, **pdl}, half | {"index_ptr": "*i32"} | descriptors,
+                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"} | descriptors,
                                arch, config.num_warps, config.num_stages)
                 print(json.dumps({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs,
                                   "shared": shared}), flush=True)
         for jit, constants, pointers, warps in FIXED:
-            shared = build(jit, constants | pdl, pointers, arch, warps, 1)
+            shared = build(jit, constants, pointers, arch, warps, 1)
             print(json.dumps({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {},
                               "shared": shared}), flush=True)
 

@@ -229,7 +229,7 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
         out = torch.empty(streams, x.shape[1], c_out)
         kernels._graph_conv_kernel.fn[(2, 2, streams)](
             x, block.index, block.weight, block.gcn_w, block.gcn_bias, out, x.shape[1], x.shape[1], 3, joints, 0,
-            C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, PLANES=1, PDL=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32,
+            C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, PLANES=1, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32,
             PIPELINED=pipelined)
         outputs.append(out)
     assert outputs[0].abs().max() > 0

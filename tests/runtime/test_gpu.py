@@ -50,7 +50,6 @@ VARIANTS = [  # precision, options
     ("fp16", {"triton_kernels": True}),
     ("fp16", {"cuda_graphs": True, "triton_kernels": True}),
     ("fp16", {"cuda_graphs": True, "triton_kernels": True, "tma_loads": False}),
-    ("fp16", {"cuda_graphs": True, "triton_kernels": True, "programmatic_launch": False}),
 ]
 
 
@@ -126,29 +125,6 @@ def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     sizes = set(scheduler.stats.batch_sizes)
     assert sizes == {1 << (s.bit_length() - 1) for s in sizes}  # every batch fills its bucket: no padding
     assert worst <= 2e-3  # fp16 kernels differ between batch sizes
-
-
-def test_programmatic_launch_computes_what_serial_launches_do(demo_models, real_windows):
-    """Each kernel starting while the previous one ends (Hopper) must not let it read a buffer before
-    the previous kernel has written it: the same kernels launched one after the other give the same
-    bits, batch by batch, with and without CUDA graphs."""
-    from stgcn_rt.model.triton_kernels import programmatic_launch_available
-
-    if not programmatic_launch_available(torch.device("cuda")):
-        pytest.skip("programmatic dependent launch needs a Hopper GPU and Triton 3.4+")
-    ckpt, _ = demo_models
-    results = {}
-    for programmatic in (True, False):
-        for graphs in (True, False):
-            with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=graphs, triton_kernels=True,
-                                 programmatic_launch=programmatic) as model:
-                assert model.model.programmatic_launch is programmatic
-                results[programmatic, graphs] = [model.predict(real_windows[i:i + size])
-                                                 for size in (1, 8) for i in range(0, 8, size)]
-    for graphs in (True, False):
-        for got, want in zip(results[True, graphs], results[False, graphs], strict=True):
-            np.testing.assert_array_equal(got, want)
-    report("programmatic launch vs serial launches", identical=True, batches=len(results[True, True]))
 
 
 def test_triton_kernels_with_five_persons(demo_models, real_windows):

@@ -42,11 +42,6 @@ import torch
 import triton
 import triton.language as tl
 
-try:
-    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
-except ImportError:  # Triton before 3.4: no programmatic dependent launch (programmatic_launch_available)
-    gdc_launch_dependents = gdc_wait = None
-
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
@@ -110,18 +105,6 @@ def size_class(rows: int) -> int:
 
 
 @triton.jit
-def _follow_previous_kernel(PDL: tl.constexpr):
-    """PDL (the kernel launched with programmatic dependent launch): let the next kernel's programs
-    be scheduled now, then wait until the previous kernel has finished and its writes are visible.
-    Every kernel calls it before its first load, so a kernel's launch and setup overlap the previous
-    one's last programs instead of following its completion; a kernel reads only what kernels
-    before it wrote, so waiting on the previous one (which waited on its own) orders all of them."""
-    if PDL:
-        gdc_launch_dependents()
-        gdc_wait()
-
-
-@triton.jit
 def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n, mask_n, c0, V,
                       C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
                       DEPTHS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -150,7 +133,7 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, out_rows, T, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
-                       DEPTHS: tl.constexpr, PLANES: tl.constexpr, PDL: tl.constexpr,
+                       DEPTHS: tl.constexpr, PLANES: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr):
     """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
     only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D.
@@ -172,7 +155,6 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     joint = offs_m % V
     frame_row = offs_m - joint  # first row of this row's frame
     x_stream = x_ptr + s.to(tl.int64) * rows * C_IN
-    _follow_previous_kernel(PDL)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     if PIPELINED:
         for c0 in range(0, C_IN, BLOCK_K):
@@ -209,7 +191,7 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
 def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
                           rows, in_rows, T_OUT, T_IN, V, ROWS_CLASS,
                           C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
-                          TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr, PDL: tl.constexpr,
+                          TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """RESIDUAL: 0 none, 1 identity (res is the block input, same rows), 2 strided 1x1 conv."""
     pid_m = tl.program_id(0)
@@ -225,7 +207,6 @@ def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
     t_out = frame % T_OUT
     sample = frame // T_OUT
     y_stream = y_ptr + s.to(tl.int64) * in_rows * C
-    _follow_previous_kernel(PDL)
     identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT) if RESIDUAL == 1 else 0.0
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     steps = (C + BLOCK_K - 1) // BLOCK_K
@@ -314,7 +295,7 @@ def _set_tma_blocks(args: dict) -> None:
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
                               ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
                               TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
-                              POOL_ROWS: tl.constexpr, PDL: tl.constexpr,
+                              POOL_ROWS: tl.constexpr,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """The temporal convolution with both operands loaded by the tensor memory accelerator
     (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
@@ -334,7 +315,6 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     sample = clip % samples
     offs_m = sample * clip_rows + clip_row  # the row in the stream
     mask_m, mask_n = clip_row < clip_rows, offs_n < C_OUT
-    _follow_previous_kernel(PDL)
     identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT) \
         if RESIDUAL == 1 else 0.0
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -379,18 +359,8 @@ def tma_available(device: torch.device) -> bool:
     return INTERPRETED or (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
-def programmatic_launch_available(device: torch.device) -> bool:
-    """Whether the kernels can be launched with programmatic dependent launch on ``device`` (``pdl``):
-    a Hopper or newer GPU and a Triton with grid dependency control (3.4 and later); each kernel's
-    programs then start while the previous kernel's last ones run, and wait for its results
-    (:func:`_follow_previous_kernel`), which saves most of the gap between two kernels."""
-    return (gdc_wait is not None and not INTERPRETED and device.type == "cuda"
-            and torch.cuda.get_device_capability(device)[0] >= 9)
-
-
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
-               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1, pdl: bool = False
-               ) -> torch.Tensor:
+               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
     """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
 
     ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
@@ -401,7 +371,6 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     planes) frames, frame t in plane t mod planes at position t // planes, a plane's frames beyond
     the clip zero (so R' = clips x planes x ceil(frames / planes) x joints); the input of a
     strided temporal convolution with tensor-memory-accelerator loads (:func:`frame_planes`).
-    ``pdl``: launch with programmatic dependent launch (:func:`programmatic_launch_available`).
     """
     streams, rows, c_in = x.shape
     _, partitions, depth, _ = index.shape
@@ -414,14 +383,13 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
     depths = sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
     _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
-                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, PLANES=planes, PDL=pdl,
-                             launch_pdl=pdl)
+                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, PLANES=planes)
     return out
 
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
                   residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
-                  tma: bool = False, pool: bool = False, pdl: bool = False) -> torch.Tensor:
+                  tma: bool = False, pool: bool = False) -> torch.Tensor:
     """``y`` (S, R, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
     ``y`` holds N clips of ``frames`` frames in the layout :func:`frame_planes` names (R = N*T*V
@@ -432,7 +400,6 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     :func:`takes_tma_loads` allows (check :func:`tma_available` first). ``pool`` (with those loads
     only): instead of the rows, each clip's column sums of every :data:`POOL_ROWS` rows, (S, N x
     ceil(T'V / POOL_ROWS), C_out) fp32, for :func:`classify_row_sums`; the rows are never stored.
-    ``pdl``: as :func:`graph_conv`'s.
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-1]
@@ -465,7 +432,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
                                              STRIDE=stride, RESIDUAL=kind,
-                                             POOL_ROWS=POOL_ROWS if pool else 0, PDL=pdl, launch_pdl=pdl)
+                                             POOL_ROWS=POOL_ROWS if pool else 0)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
@@ -473,8 +440,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
 
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
-                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind,
-                                PDL=pdl, launch_pdl=pdl)
+                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out
 
 
@@ -484,8 +450,7 @@ MOTION_CODES = {None: 0, "forward": 1, "central": 2}
 
 @triton.jit
 def _prepare_kernel(x_ptr, scale_ptr, shift_ptr, out_ptr, rows, T, V, M,
-                    C: tl.constexpr, MOTION: tl.constexpr, BLOCK: tl.constexpr, C_PAD: tl.constexpr,
-                    PDL: tl.constexpr):
+                    C: tl.constexpr, MOTION: tl.constexpr, BLOCK: tl.constexpr, C_PAD: tl.constexpr):
     """Stream 0 reads x, stream 1 its temporal differences (MOTION 1: x[t] - x[t-1]; 2: x[t] -
     0.5 x[t+1] - 0.5 x[t-1]; zero where a neighbour frame is missing), in the reference's order of
     operations; then the per (joint, channel) affine of the input BatchNorm."""
@@ -497,7 +462,6 @@ def _prepare_kernel(x_ptr, scale_ptr, shift_ptr, out_ptr, rows, T, V, M,
     sample = r // (V * T)  # n * M + m
     mask = (r < rows)[:, None] & (c < C)[None, :]
     step = V * M  # from one frame to the next in x
-    _follow_previous_kernel(PDL)
     at = x_ptr + ((sample // M)[:, None] * C + c[None, :]).to(tl.int64) * T * step \
         + (t * step + v * M + sample % M)[:, None]
     val = tl.load(at, mask=mask, other=0.0)
@@ -518,14 +482,12 @@ def _prepare_kernel(x_ptr, scale_ptr, shift_ptr, out_ptr, rows, T, V, M,
 
 
 @triton.jit
-def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-                 PDL: tl.constexpr):
+def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """Mean over one window's rows (persons x frames x joints) of a column block, fp32."""
     n = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     s = tl.program_id(2)
     base = y_ptr + (s.to(tl.int64) * windows + n) * per_window * C
-    _follow_previous_kernel(PDL)
     acc = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
     for r0 in range(0, per_window, BLOCK_R):
         r = r0 + tl.arange(0, BLOCK_R)
@@ -570,7 +532,7 @@ def _pool_row_sums(sums_ptr, pooled_ptr, n, windows, groups, per_window, S: tl.c
 @triton.jit
 def _classify_kernel(pooled_ptr, sums_ptr, w_ptr, b_ptr, out_ptr, windows, groups, per_window, S: tl.constexpr,
                      C: tl.constexpr, CLASSES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CLASSES: tl.constexpr,
-                     BLOCK_GROUPS: tl.constexpr, PDL: tl.constexpr):
+                     BLOCK_GROUPS: tl.constexpr):
     """One window's logits into out[n, 0] and their softmax into out[n, 1], in blocks of classes.
 
     BLOCK_GROUPS > 0: the window's means come from row-group sums (:func:`_pool_row_sums`), pooled
@@ -578,7 +540,6 @@ def _classify_kernel(pooled_ptr, sums_ptr, w_ptr, b_ptr, out_ptr, windows, group
     maximum and sum of exponentials; the second recomputes each block's logits rather than reading
     them back (``out`` may be host memory)."""
     n = tl.program_id(0)
-    _follow_previous_kernel(PDL)
     if BLOCK_GROUPS > 0:
         _pool_row_sums(sums_ptr, pooled_ptr, n, windows, groups, per_window, S, C, BLOCK_C, BLOCK_GROUPS)
         tl.debug_barrier()  # the means written by every thread of the program, before any reads them
@@ -599,11 +560,10 @@ def _classify_kernel(pooled_ptr, sums_ptr, w_ptr, b_ptr, out_ptr, windows, group
 
 
 def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, motion: str | None,
-                  dtype: torch.dtype, pdl: bool = False) -> torch.Tensor:
+                  dtype: torch.dtype) -> torch.Tensor:
     """``x`` (N, C, T, V, M) fp32 -> (S, N*M*T*V, C) in ``dtype`` on ``scale``'s device: S = 2 with a
     ``motion`` stream (``forward`` or ``central``), else 1; ``scale``/``shift`` (S, V, C) the input
-    BatchNorm. ``x`` may be pinned host memory, which the kernel reads in place (no copy). ``pdl``: as
-    :func:`graph_conv`'s."""
+    BatchNorm. ``x`` may be pinned host memory, which the kernel reads in place (no copy)."""
     if x.device != scale.device and not (x.dtype == torch.float32 and x.is_contiguous() and x.is_pinned()):
         raise ValueError("windows on the host must be a pinned, contiguous float32 tensor for the kernels to read")
     x = x.float().contiguous()
@@ -613,17 +573,15 @@ def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, mot
     block = 128
     _prepare_kernel[(triton.cdiv(rows, block), streams)](x, scale, shift, out, rows, t, v, m, C=c,
                                                           MOTION=MOTION_CODES[motion], BLOCK=block,
-                                                          C_PAD=triton.next_power_of_2(c), PDL=pdl,
-                                                          launch_pdl=pdl)
+                                                          C_PAD=triton.next_power_of_2(c))
     return out
 
 
 def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.Tensor,
-                      out: torch.Tensor | None = None, pdl: bool = False) -> torch.Tensor:
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """``y`` (S, windows * rows per window, C) -> (windows, 2, classes) fp32: [:, 0] the logits (per
     stream the mean over a window's rows times ``w`` (S, C, classes) plus ``b`` (S, classes), summed
-    over the streams), [:, 1] their softmax. Written into ``out`` if given (GPU or pinned host memory).
-    ``pdl``: as :func:`graph_conv`'s."""
+    over the streams), [:, 1] their softmax. Written into ``out`` if given (GPU or pinned host memory)."""
     streams, rows, c = y.shape
     pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=y.device)
     # narrow column blocks, tall row blocks: a batch of 1 still spreads over 64 programs, and each
@@ -631,22 +589,22 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
     per_window, block_c = rows // windows, 8
     _pool_kernel[(windows, triton.cdiv(c, block_c), streams)](
         y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
-        num_warps=8, PDL=pdl, launch_pdl=pdl)
-    return _classify(pooled, None, 0, 1, w, b, out, pdl)
+        num_warps=8)
+    return _classify(pooled, None, 0, 1, w, b, out)
 
 
 def classify_row_sums(sums: torch.Tensor, windows: int, per_window: int, w: torch.Tensor, b: torch.Tensor,
-                      out: torch.Tensor | None = None, pdl: bool = False) -> torch.Tensor:
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`pool_and_classify` from ``sums`` (S, windows x groups, C), the row-group sums of
     ``temporal_conv(pool=True)``, for windows of ``per_window`` rows: one kernel, whose program per
     window pools its sums before it classifies."""
     streams, rows, c = sums.shape
     pooled = torch.empty((streams, windows, c), dtype=torch.float32, device=sums.device)
-    return _classify(pooled, sums, rows // windows, per_window, w, b, out, pdl)
+    return _classify(pooled, sums, rows // windows, per_window, w, b, out)
 
 
 def _classify(pooled: torch.Tensor, sums: torch.Tensor | None, groups: int, per_window: int, w: torch.Tensor,
-              b: torch.Tensor, out: torch.Tensor | None, pdl: bool) -> torch.Tensor:
+              b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """The classifier kernel over ``pooled`` (S, windows, C) means, or over row-group ``sums`` it pools first."""
     streams, windows, c = pooled.shape
     classes = w.shape[-1]
@@ -660,5 +618,5 @@ def _classify(pooled: torch.Tensor, sums: torch.Tensor | None, groups: int, per_
     block_groups = 0 if sums is None else min(triton.next_power_of_2(groups), max(1, 4096 // block_c))
     _classify_kernel[(windows,)](pooled, pooled if sums is None else sums, w, b, out, windows, groups, per_window,
                                  S=streams, C=c, CLASSES=classes, BLOCK_C=block_c, BLOCK_CLASSES=block_classes,
-                                 BLOCK_GROUPS=block_groups, PDL=pdl, launch_pdl=pdl)
+                                 BLOCK_GROUPS=block_groups)
     return out

@@ -101,31 +101,28 @@ class TritonBlock(nn.Module):
             if getattr(self, name, None) is not None:
                 setattr(self, name, getattr(self, name).to(dtype))
 
-    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, pool: bool = False, *,
-                pdl: bool = False) -> torch.Tensor:
-        """The block's rows, or with ``pool`` its temporal convolution's row-group sums (:meth:`temporal`);
-        ``pdl``: both kernels launched with programmatic dependent launch."""
-        return self.temporal(self.graph(x, frames, joints, tma, pdl=pdl), x, frames, joints, tma, pool, pdl=pdl)
+    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, pool: bool = False
+                ) -> torch.Tensor:
+        """The block's rows, or with ``pool`` its temporal convolution's row-group sums (:meth:`temporal`)."""
+        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma, pool)
 
     def takes_tma_loads(self, tma: bool) -> bool:
         """Whether this block's temporal convolution runs the tensor-memory-accelerator kernel when asked
         to (``tma``): :func:`~stgcn_rt.model.triton_kernels.takes_tma_loads` for its channels."""
         return takes_tma_loads(tma, *self.tcn_w.shape[-2:])
 
-    def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, *, pdl: bool = False
-              ) -> torch.Tensor:
+    def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
-        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
-                          pdl)
+        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
-                 pool: bool = False, *, pdl: bool = False) -> torch.Tensor:
+                 pool: bool = False) -> torch.Tensor:
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
         input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                             tma, pool, pdl)
+                             tma, pool)
 
 
 class TritonSTGCN(nn.Module):
@@ -134,9 +131,7 @@ class TritonSTGCN(nn.Module):
     ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
     ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
-    its rows to a pooling kernel. ``programmatic_launch``: every kernel is launched with
-    programmatic dependent launch (:func:`~stgcn_rt.model.triton_kernels.programmatic_launch_available`
-    says where it exists)."""
+    its rows to a pooling kernel."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -145,11 +140,9 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
-                 programmatic_launch: bool = False) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
-        self.programmatic_launch = programmatic_launch
         if isinstance(model, TwoStreamSTGCN):
             streams, self.motion = [model.origin_stream, model.motion_stream], model.motion
         elif isinstance(model, STGCN):
@@ -182,17 +175,16 @@ class TritonSTGCN(nn.Module):
         pinned host memory; written into ``out`` if given (GPU or pinned host memory): a CUDA graph
         of this call moves no data but through the kernels themselves."""
         n, _, frames, v, persons = x.shape
-        pdl = self.programmatic_launch
-        y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype, pdl)
+        y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
         *body, last = self.blocks
         for block in body:
-            y = block(y, frames, v, self.tma_loads, pdl=pdl)
+            y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
         # with TMA loads the last temporal convolution sums its rows in groups instead of storing them,
         # and the classifier kernel pools those sums (no pooling kernel, no rows written and read back)
         pool = self.pool_in_epilogue and last.takes_tma_loads(self.tma_loads)
-        y = last(y, frames, v, self.tma_loads, pool, pdl=pdl)
+        y = last(y, frames, v, self.tma_loads, pool)
         if not pool:
-            return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out, pdl)
+            return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)
         per_window = persons * ((frames - 1) // last.stride + 1) * v
-        return classify_row_sums(y, n, per_window, self.fcn_w, self.fcn_b, out, pdl)
+        return classify_row_sums(y, n, per_window, self.fcn_w, self.fcn_b, out)

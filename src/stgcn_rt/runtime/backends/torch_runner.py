@@ -50,20 +50,18 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
 
 
 def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
-                   tma_loads: bool = True, programmatic_launch: bool = True) -> torch.nn.Module:
+                   tma_loads: bool = True) -> torch.nn.Module:
     """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the temporal
-    convolutions load through the tensor memory accelerator, with ``programmatic_launch`` every
-    kernel is launched with programmatic dependent launch, where the GPU has them (Hopper)."""
+    convolutions load through the tensor memory accelerator where the GPU has one."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
         raise StgcnError("the Triton kernels run fp16 on a CUDA GPU: use --device cuda and fp16")
     require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
-    from stgcn_rt.model.triton_kernels import programmatic_launch_available, tma_available
+    from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 
-    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device),
-                          programmatic_launch=programmatic_launch and programmatic_launch_available(device)).to(device)
+    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device)).to(device)
     network.set_block_dtype(PRECISIONS[precision])
     return network
 
@@ -181,9 +179,7 @@ class TorchClassifier(Classifier):
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
     fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their temporal
-    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads)
-    and each kernel starts while the one before it ends (programmatic dependent launch;
-    ``programmatic_launch=False``: one after the other).
+    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads).
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
@@ -207,7 +203,6 @@ class TorchClassifier(Classifier):
         parallel_streams: bool = True,
         triton_kernels: bool = False,
         tma_loads: bool = True,
-        programmatic_launch: bool = True,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -232,7 +227,7 @@ class TorchClassifier(Classifier):
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
         network: torch.nn.Module
         if triton_kernels:
-            network = triton_network(loaded.model, self._device, precision, compile, tma_loads, programmatic_launch)
+            network = triton_network(loaded.model, self._device, precision, compile, tma_loads)
             self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
