@@ -66,12 +66,16 @@ def test_backend_choice_errors(tmp_path, demo_models):
         load_classifier(ckpt, precision="int4")
 
 
-def test_closed_classifier_refuses_work(demo_models, real_windows):
-    _, onnx_path = demo_models
-    model = load_classifier(onnx_path)
+@pytest.mark.parametrize("which", [0, 1], ids=["pytorch", "onnxruntime"])
+def test_closed_classifier_refuses_work(demo_models, real_windows, which):
+    """Every backend, after close(): one line for predict and logits alike, not an AttributeError."""
+    model = load_classifier(demo_models[which])
+    assert model.predict(real_windows[:1]).shape == (1, 2)
     model.close()
-    with pytest.raises(StgcnError, match="closed"):
-        model.predict(real_windows[:1])
+    assert model.closed
+    for call in (model.predict, model.logits):
+        with pytest.raises(StgcnError, match=f"this {model.name} classifier was closed: load the model again"):
+            call(real_windows[:1])
 
 
 def test_unpadded_batch_of_a_static_batch_model():

@@ -52,6 +52,8 @@ class Classifier(ABC):
     input_shape: Shape
     device: str
     name: str = "classifier"
+    #: set by :meth:`close`; every call after it fails in one line
+    closed: bool = False
 
     def __enter__(self) -> Classifier:
         return self
@@ -59,8 +61,18 @@ class Classifier(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need no cleanup
+    def close(self) -> None:
         """Free sessions and device memory; the classifier is unusable afterwards."""
+        self._release()
+        self.closed = True
+
+    def _release(self) -> None:  # noqa: B027 - backends without resources need no cleanup
+        """Free this backend's sessions, buffers and device memory (for :meth:`close`)."""
+
+    def require_open(self) -> None:
+        """Raise one clear error if :meth:`close` has run."""
+        if self.closed:
+            raise StgcnError(f"this {self.name} classifier was closed: load the model again to classify")
 
     def warm_up(self, max_batch: int) -> None:  # noqa: B027 - most backends have nothing to prepare
         """Prepare every batch size up to ``max_batch`` (compile, capture) before live traffic."""
@@ -118,6 +130,7 @@ class Classifier(ABC):
             raise StgcnError(f"windows have dtype {dtype}; give floating-point keypoints (float32)")
 
     def logits(self, windows: Any) -> np.ndarray:
+        self.require_open()
         windows = self.check_windows(windows)
         fixed = self.batch_size
         if fixed is None or windows.shape[0] == fixed:

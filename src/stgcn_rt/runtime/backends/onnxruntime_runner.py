@@ -84,12 +84,10 @@ class OnnxClassifier(Classifier):
         self.classes = names if names and (not isinstance(num_classes, int) or len(names) == num_classes) \
             else [f"class_{i}" for i in range(num_classes)]
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self.session = None  # type: ignore[assignment]
 
     def _logits(self, windows: Any) -> np.ndarray:
-        if self.session is None:
-            raise StgcnError("this classifier was closed")
         if not isinstance(windows, np.ndarray):
             windows = windows.detach().cpu().numpy()
         feed = {self.input_name: np.ascontiguousarray(windows, dtype=np.float32)}

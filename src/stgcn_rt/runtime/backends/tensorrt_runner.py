@@ -104,7 +104,7 @@ class TensorRTClassifier(Classifier):
 
         self._pinned = PinnedStaging()
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._buffers.clear()
         self._pinned.clear()
         for attribute in ("_context", "_engine", "_runtime"):
@@ -129,8 +129,6 @@ class TensorRTClassifier(Classifier):
             raise StgcnError(f"TensorRT failed to run {self.path.name} on a batch of {x.shape[0]}")
 
     def _logits(self, windows: Any) -> np.ndarray:
-        if not hasattr(self, "_context"):
-            raise StgcnError("this classifier was closed")
         torch = self._torch
         shape = tuple(windows.shape)
         x, out, graph = self._buffers_for(shape)

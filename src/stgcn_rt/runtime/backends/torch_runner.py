@@ -246,7 +246,7 @@ class TorchClassifier(Classifier):
         self._graph_pool = torch.cuda.graph_pool_handle() if cuda_graphs and shared_graph_memory else None
         self._pinned = PinnedStaging()
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._graphs.clear()
         self._pinned.clear()
         self.model = None
@@ -268,8 +268,6 @@ class TorchClassifier(Classifier):
             yield
 
     def _logits(self, windows: Any) -> np.ndarray:
-        if self.model is None:
-            raise StgcnError("this classifier was closed")
         if self.cuda_graphs and isinstance(windows, np.ndarray):
             return self._replay_host(windows, LOGITS)  # numpy in and out of the graph's pinned buffers
         with self._inference():
@@ -309,8 +307,7 @@ class TorchClassifier(Classifier):
         """With CUDA graphs, host windows get the probabilities the graph computed (fp32 softmax on
         the GPU); otherwise as every backend (softmax of the logits on the host)."""
         if self.cuda_graphs and isinstance(windows, np.ndarray):
-            if self.model is None:
-                raise StgcnError("this classifier was closed")
+            self.require_open()
             return self._replay_host(self.check_windows(windows), PROBABILITIES)
         return super().predict(windows)
 

@@ -81,14 +81,12 @@ class TritonClassifier(Classifier):
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if getattr(self, "_client", None) is not None:
             self._client.close()
             self._client = None
 
     def _logits(self, windows: Any) -> np.ndarray:
-        if self._client is None:
-            raise StgcnError("this classifier was closed")
         if not isinstance(windows, np.ndarray):
             windows = windows.detach().cpu().numpy()
         windows = np.ascontiguousarray(windows, dtype=np.float32)
