@@ -127,6 +127,19 @@ def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     assert worst <= 2e-3  # fp16 kernels differ between batch sizes
 
 
+def test_launched_batches_are_what_predict_returns(demo_models, real_windows):
+    """launch() replays the bucket's two graphs in turn without waiting; a graph reused before its
+    batch was collected (a third launch, or predict on the first graph) keeps that batch's rows first."""
+    ckpt, _ = demo_models
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True) as model:
+        want = [model.predict(real_windows[0:4]), model.predict(real_windows[4:8])]
+        first, second, third = (model.launch(real_windows[i:i + 4]) for i in (0, 4, 0))
+        between = model.predict(real_windows[4:8])
+        results = [first(), second(), third(), between]
+    for got, expected in zip(results, [want[0], want[1], want[0], want[1]], strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_triton_kernels_with_five_persons(demo_models, real_windows):
     """M=5 through the Triton kernels (persons pooled after the blocks) against the fp32 CPU model."""
     ckpt, _ = demo_models

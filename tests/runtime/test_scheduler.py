@@ -156,3 +156,49 @@ def test_submit_checks_the_window_shape(mean_classifier):
     with BatchScheduler(mean_classifier) as scheduler:
         with pytest.raises(StgcnError, match="expects"):
             scheduler.submit("x", np.zeros((3, 9, 5, 1), np.float32))
+
+
+class LaunchingClassifier(MeanClassifier):
+    """Records when each batch is launched and when it is waited for (its first window's value)."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.events = []
+
+    def launch(self, windows):
+        self.events.append(("launch", float(windows[0, 0, 0, 0, 0])))
+        if self.gate is not None:
+            self.gate.wait(10)
+        probabilities = self.predict(windows)
+
+        def wait():
+            self.events.append(("wait", float(windows[0, 0, 0, 0, 0])))
+            return probabilities
+        return wait
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_next_due_batch_is_launched_before_the_running_one_is_waited_for(overlap):
+    gate = threading.Event()
+    model = LaunchingClassifier(gate=gate)
+    scheduler, first = held_scheduler(model, max_batch=2, max_wait_ms=0, overlap=overlap)
+    later = [scheduler.submit("b", window(v)) for v in (1.0, 1.0, 2.0, 2.0)]
+    gate.set()
+    scheduler.close()
+    assert [f.result().batch_size for f in [first, *later]] == [1, 2, 2, 2, 2]
+    if overlap:
+        assert model.events == [("launch", 0.0), ("launch", 1.0), ("wait", 0.0), ("launch", 2.0), ("wait", 1.0),
+                                ("wait", 2.0)]
+    else:  # one batch at a time
+        assert model.events == [(kind, value) for value in (0.0, 1.0, 2.0) for kind in ("launch", "wait")]
+
+
+def test_a_running_batch_does_not_wait_for_the_next_ones_deadline():
+    """With one window queued and its deadline seconds away, the batch in flight is finished now."""
+    scheduler = BatchScheduler(LaunchingClassifier(), max_batch=2, max_wait_ms=5000)
+    running = [scheduler.submit("a", window(v)) for v in (1.0, 1.0)]  # a full batch: runs at once
+    queued = scheduler.submit("b", window(2.0))
+    assert all(f.result(timeout=2).batch_size == 2 for f in running)
+    assert not queued.done()
+    scheduler.close()  # classifies what is queued
+    assert queued.result().batch_size == 1

@@ -48,14 +48,14 @@ def _schedule(cameras: int, stride: int, seconds: float) -> list[tuple[float, in
 
 
 def scheduler_design(classifier: Classifier, cameras: int, stride: int, seconds: float, windows: np.ndarray,
-                     max_batch: int = 256, max_wait_ms: float = 10.0, p99_limit_ms: float = P99_LIMIT_MS
-                     ) -> dict[str, Any]:
+                     max_batch: int = 256, max_wait_ms: float = 10.0, p99_limit_ms: float = P99_LIMIT_MS,
+                     overlap: bool = True) -> dict[str, Any]:
     events = _schedule(cameras, stride, seconds)
     latencies: list[float] = []
     dropped = 0
     lock = threading.Lock()
     scheduler = BatchScheduler(classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                               queue_size=max(64, 4 * cameras))
+                               queue_size=max(64, 4 * cameras), overlap=overlap)
     start = time.perf_counter()
 
     def done(future: Any, due: float) -> None:

@@ -149,6 +149,14 @@ class Classifier(ABC):
         """Class probabilities, (N, classes), float32."""
         return softmax(self.logits(windows).astype(np.float64)).astype(np.float32)
 
+    def launch(self, windows: Any) -> Callable[[], np.ndarray]:
+        """Start classifying ``windows``; the returned function waits for and returns what
+        :meth:`predict` would. A backend that runs asynchronously (the PyTorch runner with CUDA
+        graphs) returns before the device is done, so its caller can prepare the next batch
+        meanwhile; this one has finished when it returns."""
+        probabilities = self.predict(windows)
+        return lambda: probabilities
+
     @abstractmethod
     def _logits(self, windows: Any) -> np.ndarray:
         """Run one batch that matches ``input_shape``; return float32 logits (N, classes)."""

@@ -3,10 +3,14 @@
 Cameras call ``submit`` from any thread and get a ``Future``. One worker gathers queued windows
 into a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first; no more than
 the classifier runs without padding), runs the classifier once, and resolves each future with that
-window's probabilities and latency. When the queue is full the oldest queued window of the
-submitting camera is dropped (or, if it has none queued, the oldest of the camera holding most of
-the queue): the dropped future fails with :class:`WindowDropped` and the drop is counted, never
-silent.
+window's probabilities and latency. While a batch runs, the worker launches the next one if it is
+already due (:meth:`Classifier.launch`), so with an asynchronous backend the host's work for one
+batch (stacking, copying in, resolving futures) overlaps the device's work on the other
+(``overlap=False``: one batch at a time).
+
+When the queue is full the oldest queued window of the submitting camera is dropped (or, if it
+has none queued, the oldest of the camera holding most of the queue): the dropped future fails
+with :class:`WindowDropped` and the drop is counted, never silent.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class SchedulerStats:
 
 class BatchScheduler:
     def __init__(self, classifier: Classifier, max_batch: int = 64, max_wait_ms: float = 5.0,
-                 queue_size: int = 1024, on_result: Callable[[WindowResult], None] | None = None) -> None:
+                 queue_size: int = 1024, on_result: Callable[[WindowResult], None] | None = None,
+                 overlap: bool = True) -> None:
         if max_batch < 1 or queue_size < 1 or max_wait_ms < 0:
             raise StgcnError("max_batch and queue_size must be positive and max_wait_ms not negative")
         self.classifier = classifier
@@ -72,6 +77,7 @@ class BatchScheduler:
         self.max_wait = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self.on_result = on_result
+        self.overlap = overlap
         self.stats = SchedulerStats()
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
@@ -127,9 +133,11 @@ class BatchScheduler:
             self._cond.notify_all()
         self._worker.join(timeout)
 
-    def _next_batch(self) -> list[_Item] | None:
+    def _next_batch(self, wait: bool = True) -> list[_Item] | None:
+        """The next batch; None once closed and drained, or without ``wait`` when none is due yet
+        (a full batch, or the oldest window past its deadline)."""
         with self._cond:
-            while not self._queue and not self._closing:
+            while wait and not self._queue and not self._closing:
                 self._cond.wait()
             if not self._queue:
                 return None
@@ -138,22 +146,49 @@ class BatchScheduler:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
+                if not wait:
+                    return None
                 self._cond.wait(remaining)
             # the rest of the queue, already past its deadline, is the next batch
             count = max(1, self.classifier.unpadded_batch(min(self.max_batch, len(self._queue))))
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            self._classify(batch)
+        running: tuple[list[_Item], Callable[[], np.ndarray]] | None = None
+        while True:
+            # with a batch running, take the next only if it is due now; else finish the running one
+            batch = self._next_batch(wait=running is None)
+            if batch is None:
+                if running is None:
+                    return
+                self._finish(*running)
+                running = None
+                continue
+            launched = self._launch(batch)
+            if running is not None:
+                self._finish(*running)
+            running = (batch, launched) if launched is not None else None
+            if running is not None and not self.overlap:
+                self._finish(*running)
+                running = None
 
-    def _classify(self, batch: list[_Item]) -> None:
+    def _launch(self, batch: list[_Item]) -> Callable[[], np.ndarray] | None:
         try:
-            probabilities = self.classifier.predict(np.stack([item.window for item in batch]))
+            return self.classifier.launch(np.stack([item.window for item in batch]))
         except Exception as exc:  # one failed batch must not stop the worker
-            for item in batch:
-                self.stats.failed[item.camera] += 1
-                item.future.set_exception(exc)
+            self._fail(batch, exc)
+            return None
+
+    def _fail(self, batch: list[_Item], exc: Exception) -> None:
+        for item in batch:
+            self.stats.failed[item.camera] += 1
+            item.future.set_exception(exc)
+
+    def _finish(self, batch: list[_Item], launched: Callable[[], np.ndarray]) -> None:
+        try:
+            probabilities = launched()
+        except Exception as exc:
+            self._fail(batch, exc)
             return
         done = time.perf_counter()
         self.stats.batches += 1

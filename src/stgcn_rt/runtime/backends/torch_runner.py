@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,26 @@ IN_PLACE_MAX_BATCH = 16
 LOGITS, PROBABILITIES = 0, 1
 
 
+class LaunchedBatch:
+    """A graph replay started by :meth:`CapturedBatch.start_host`: :meth:`rows` waits for the GPU
+    and returns each window's output rows; :meth:`collect` keeps them so the graph may run again."""
+
+    def __init__(self, host_out: np.ndarray, count: int, done: torch.cuda.Event) -> None:
+        self._host_out, self._count, self._done = host_out, count, done
+        self._rows: np.ndarray | None = None
+
+    def collect(self) -> None:
+        if self._rows is None:
+            self._done.synchronize()
+            self._rows = self._host_out[:self._count].copy()
+
+    def rows(self, row: int) -> np.ndarray:
+        """``row``: :data:`LOGITS` or :data:`PROBABILITIES` of each window, (count, classes)."""
+        self.collect()
+        assert self._rows is not None
+        return self._rows[:, row]
+
+
 class CapturedBatch:
     """One CUDA graph for a fixed batch shape.
 
@@ -129,6 +150,7 @@ class CapturedBatch:
         # numpy views of the pinned buffers (the tensors stay alive with them): a batch-1 call costs
         # tens of microseconds, so the host side moves windows in and results out without a torch operation
         self._host_in, self._host_out = host_in.numpy(), host_out.numpy()
+        self._launched: LaunchedBatch | None = None  # the last start_host, until its rows are kept
 
     def run_device(self, x: torch.Tensor) -> torch.Tensor:
         count = x.shape[0]
@@ -140,14 +162,32 @@ class CapturedBatch:
 
     def run_host(self, windows: np.ndarray, row: int) -> np.ndarray:
         """``row``: :data:`LOGITS` or :data:`PROBABILITIES` of each window."""
-        assert self._host_in is not None and self._host_out is not None
+        assert self._host_out is not None
+        self._replay_from_host(windows)
+        torch.cuda.current_stream(self.static_in.device).synchronize()
+        return self._host_out[:len(windows), row].copy()
+
+    def start_host(self, windows: np.ndarray) -> LaunchedBatch:
+        """:meth:`run_host` without waiting for the GPU: the caller prepares its next batch meanwhile."""
+        assert self._host_out is not None
+        self._replay_from_host(windows)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.static_in.device))
+        self._launched = LaunchedBatch(self._host_out, len(windows), done)
+        return self._launched
+
+    def _replay_from_host(self, windows: np.ndarray) -> None:
+        """Windows into the pinned input (padded with zeros), then the graph, not waited for. A replay
+        started before and not yet collected keeps its rows first: its buffers are about to be reused."""
+        assert self._host_in is not None
+        if self._launched is not None:
+            self._launched.collect()
+            self._launched = None
         count = len(windows)
         np.copyto(self._host_in[:count], windows, casting="same_kind")
         if count < len(self._host_in):
             self._host_in[count:] = 0
         self.graph.replay()
-        torch.cuda.current_stream(self.static_in.device).synchronize()
-        return self._host_out[:count, row].copy()
 
 
 class PinnedStaging:
@@ -245,6 +285,7 @@ class TorchClassifier(Classifier):
         # replay, so its graphs may share one pool: memory for the largest bucket, not for all
         self._graph_pool = torch.cuda.graph_pool_handle() if cuda_graphs and shared_graph_memory else None
         self._pinned = PinnedStaging()
+        self._launch_slot = 1  # the graph slot of the last launch(); the next takes the other
 
     def _release(self) -> None:
         self._graphs.clear()
@@ -275,14 +316,15 @@ class TorchClassifier(Classifier):
             out = self._replay(x) if self.cuda_graphs else self.model(x)
         return out.float().cpu().numpy()
 
-    def _bucket(self, count: int, shape: tuple[int, ...], host_io: bool) -> CapturedBatch:
+    def _bucket(self, count: int, shape: tuple[int, ...], host_io: bool, slot: int = 0) -> CapturedBatch:
         """The CUDA graph of the batch bucket (the next power of two) for ``count`` windows.
 
         Buckets bound the number of captured graphs (a capture costs ~100 ms) when a scheduler
-        sends batches of every size.
+        sends batches of every size. ``slot`` 1: a second graph of the bucket with its own pinned
+        buffers, which :meth:`launch` alternates with the first.
         """
         bucket = bucket_above(count)
-        key = (host_io, bucket, *shape)
+        key = (host_io, bucket, *shape, slot)
         if key not in self._graphs:
             with self._inference():
                 self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device,
@@ -311,10 +353,26 @@ class TorchClassifier(Classifier):
             return self._replay_host(self.check_windows(windows), PROBABILITIES)
         return super().predict(windows)
 
+    def launch(self, windows: Any) -> Callable[[], np.ndarray]:
+        """With CUDA graphs and host windows, the bucket's graph is replayed without waiting for it,
+        the two graphs of the bucket in turn, so one batch's windows are copied in (and the one
+        before's probabilities out) while the GPU runs the other; otherwise as every backend."""
+        if not (self.cuda_graphs and isinstance(windows, np.ndarray)):
+            return super().launch(windows)
+        self.require_open()
+        windows = self.check_windows(windows)
+        self._launch_slot ^= 1
+        launched = self._bucket(len(windows), tuple(windows.shape[1:]), True, self._launch_slot).start_host(windows)
+        return functools.partial(launched.rows, PROBABILITIES)
+
     def warm_up(self, max_batch: int) -> None:
-        """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic."""
+        """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic: with
+        CUDA graphs both graphs of each bucket (:meth:`launch`)."""
         config = self.loaded.config
         _, _, frames, _, persons = self.input_shape
         shape = (config.in_channels, frames or 150, config.num_joints, persons or 1)
         for bucket in buckets_up_to(max_batch):
-            self.logits(np.zeros((bucket, *shape), np.float32))
+            windows = np.zeros((bucket, *shape), np.float32)
+            self.logits(windows)
+            if self.cuda_graphs:
+                self._bucket(bucket, shape, True, slot=1)
