@@ -161,6 +161,8 @@ def test_submit_checks_the_window_shape(mean_classifier):
 class LaunchingClassifier(MeanClassifier):
     """Records when each batch is launched and when it is waited for (its first window's value)."""
 
+    launches_asynchronously = True
+
     def __init__(self, **options):
         super().__init__(**options)
         self.events = []
@@ -202,3 +204,13 @@ def test_a_running_batch_does_not_wait_for_the_next_ones_deadline():
     assert not queued.done()
     scheduler.close()  # classifies what is queued
     assert queued.result().batch_size == 1
+
+
+def test_a_backend_that_finishes_inside_launch_runs_one_batch_at_a_time():
+    """Overlapping would only hold a finished batch's results back while the next one runs."""
+    model = LaunchingClassifier()
+    model.launches_asynchronously = False
+    with BatchScheduler(model) as scheduler:
+        assert not scheduler.overlap
+    with BatchScheduler(LaunchingClassifier()) as scheduler:
+        assert scheduler.overlap

@@ -157,6 +157,12 @@ class Classifier(ABC):
         probabilities = self.predict(windows)
         return lambda: probabilities
 
+    @property
+    def launches_asynchronously(self) -> bool:
+        """Whether :meth:`launch` returns before the work is done for numpy windows (so a caller gains
+        by preparing its next batch before waiting)."""
+        return False
+
     @abstractmethod
     def _logits(self, windows: Any) -> np.ndarray:
         """Run one batch that matches ``input_shape``; return float32 logits (N, classes)."""

@@ -6,7 +6,8 @@ the classifier runs without padding), runs the classifier once, and resolves eac
 window's probabilities and latency. While a batch runs, the worker launches the next one if it is
 already due (:meth:`Classifier.launch`), so with an asynchronous backend the host's work for one
 batch (stacking, copying in, resolving futures) overlaps the device's work on the other
-(``overlap=False``: one batch at a time).
+(``overlap=False``, or a backend that finishes inside ``launch``: one batch at a time, so a batch's
+results never wait for the next batch's run).
 
 When the queue is full the oldest queued window of the submitting camera is dropped (or, if it
 has none queued, the oldest of the camera holding most of the queue): the dropped future fails
@@ -77,7 +78,7 @@ class BatchScheduler:
         self.max_wait = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self.on_result = on_result
-        self.overlap = overlap
+        self.overlap = overlap and classifier.launches_asynchronously
         self.stats = SchedulerStats()
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()

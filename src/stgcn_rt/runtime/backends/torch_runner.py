@@ -365,6 +365,10 @@ class TorchClassifier(Classifier):
         launched = self._bucket(len(windows), tuple(windows.shape[1:]), True, self._launch_slot).start_host(windows)
         return functools.partial(launched.rows, PROBABILITIES)
 
+    @property
+    def launches_asynchronously(self) -> bool:
+        return self.cuda_graphs
+
     def warm_up(self, max_batch: int) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic: with
         CUDA graphs both graphs of each bucket (:meth:`launch`)."""
