@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from stgcn_rt.model import triton_kernels as kernels
-from stgcn_rt.model.network import BLOCKS, TEMPORAL_KERNEL
+from stgcn_rt.model.network import TEMPORAL_KERNEL, block_shapes
 
 JOINTS, STREAMS, FRAMES = 33, 2, 150
 DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
@@ -38,19 +38,17 @@ def layers(batch: int) -> dict[str, dict[str, Any]]:
     """Each distinct layer of the MediaPipe two-stream model at ``batch`` windows of one person, with
     how many times a pass runs it."""
     found: dict[str, dict[str, Any]] = {}
-    channels, frames = 3, FRAMES
-    for out, stride, residual in BLOCKS:
-        kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
-        t_out = (frames - 1) // stride + 1
-        shapes = {f"graph {channels}->{out} x{frames}": {"kernel": "graph", "c_in": channels, "c_out": out,
-                                                          "frames": frames, "rows": batch * frames * JOINTS},
-                  f"temporal {out} x{frames} stride {stride} residual {kind}": {
-                      "kernel": "temporal", "c": out, "c_res": channels if kind == 2 else 0, "stride": stride,
-                      "residual": kind, "frames": frames, "rows": batch * t_out * JOINTS,
-                      "in_rows": batch * frames * JOINTS}}
+    for b in block_shapes(frames=FRAMES):
+        kind = kernels.RESIDUAL_CODES[b.residual]
+        shapes = {f"graph {b.in_channels}->{b.out_channels} x{b.frames}": {
+                      "kernel": "graph", "c_in": b.in_channels, "c_out": b.out_channels, "frames": b.frames,
+                      "rows": batch * b.frames * JOINTS},
+                  f"temporal {b.out_channels} x{b.frames} stride {b.stride} residual {kind}": {
+                      "kernel": "temporal", "c": b.out_channels, "c_res": b.in_channels if b.residual == "conv" else 0,
+                      "stride": b.stride, "residual": kind, "frames": b.frames, "rows": batch * b.out_frames * JOINTS,
+                      "in_rows": batch * b.frames * JOINTS}}
         for name, shape in shapes.items():
             found.setdefault(name, {**shape, "per_pass": 0})["per_pass"] += 1
-        channels, frames = out, t_out
     return found
 
 

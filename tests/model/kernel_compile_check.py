@@ -13,24 +13,24 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from stgcn_rt.model import triton_kernels as kernels
-from stgcn_rt.model.network import BLOCKS, TEMPORAL_KERNEL
+from stgcn_rt.model.network import TEMPORAL_KERNEL, block_shapes
 
 DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
 
 
 def layer_shapes() -> list[tuple[str, dict]]:
-    shapes, channels = [], 3
-    for i, (out, stride, residual) in enumerate(BLOCKS):
-        kind = 0 if not residual else 1 if channels == out and stride == 1 else 2
-        graph = {"C_IN": channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
-        temporal = {"C": out, "C_OUT": out, "C_RES": channels if kind == 2 else 0, "TAPS": TEMPORAL_KERNEL,
-                    "STRIDE": stride, "RESIDUAL": kind}
+    shapes = []
+    blocks = block_shapes()
+    for b in blocks:
+        out = b.out_channels
+        graph = {"C_IN": b.in_channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
+        temporal = {"C": out, "C_OUT": out, "C_RES": b.in_channels if b.residual == "conv" else 0,
+                    "TAPS": TEMPORAL_KERNEL, "STRIDE": b.stride, "RESIDUAL": kernels.RESIDUAL_CODES[b.residual]}
         shapes += [("graph", graph | {"PLANES": 1}), ("temporal", temporal)]
         if kernels.takes_tma_loads(True, out, out):  # on Hopper: TMA loads, their input in frame planes
-            pooled = kernels.POOL_ROWS if i == len(BLOCKS) - 1 else 0  # the last one pools its rows
-            shapes += [("graph", graph | {"PLANES": kernels.frame_planes(True, stride, out, out)}),
+            pooled = kernels.POOL_ROWS if b is blocks[-1] else 0  # the last one pools its rows
+            shapes += [("graph", graph | {"PLANES": kernels.frame_planes(True, b.stride, out, out)}),
                        ("temporal_tma", temporal | {"POOL_ROWS": pooled})]
-        channels = out
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
 

@@ -3,7 +3,7 @@ import torch
 from reference_stgcn import reference_stream, reference_two_stream
 
 from stgcn_rt.model.checkpoint import load_checkpoint
-from stgcn_rt.model.network import motion_of
+from stgcn_rt.model.network import STGCN, ModelConfig, block_shapes, motion_of
 
 
 @pytest.mark.parametrize("motion", ["forward", "central"])
@@ -51,3 +51,12 @@ def test_motion_definitions():
     assert central == [0, 1 - 0.5 * 4 - 0.5 * 0, 4 - 0.5 * 9 - 0.5 * 1, 9 - 0.5 * 16 - 0.5 * 4, 0]
     with pytest.raises(ValueError):
         motion_of(x, "backward")
+
+
+def test_block_shapes_follow_the_network():
+    """block_shapes() (what the kernel scripts enumerate) matches the blocks the network builds."""
+    shapes = block_shapes(frames=150)
+    model = STGCN(ModelConfig(two_stream=False), torch.ones(3, 33, 33))
+    assert [(s.in_channels, s.out_channels, s.stride, s.residual) for s in shapes] == [
+        (b.gcn.conv.in_channels, b.tcn[2].out_channels, b.stride, b.residual_kind) for b in model.st_gcn_networks]
+    assert [s.frames for s in shapes][::3] == [150, 150, 75, 38] and shapes[-1].out_frames == 38

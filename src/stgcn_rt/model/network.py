@@ -27,6 +27,36 @@ BLOCKS: tuple[tuple[int, int, bool], ...] = (
 TEMPORAL_KERNEL = 9
 
 
+def residual_kind(in_channels: int, out_channels: int, stride: int, residual: bool) -> str:
+    """A block's residual: "none", "identity" (same channels and frames) or "conv" (a strided 1x1 convolution)."""
+    return "none" if not residual else "identity" if in_channels == out_channels and stride == 1 else "conv"
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """One block of :data:`BLOCKS` for a given input: channels, frames and residual kind."""
+
+    in_channels: int
+    out_channels: int
+    stride: int
+    residual: str
+    frames: int  # input frames; the temporal convolution's output has out_frames
+
+    @property
+    def out_frames(self) -> int:
+        return (self.frames - 1) // self.stride + 1
+
+
+def block_shapes(in_channels: int = 3, frames: int = 150) -> list[BlockShape]:
+    """The ten blocks' shapes for windows of ``in_channels`` channels and ``frames`` frames."""
+    shapes = []
+    for out_channels, stride, residual in BLOCKS:
+        shapes.append(BlockShape(in_channels, out_channels, stride,
+                                 residual_kind(in_channels, out_channels, stride, residual), frames))
+        in_channels, frames = out_channels, shapes[-1].out_frames
+    return shapes
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a network; stored in checkpoints and ONNX metadata."""
@@ -83,11 +113,7 @@ class STGCNBlock(nn.Module):
             nn.BatchNorm2d(out_channels),
             nn.Dropout(dropout, inplace=True),
         )
-        self.residual_kind = (
-            "none" if not residual
-            else "identity" if in_channels == out_channels and stride == 1
-            else "conv"
-        )
+        self.residual_kind = residual_kind(in_channels, out_channels, stride, residual)
         if self.residual_kind == "conv":
             self.residual = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),

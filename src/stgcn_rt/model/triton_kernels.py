@@ -410,7 +410,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     t_out = (frames - 1) // stride + 1
     samples = in_rows // (planes * triton.cdiv(frames, planes) * joints)
     rows = samples * t_out * joints
-    kind = 0 if residual is None else 1 if residual_w is None else 2
+    kind = RESIDUAL_CODES["none" if residual is None else "identity" if residual_w is None else "conv"]
     c_res = residual.shape[-1] if residual is not None else 0
     res = residual if residual is not None else y
     res_w = residual_w if residual_w is not None else w
@@ -443,6 +443,9 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
                                 C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out
 
+
+#: the temporal convolution's RESIDUAL constant for a block's :func:`~stgcn_rt.model.network.residual_kind`
+RESIDUAL_CODES = {"none": 0, "identity": 1, "conv": 2}
 
 #: motion stream of :func:`~stgcn_rt.model.network.motion_of`, by kernel code (0: one stream, no motion)
 MOTION_CODES = {None: 0, "forward": 1, "central": 2}
