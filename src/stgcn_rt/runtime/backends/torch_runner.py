@@ -340,10 +340,13 @@ class TorchClassifier(Classifier):
         captured = self._bucket(x.shape[0], tuple(x.shape[1:]), host_io=False)
         return captured.run_device(x)
 
+    def _host_graph(self, windows: np.ndarray, slot: int = 0) -> CapturedBatch:
+        """The host-I/O graph of the bucket that holds ``windows`` (``slot``: see :meth:`_bucket`)."""
+        return self._bucket(len(windows), tuple(windows.shape[1:]), host_io=True, slot=slot)
+
     def _replay_host(self, windows: np.ndarray, row: int) -> np.ndarray:
         """Host windows in, host logits or probabilities out (``row``), all inside one graph."""
-        captured = self._bucket(len(windows), tuple(windows.shape[1:]), host_io=True)
-        return captured.run_host(windows, row)
+        return self._host_graph(windows).run_host(windows, row)
 
     def predict(self, windows: Any) -> np.ndarray:
         """With CUDA graphs, host windows get the probabilities the graph computed (fp32 softmax on
@@ -362,7 +365,7 @@ class TorchClassifier(Classifier):
         self.require_open()
         windows = self.check_windows(windows)
         self._launch_slot ^= 1
-        launched = self._bucket(len(windows), tuple(windows.shape[1:]), True, self._launch_slot).start_host(windows)
+        launched = self._host_graph(windows, self._launch_slot).start_host(windows)
         return functools.partial(launched.rows, PROBABILITIES)
 
     @property
@@ -379,4 +382,4 @@ class TorchClassifier(Classifier):
             windows = np.zeros((bucket, *shape), np.float32)
             self.logits(windows)
             if self.cuda_graphs:
-                self._bucket(bucket, shape, True, slot=1)
+                self._host_graph(windows, slot=1)
