@@ -74,16 +74,8 @@ def _mixing_temporal_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, mixing
         m2 = _mixing(mixing_ptr, s, 2, local, BLOCK_M, K)
     identity = kernels._identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, rows, C_OUT) \
         if RESIDUAL == 1 else 0.0
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
-    for i in range(TAPS * steps):
-        tap = i // steps
-        c0 = (i % steps) * BLOCK_K
-        shift = tap - (TAPS - 1) // 2
-        plane = (shift + STRIDE * TAPS) % STRIDE
-        a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
-        w = w_desc.load([(s * TAPS + tap) * C + c0, pid_n * BLOCK_N])
-        acc = tl.dot(a, w, acc)
+    acc = kernels._tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M,
+                                    BLOCK_N, BLOCK_K)
     if MIX == 2:
         m0 = _mixing(mixing_ptr, s, 0, local, BLOCK_M, K)
         m1 = _mixing(mixing_ptr, s, 1, local, BLOCK_M, K)

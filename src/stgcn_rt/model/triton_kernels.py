@@ -283,6 +283,29 @@ def _store_row_sums(y, sums_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_
              mask=(group < per_clip)[:, None] & mask_n[None, :])
 
 
+@triton.jit
+def _tma_taps_product(y_desc, w_desc, clip, s, r0, n0, V, C: tl.constexpr, TAPS: tl.constexpr, STRIDE: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The main loop of :func:`_temporal_conv_tma_kernel`: the fp32 (BLOCK_M, BLOCK_N) sum over the
+    taps and channel blocks of output rows ``r0``.. of clip ``clip`` times stream ``s``'s weights
+    from column ``n0``, both operands loaded through the tensor memory accelerator (one flat loop,
+    so the software pipeline prefetches across taps). Output frame t's tap d reads input frame
+    STRIDE t + d, which is frame t + (d - q) / STRIDE of plane q = d mod STRIDE: the output rows
+    shifted by whole frames in one plane, one box; rows a box reaches outside its plane arrive as
+    zeros, the convolution's padding."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
+    for i in range(TAPS * steps):
+        tap = i // steps
+        c0 = (i % steps) * BLOCK_K
+        shift = tap - (TAPS - 1) // 2
+        plane = (shift + STRIDE * TAPS) % STRIDE
+        a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
+        w = w_desc.load([(s * TAPS + tap) * C + c0, n0])
+        acc = tl.dot(a, w, acc)
+    return acc
+
+
 def _set_tma_blocks(args: dict) -> None:
     """Give the launch's tensor descriptors the candidate's tile shapes."""
     args["y_desc"].block_shape = [1, args["BLOCK_M"], args["BLOCK_K"]]
@@ -299,12 +322,10 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """The temporal convolution with both operands loaded by the tensor memory accelerator
     (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
-    each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``). Output
-    frame t's tap d reads input frame STRIDE t + d, which is frame t + (d - q) / STRIDE of plane
-    q = d mod STRIDE, so a tap's rows are the output tile's rows shifted by whole frames in one
-    plane: one box. Rows a box reaches outside its plane arrive as zeros, the convolution's padding.
-    A program covers rows of one clip only. POOL_ROWS > 0: ``out_ptr`` gets the tile's row-group
-    sums (:func:`_store_row_sums`) instead of its rows."""
+    each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``), so that
+    each tap's rows are one box (:func:`_tma_taps_product`). A program covers rows of one clip
+    only. POOL_ROWS > 0: ``out_ptr`` gets the tile's row-group sums (:func:`_store_row_sums`)
+    instead of its rows."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     clip = tl.program_id(2)  # stream * samples + sample
@@ -317,16 +338,7 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     mask_m, mask_n = clip_row < clip_rows, offs_n < C_OUT
     identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT) \
         if RESIDUAL == 1 else 0.0
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
-    for i in range(TAPS * steps):
-        tap = i // steps
-        c0 = (i % steps) * BLOCK_K
-        shift = tap - (TAPS - 1) // 2
-        plane = (shift + STRIDE * TAPS) % STRIDE
-        a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
-        w = w_desc.load([(s * TAPS + tap) * C + c0, pid_n * BLOCK_N])
-        acc = tl.dot(a, w, acc)
+    acc = _tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M, BLOCK_N, BLOCK_K)
     res_rows = (sample * T_IN + clip_row // V * STRIDE) * V + clip_row % V  # the block input's row (frame STRIDE t)
     y = _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n, res_rows,
                          samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
