@@ -41,6 +41,10 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
              f"Command: `{env.get('command') or 'stgcn-rt bench'}`; persons M={report['config']['persons']}, "
              "T=150, V=33. Ratios are against the roadmap's eager fp32 baseline measured in this run.", "",
              "## Batch-1 latency (ms)", "",
+             "Each call takes one host window and returns its probabilities on the host, copies included. "
+             "\"Input on device\": the window already on the GPU and the output left there, timed with a "
+             "synchronisation; runners with CUDA graphs still copy the window into the graph's input and the "
+             "output out of it on the GPU.", "",
              "| backend | precision | mean ± std | p50 | p99 | p50 input on device | speed-up (p50) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["latency"]:
