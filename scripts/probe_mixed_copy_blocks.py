@@ -6,11 +6,12 @@ block-diagonal mixing matrix times the output tile, a tensor-core product), so t
 convolution is one (rows, 3 C) x (3 C, C') product: the project's TMA temporal-convolution kernel
 with one tap. Per pair of consecutive blocks, timed alone inside CUDA graphs
 (``do_bench_cudagraph``): the project's temporal convolution and next graph convolution against the
-probe's temporal convolution (frame tiles without and with the mixed copies, best tile of a small
-sweep) and the one-tap GEMM. Checks the chain: the GEMM on the mixed copies against the project's
-graph convolution of the same rows (both without their bias: the GEMM's epilogue adds one bias per
-channel, the graph convolution's one per joint and channel). Writes
-<out>/mixed-copy-blocks-<gpu>-<date>.json.
+probe's temporal convolution (best tile of a small sweep per form, :data:`FORMS`: frame tiles alone,
+with the mixed copies, their mixing matrices loaded at three different points, or with the tile
+stored four times for the stores' cost alone) and the one-tap GEMM. Checks the chain: the GEMM
+on the mixed copies against the project's graph convolution of the same rows (both without their
+bias: the GEMM's epilogue adds one bias per channel, the graph convolution's one per joint and
+channel). Writes <out>/mixed-copy-blocks-<gpu>-<date>.json.
 
     python scripts/probe_mixed_copy_blocks.py [--batch 1] [--pairs 0,1,...,8] [--out .]
     TRITON_INTERPRET=1 python scripts/probe_mixed_copy_blocks.py --check   # the chain on the CPU, no timing
@@ -227,7 +228,7 @@ def main() -> None:
     parser.add_argument("--forms", default=",".join(FORMS), help="the probe kernel's forms to time, of "
                         + ", ".join(FORMS))
     parser.add_argument("--check", action="store_true", help="only check the chain, on the CPU under "
-                        "TRITON_INTERPRET=1, for the first pair of blocks with few frames")
+                        "TRITON_INTERPRET=1, for three pairs of blocks (one strided) with few frames")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
