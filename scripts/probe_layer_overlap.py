@@ -60,7 +60,6 @@ def measure(block: torch.nn.Module, frames: int) -> dict:
     result = {"channels": c_in, "frames": frames, "graph_us": _us(graph), "temporal_us": _us(temporal),
               "serial_us": _us(serial), "concurrent_us": _us(concurrent)}
     result["overlap_saving_us"] = round(result["serial_us"] - result["concurrent_us"], 2)
-    print(result, flush=True)
     return result
 
 
@@ -71,8 +70,11 @@ def main() -> None:
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     net = TritonSTGCN(loaded.model.eval(), tma_loads=True).to("cuda")
     net.set_block_dtype(torch.float16)
+    results = []
     with torch.inference_mode():
-        results = [{"block": i} | measure(net.blocks[i], frames) for i, frames in BLOCKS.items()]
+        for i, frames in BLOCKS.items():
+            results.append({"block": i} | measure(net.blocks[i], frames))
+            print(results[-1], flush=True)
     write_gpu_report("layer-overlap", "python scripts/probe_layer_overlap.py",
                      "batch 1, M=1, both streams: a block's graph and temporal convolution on independent inputs, "
                      "each alone, one after the other and on two CUDA streams at once, each form captured in a CUDA "
