@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import triton
 import triton.language as tl
-from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
+from profile_kernels import demo_triton_network, write_gpu_report  # this folder's script, on the path as a script
 from triton.testing import do_bench_cudagraph
 
 from stgcn_rt.model import triton_kernels as kernels
-from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
-from stgcn_rt.model.triton_model import TritonSTGCN
 
 JOINTS = 33
 # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per form; 32-column tiles are left out: with 4 warps they
@@ -188,9 +185,7 @@ def main() -> None:
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     forms = args.forms.split(",")
-    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    net = TritonSTGCN(loaded.model.eval(), tma_loads=not args.check).to("cpu" if args.check else "cuda")
-    net.set_block_dtype(torch.float16)
+    net = demo_triton_network("cpu" if args.check else "cuda")
     results, frames = [], 150
     with torch.inference_mode():
         if args.check:

@@ -13,16 +13,12 @@ Per block shape of the MediaPipe model at batch 1 (the first block of each width
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
+from profile_kernels import demo_triton_network, write_gpu_report  # this folder's script, on the path as a script
 from triton.testing import do_bench_cudagraph
-
-from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
-from stgcn_rt.model.triton_model import TritonSTGCN
 
 JOINTS = 33
 BLOCKS = {1: 150, 5: 75, 8: 38}  # a 64-, a 128- and a 256-channel block (stride 1), with their frames
@@ -67,9 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
-    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    net = TritonSTGCN(loaded.model.eval(), tma_loads=True).to("cuda")
-    net.set_block_dtype(torch.float16)
+    net = demo_triton_network("cuda")
     results = []
     with torch.inference_mode():
         for i, frames in BLOCKS.items():

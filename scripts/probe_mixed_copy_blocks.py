@@ -20,18 +20,16 @@ channel). Writes <out>/mixed-copy-blocks-<gpu>-<date>.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import triton
 import triton.language as tl
-from probe_frame_tile_graph_conv import block_diagonal  # this folder's script, on the path when run as a script
+from probe_frame_tile_graph_conv import block_diagonal  # this folder's scripts, on the path when run as a script
+from profile_kernels import demo_triton_network, write_gpu_report
 
 from stgcn_rt.model import triton_kernels as kernels
-from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
-from stgcn_rt.model.triton_model import TritonSTGCN
 
 JOINTS = 33
 # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages); BLOCK_M // 33 whole frames per program
@@ -231,10 +229,7 @@ def main() -> None:
                         "TRITON_INTERPRET=1, for three pairs of blocks (one strided) with few frames")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
-    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    device = "cpu" if args.check else "cuda"
-    net = TritonSTGCN(loaded.model.eval(), tma_loads=True).to(device)
-    net.set_block_dtype(torch.float16)
+    net = demo_triton_network("cpu" if args.check else "cuda")
     results, frames = [], 150
     with torch.inference_mode():
         if args.check:
@@ -253,8 +248,6 @@ def main() -> None:
 
 
 def write_report(results: list[dict], args: argparse.Namespace, out: Path) -> None:
-    from profile_kernels import write_gpu_report
-
     total = sum(r["saving_us"] for r in results)
     command = (f"python scripts/probe_mixed_copy_blocks.py --batch {args.batch} --pairs {args.pairs} "
                f"--forms {args.forms}")

@@ -18,6 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
+from stgcn_rt.model.triton_model import TritonSTGCN
 from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
 BACKENDS = {"triton-kernels": {"triton_kernels": True}, "optimized-compile": {"optimize": True, "compile": True}}
@@ -58,6 +59,15 @@ def main() -> None:
     write_gpu_report("kernel-profile", "python scripts/profile_kernels.py --batch " + args.batch + " --backends "
                      + args.backends, "sums of kernel times; the compiled rewrite runs its two streams concurrently, "
                      "so its wall time is lower than its sum", results, Path(args.out))
+
+
+def demo_triton_network(device: str) -> TritonSTGCN:
+    """The demo checkpoint's model on the Triton kernels, blocks in fp16, TMA loads on: the layers the
+    probe scripts take apart (on the CPU under ``TRITON_INTERPRET=1``, which emulates the loads)."""
+    loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
+    net = TritonSTGCN(loaded.model.eval(), tma_loads=True).to(device)
+    net.set_block_dtype(torch.float16)
+    return net
 
 
 def write_gpu_report(kind: str, command: str, note: str, results: list[dict], out: Path) -> Path:
