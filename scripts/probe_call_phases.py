@@ -1,9 +1,12 @@
 """Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and
 what the last temporal convolution pooling its own rows (``pool_in_epilogue``) changes, measured
-interleaved in one process: ``predict`` on a host window (what a user calls), ``predict`` plus a
-device synchronisation (what ``stgcn-rt bench`` times), one replay of the captured graph plus its
-synchronisation (no host copies), the graph replayed back to back (the GPU's pass), and batch-512
-throughput. Writes <out>/call-phases-<gpu>-<date>.json, as profile_kernels.py writes its report.
+interleaved in one process: ``predict`` on a host window (what a user calls and ``stgcn-rt bench``
+times), ``predict`` plus a device synchronisation (what the bench timed before session 12), one
+replay of the captured graph plus its synchronisation (no host copies), one replay with the host
+spinning until the first probability arrives in the pinned output instead (what a completion flag
+would cost, timing only), copying a window into the pinned input, the graph replayed back to back
+(the GPU's pass), and batch-512 throughput. Writes <out>/call-phases-<gpu>-<date>.json, as
+profile_kernels.py writes its report.
 
     python scripts/probe_call_phases.py [--calls 3000] [--rounds 2] [--out .]
 """
@@ -21,7 +24,7 @@ import torch
 from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
 
 from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
-from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+from stgcn_rt.runtime.backends.torch_runner import PROBABILITIES, TorchClassifier
 
 
 def median_us(step: Callable[[], object], calls: int) -> float:
@@ -36,12 +39,22 @@ def median_us(step: Callable[[], object], calls: int) -> float:
 def phases(classifier: TorchClassifier, window: np.ndarray, batch: np.ndarray, calls: int) -> dict[str, float]:
     sync = torch.cuda.synchronize
     classifier.predict(window)
-    graph = next(g for key, g in classifier._graphs.items() if key[:2] == (True, 1)).graph
     for _ in range(100):
         classifier.predict(window)
+    captured = next(g for key, g in classifier._graphs.items() if key[:2] == (True, 1))
+    graph, host_in, first_probability = captured.graph, captured._host_in, captured._host_out[0, PROBABILITIES]
+
+    def replay_and_spin() -> None:
+        first_probability[0] = np.nan
+        graph.replay()
+        while np.isnan(first_probability[0]):  # written by the pass's last kernel
+            pass
+
     figures = {"predict_us": median_us(lambda: classifier.predict(window), calls),
                "predict_and_sync_us": median_us(lambda: (classifier.predict(window), sync()), calls),
-               "replay_and_sync_us": median_us(lambda: (graph.replay(), sync()), calls)}
+               "replay_and_sync_us": median_us(lambda: (graph.replay(), sync()), calls),
+               "replay_and_spin_us": median_us(replay_and_spin, calls),
+               "window_copy_us": median_us(lambda: np.copyto(host_in[:1], window), calls)}
     start = time.perf_counter()
     for _ in range(1000):
         graph.replay()
@@ -79,7 +92,10 @@ def main() -> None:
             print(results[-1], flush=True)
     write_gpu_report("call-phases", f"python scripts/probe_call_phases.py --calls {args.calls} --rounds {args.rounds}",
                      "medians of single calls (batch 1, M=1); back_to_back_pass_us: the batch-1 graph replayed 1,000 "
-                     "times, per replay; the two forms interleaved in one process", results, Path(args.out))
+                     "times, per replay; replay_and_spin_us: the host spins until the first probability (set to NaN "
+                     "before) arrives in the pinned output, a stand-in for a completion flag; window_copy_us: "
+                     "np.copyto of one window into the pinned input; the two forms interleaved in one process",
+                     results, Path(args.out))
 
 
 if __name__ == "__main__":
