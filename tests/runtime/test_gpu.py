@@ -140,6 +140,22 @@ def test_launched_batches_are_what_predict_returns(demo_models, real_windows):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_host_calls_wait_on_the_callers_current_stream(demo_models, real_windows):
+    """A graph replays on the caller's current stream, so predict and launch must wait on that one:
+    inside `torch.cuda.stream(other)` they return this call's probabilities, not the last call's
+    (the window changes between calls, so a wait on the wrong stream would read stale rows)."""
+    ckpt, _ = demo_models
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True) as model:
+        want = [model.predict(real_windows[i:i + 1]) for i in range(6)]
+        other = torch.cuda.Stream()
+        with torch.cuda.stream(other):
+            got = [model.predict(real_windows[i:i + 1]) for i in range(3)]
+            got += [model.launch(real_windows[i:i + 1])() for i in range(3, 6)]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    assert len({float(w[0, 0]) for w in want}) > 1  # the windows give different probabilities
+
+
 def test_triton_kernels_with_five_persons(demo_models, real_windows):
     """M=5 through the Triton kernels (persons pooled after the blocks) against the fp32 CPU model."""
     ckpt, _ = demo_models
