@@ -19,7 +19,7 @@ from torch import nn
 Motion = Literal["forward", "central"]
 MOTIONS: tuple[str, ...] = ("forward", "central")
 
-#: (in, out, temporal stride, residual) of the ten blocks after the input block's in_channels.
+#: (out channels, temporal stride, residual) of the ten blocks; the first takes the input's channels.
 BLOCKS: tuple[tuple[int, int, bool], ...] = (
     (64, 1, False), (64, 1, True), (64, 1, True), (64, 1, True), (128, 2, True),
     (128, 1, True), (128, 1, True), (256, 2, True), (256, 1, True), (256, 1, True),
@@ -163,11 +163,9 @@ class STGCN(nn.Module):
         self.register_buffer("A", adjacency.to(torch.float32).clone())
         partitions, joints = adjacency.shape[0], adjacency.shape[-1]
         self.data_bn = nn.BatchNorm1d(config.in_channels * joints)
-        blocks = []
-        channels = config.in_channels
-        for out_channels, stride, residual in BLOCKS:
-            blocks.append(STGCNBlock(channels, out_channels, partitions, stride, residual, dropout))
-            channels = out_channels
+        shapes = block_shapes(config.in_channels)
+        blocks = [STGCNBlock(s.in_channels, s.out_channels, partitions, s.stride, s.residual != "none", dropout)
+                  for s in shapes]
         self.st_gcn_networks = nn.ModuleList(blocks)
         if config.edge_importance:
             self.edge_importance = nn.ParameterList(
@@ -175,7 +173,7 @@ class STGCN(nn.Module):
             )
         else:
             self.edge_importance = None
-        self.fcn = nn.Conv2d(channels, config.num_classes, kernel_size=1)
+        self.fcn = nn.Conv2d(shapes[-1].out_channels, config.num_classes, kernel_size=1)
         self.block_dtype = torch.float32
 
     @property

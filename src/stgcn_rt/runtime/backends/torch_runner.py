@@ -348,24 +348,29 @@ class TorchClassifier(Classifier):
         """Host windows in, host logits or probabilities out (``row``), all inside one graph."""
         return self._host_graph(windows).run_host(windows, row)
 
+    def _host_io_windows(self, windows: Any) -> np.ndarray | None:
+        """``windows`` checked, where they go through a graph's pinned buffers (numpy windows with
+        CUDA graphs); None where they take the path every backend takes."""
+        if not (self.cuda_graphs and isinstance(windows, np.ndarray)):
+            return None
+        self.require_open()
+        return self.check_windows(windows)
+
     def predict(self, windows: Any) -> np.ndarray:
         """With CUDA graphs, host windows get the probabilities the graph computed (fp32 softmax on
         the GPU); otherwise as every backend (softmax of the logits on the host)."""
-        if self.cuda_graphs and isinstance(windows, np.ndarray):
-            self.require_open()
-            return self._replay_host(self.check_windows(windows), PROBABILITIES)
-        return super().predict(windows)
+        host = self._host_io_windows(windows)
+        return super().predict(windows) if host is None else self._replay_host(host, PROBABILITIES)
 
     def launch(self, windows: Any) -> Callable[[], np.ndarray]:
         """With CUDA graphs and host windows, the bucket's graph is replayed without waiting for it,
         the two graphs of the bucket in turn, so one batch's windows are copied in (and the one
         before's probabilities out) while the GPU runs the other; otherwise as every backend."""
-        if not (self.cuda_graphs and isinstance(windows, np.ndarray)):
+        host = self._host_io_windows(windows)
+        if host is None:
             return super().launch(windows)
-        self.require_open()
-        windows = self.check_windows(windows)
         self._launch_slot ^= 1
-        launched = self._host_graph(windows, self._launch_slot).start_host(windows)
+        launched = self._host_graph(host, self._launch_slot).start_host(host)
         return functools.partial(launched.rows, PROBABILITIES)
 
     @property
