@@ -6,6 +6,7 @@ import json
 import jsonschema
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from stgcn_rt.bench import run as bench_run
@@ -88,6 +89,15 @@ def test_cameras_none_skips_the_camera_test(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text())["cameras"] == []
     text = (tmp_path / "t.md").read_text()
     assert "## Cameras" not in text and "t-cameras.png" not in text and "t-latency.png" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_backends_that_cannot_run_here_are_one_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--backends", "triton-kernels-graphs", "--batch", "1", "--cameras",
+                                      "none", "--iterations", "5", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "none of the backends asked for can run here (fp16, graphs" in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 
 
 def test_markdown_names_the_first_error_of_a_design(report):

@@ -18,7 +18,7 @@ from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available, torch_label
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.names import SCHEDULER_BACKENDS
-from stgcn_rt.errors import first_line
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.runtime.heap import startup_objects_frozen
 
 
@@ -89,6 +89,9 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
     windows = windows_for(config.persons)
     candidates, skipped = available(loaded, config.persons, config.backends, windows, config.engine, config.threads,
                                     config.server)
+    if not candidates and not (config.cameras or config.server):
+        raise StgcnError(f"none of the backends asked for can run here ({'; '.join(skipped)}): pick others with "
+                         "--backends, or run on a machine that has what they need")
     report: dict[str, Any] = {"environment": environment(), "config": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
         "latency": [], "throughput": [], "cameras": []}
