@@ -91,7 +91,7 @@ def _fused_block_kernel(x_ptr, index_ptr, weight_ptr, gw_ptr, gbias_ptr, y_ptr, 
         acc = tl.zeros((GM, GN), dtype=tl.float32)
         for c0 in range(0, C, GK):
             acc = kernels._mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, gw_ptr, s, joint, frame_row, mask_m,
-                                            offs_n, mask_n, c0, V, C, C, K, D, DEPTHS, 0, 1, GM, GK)
+                                            offs_n, mask_n, c0, V, C, C, K, D, DEPTHS, GM, GK)
         bias = tl.load(gbias_ptr + (s * V + joint)[:, None] * C + offs_n[None, :],
                        mask=mask_m[:, None] & mask_n[None, :], other=0.0)
         y = tl.maximum(acc + bias, 0.0)
@@ -199,8 +199,7 @@ def fixed_tile_pair(block: torch.nn.Module, x: torch.Tensor, frames: int, stages
         kernels._graph_conv_kernel.fn[(triton.cdiv(rows, gm), triton.cdiv(channels, gn), streams)](
             x, block.index, block.weight, block.gcn_w, block.gcn_bias, y, rows, rows, frames, JOINTS,
             kernels.size_class(rows), C_IN=channels, C_OUT=channels, K=block.index.shape[1], D=block.index.shape[2],
-            DEPTHS=depths, NEIGHBOURS=0, WORDS=1, PLANES=1, BLOCK_M=gm, BLOCK_N=gn, BLOCK_K=gk, PIPELINED=True,
-            num_warps=4,
+            DEPTHS=depths, PLANES=1, BLOCK_M=gm, BLOCK_N=gn, BLOCK_K=gk, PIPELINED=True, num_warps=4,
             num_stages=stages[0])
         kernels._temporal_conv_tma_kernel.fn[(triton.cdiv(rows, tm), triton.cdiv(channels, tn), streams)](
             y_desc, w_desc, block.tcn_bias, x, x, out, rows, 1, frames, JOINTS, kernels.size_class(rows), C=channels,

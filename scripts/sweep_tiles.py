@@ -80,8 +80,7 @@ def _tensors(layer: dict[str, Any]) -> tuple[tuple, dict]:
                 torch.rand(STREAMS, 3, 4, JOINTS, device="cuda"), torch.randn(STREAMS, 3, c_in, c_out, **half) * 0.05,
                 torch.randn(STREAMS, JOINTS, c_out, device="cuda"), torch.empty(STREAMS, rows, c_out, **half),
                 rows, rows, layer["frames"], JOINTS, kernels.size_class(rows))
-        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "NEIGHBOURS": 0, "WORDS": 4,
-                      "PLANES": 1}
+        return args, {"C_IN": c_in, "C_OUT": c_out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "PLANES": 1}
     c, c_res, kind, in_rows = layer["c"], layer["c_res"], layer["residual"], layer["in_rows"]
     w = torch.randn(STREAMS, TEMPORAL_KERNEL, c, c, **half) * 0.05
     bias = torch.randn(STREAMS, c, device="cuda")

@@ -8,23 +8,14 @@ not be on here."""
 import json
 import sys
 
-import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from stgcn_rt.model import triton_kernels as kernels
-from stgcn_rt.model.graph import spatial_adjacency
-from stgcn_rt.model.layouts import get_layout
 from stgcn_rt.model.network import TEMPORAL_KERNEL, block_shapes
-from stgcn_rt.model.triton_model import neighbours_per_partition
 
-PARTITION_DEPTHS = (1, 4, 1)  # MediaPipe 33, spatial partitions: neighbours per joint
-DEPTHS = sum(count << (4 * k) for k, count in enumerate(PARTITION_DEPTHS))
-#: the MediaPipe graph's neighbour table as the model bakes it into the graph convolution
-NEIGHBOURS = kernels.bake_neighbours(neighbours_per_partition(
-    torch.from_numpy(spatial_adjacency(get_layout("mediapipe33"))), max(PARTITION_DEPTHS))[0][None],
-    PARTITION_DEPTHS)
+DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
 
 
 def layer_shapes() -> list[tuple[str, dict]]:
@@ -32,8 +23,7 @@ def layer_shapes() -> list[tuple[str, dict]]:
     blocks = block_shapes()
     for b in blocks:
         out = b.out_channels
-        graph = {"C_IN": b.in_channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS, "NEIGHBOURS": NEIGHBOURS,
-                 "WORDS": 4}
+        graph = {"C_IN": b.in_channels, "C_OUT": out, "K": 3, "D": 4, "DEPTHS": DEPTHS}
         temporal = {"C": out, "C_OUT": out, "C_RES": b.in_channels if b.residual == "conv" else 0,
                     "TAPS": TEMPORAL_KERNEL, "STRIDE": b.stride, "RESIDUAL": kernels.RESIDUAL_CODES[b.residual]}
         shapes += [("graph", graph | {"PLANES": 1}), ("temporal", temporal)]

@@ -37,49 +37,18 @@ def test_neighbour_tables_rebuild_the_adjacency():
     assert depth < adjacency.shape[1]  # sparse: far fewer neighbours than joints
 
 
-@pytest.mark.parametrize(("two_stream", "motion", "layout", "tma_loads", "baked"),
-                         [(True, "forward", "mediapipe33", True, True), (True, "central", "mediapipe33", False, False),
-                          (False, "forward", "ntu25", True, True)])
-def test_triton_model_computes_the_reference_function(reference_checkpoint, two_stream, motion, layout, tma_loads,
-                                                      baked):
+@pytest.mark.parametrize(("two_stream", "motion", "layout", "tma_loads"),
+                         [(True, "forward", "mediapipe33", True), (True, "central", "mediapipe33", False),
+                          (False, "forward", "ntu25", True)])
+def test_triton_model_computes_the_reference_function(reference_checkpoint, two_stream, motion, layout, tma_loads):
     """fp32 blocks through the kernels: every block kind (no residual, identity, strided convolution),
     two persons, frames that do not divide by the strides; stride-1 temporal convolutions through
-    the tensor-memory-accelerator kernel or the pointer-load one; the neighbour table baked into the
-    graph convolution or loaded."""
+    the tensor-memory-accelerator kernel or the pointer-load one."""
     loaded = load_checkpoint(reference_checkpoint(layout=layout, two_stream=two_stream), motion=motion)
-    model = TritonSTGCN(loaded.model, tma_loads=tma_loads, baked_neighbours=baked)
-    assert all((block.neighbours != 0) == baked for block in model.blocks)
+    model = TritonSTGCN(loaded.model, tma_loads=tma_loads)
     x = torch.rand(1, 3, 7, get_layout(layout).num_joints, 2)
     with torch.no_grad():
         torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
-
-
-@pytest.mark.parametrize("layout", ["mediapipe33", "openpose18"])
-def test_baked_neighbour_tables_give_the_loaded_tables_result(layout):
-    """The graph convolution with its neighbour table baked into the kernel equals the one loading
-    it, bit for bit; one wrong bit in the constant changes the result. Tables that differ between
-    streams, or joint numbers beyond 6 bits, are not baked."""
-    from stgcn_rt.model import triton_kernels as kernels
-
-    adjacency = torch.tensor(spatial_adjacency(get_layout(layout)), dtype=torch.float32)
-    depths = tuple(int(d) for d in (adjacency != 0).sum(dim=1).amax(dim=1))
-    index, weight = neighbours_per_partition(adjacency, max(depths))
-    index, weight = index.expand(2, *index.shape).contiguous(), weight.expand(2, *weight.shape).contiguous()
-    joints = adjacency.shape[-1]
-    x, w = torch.randn(2, 5 * joints, 16), torch.randn(2, 3, 16, 32)
-    bias = torch.randn(2, joints, 32)
-    baked = kernels.bake_neighbours(index, depths)
-
-    def conv(neighbours: int) -> torch.Tensor:
-        return kernels.graph_conv(x, index, weight, depths, w, bias, joints, 5, neighbours=neighbours)
-
-    loaded = conv(0)
-    torch.testing.assert_close(conv(baked), loaded, rtol=0, atol=0)
-    assert (conv(baked ^ 2) - loaded).abs().max() > 0  # joint 0's first neighbour, one bit off
-    other = index.clone()
-    other[1, 1, 0, 3] += 1
-    assert kernels.bake_neighbours(other, depths) == 0
-    assert kernels.bake_neighbours(torch.zeros(1, 3, 1, 65, dtype=torch.int32), (1, 1, 1)) == 0
 
 
 def in_planes(y: torch.Tensor, frames: int, joints: int, planes: int) -> torch.Tensor:
@@ -260,8 +229,8 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
         out = torch.empty(streams, x.shape[1], c_out)
         kernels._graph_conv_kernel.fn[(2, 2, streams)](
             x, block.index, block.weight, block.gcn_w, block.gcn_bias, out, x.shape[1], x.shape[1], 3, joints, 0,
-            C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, NEIGHBOURS=block.neighbours, WORDS=4,
-            PLANES=1, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, PIPELINED=pipelined)
+            C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=packed, PLANES=1, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32,
+            PIPELINED=pipelined)
         outputs.append(out)
     assert outputs[0].abs().max() > 0
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)

@@ -104,62 +104,19 @@ def size_class(rows: int) -> int:
     return rows.bit_length()
 
 
-#: a baked neighbour table (:func:`bake_neighbours`) packs each joint's neighbour in JOINT_BITS bits,
-#: JOINTS_PER_WORD joints to a 64-bit word
-#: (the kernel spells them out: 6 and 10)
-JOINT_BITS, JOINTS_PER_WORD = 6, 10
-
-
-def bake_neighbours(index: torch.Tensor, depth_per_partition: tuple[int, ...]) -> int:
-    """The neighbour table ``index`` (S, K, D, V) of :func:`graph_conv` as one integer for its
-    NEIGHBOURS constant, or 0 where it cannot be baked (the streams' tables differ, or a joint
-    index takes more than JOINT_BITS bits). Bit 0 is set; table (k, d)'s joints follow in words of
-    JOINTS_PER_WORD joints, word w of the table at bits 1 + ((16 k + d) x words + w) x 60."""
-    streams, _, _, joints = index.shape
-    bits, per_word = JOINT_BITS, JOINTS_PER_WORD
-    if joints > 1 << bits or any(not torch.equal(index[s], index[0]) for s in range(1, streams)):
-        return 0
-    words = triton.cdiv(joints, per_word)
-    table = index[0].tolist()
-    baked = 1
-    for k, depth in enumerate(depth_per_partition):
-        for d in range(depth):
-            for w in range(words):
-                word = sum(int(v) << (bits * j) for j, v in enumerate(table[k][d][w * per_word:(w + 1) * per_word]))
-                baked |= word << (1 + ((16 * k + d) * words + w) * bits * per_word)
-    return baked
-
-
-@triton.jit
-def _baked_neighbour(joint, k: tl.constexpr, d: tl.constexpr, NEIGHBOURS: tl.constexpr, WORDS: tl.constexpr):
-    """Joint ``joint``'s neighbour d of partition k from the baked table (:func:`bake_neighbours`):
-    a few integer operations instead of a load whose latency the gather after it would wait for."""
-    position = joint // 10
-    word = tl.zeros(joint.shape, dtype=tl.int64)
-    for w in tl.static_range(WORDS):  # table (k, d)'s word w, a constant
-        word = tl.where(position == w, (NEIGHBOURS >> (1 + ((16 * k + d) * WORDS + w) * 60)) & ((1 << 60) - 1), word)
-    shift = (joint - position * 10) * 6
-    return ((word >> shift.to(tl.int64)) & 63).to(tl.int32)
-
-
 @triton.jit
 def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n, mask_n, c0, V,
                       C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
-                      DEPTHS: tl.constexpr, NEIGHBOURS: tl.constexpr, WORDS: tl.constexpr,
-                      BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+                      DEPTHS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """One channel block of the graph convolution: per partition, each row's weighted neighbours
-    (fp32), times the partition's weights, into ``acc``. NEIGHBOURS: the baked neighbour table
-    (:func:`bake_neighbours`, WORDS words per table), or 0 to load it from ``index_ptr``."""
+    (fp32), times the partition's weights, into ``acc``."""
     offs_c = c0 + tl.arange(0, BLOCK_K)
     mask_c = offs_c < C_IN
     for k in tl.static_range(K):
         mixed = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
         for d in tl.static_range((DEPTHS >> (4 * k)) & 15):
             table = ((s * K + k) * D + d) * V + joint
-            if NEIGHBOURS & 1:
-                neighbour = _baked_neighbour(joint, k, d, NEIGHBOURS, WORDS)
-            else:
-                neighbour = tl.load(index_ptr + table, mask=mask_m, other=0)
+            neighbour = tl.load(index_ptr + table, mask=mask_m, other=0)
             coeff = tl.load(weight_ptr + table, mask=mask_m, other=0.0)
             src = (frame_row + neighbour).to(tl.int64) * C_IN
             xv = tl.load(x_stream + src[:, None] + offs_c[None, :],
@@ -171,12 +128,12 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
     return acc
 
 
-@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES", "NEIGHBOURS"], pipelined_flag=True)
+@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
 @triton.jit
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, out_rows, T, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
-                       DEPTHS: tl.constexpr, NEIGHBOURS: tl.constexpr, WORDS: tl.constexpr, PLANES: tl.constexpr,
+                       DEPTHS: tl.constexpr, PLANES: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr):
     """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
     only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D.
@@ -202,11 +159,11 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     if PIPELINED:
         for c0 in range(0, C_IN, BLOCK_K):
             acc = _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n,
-                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, NEIGHBOURS, WORDS, BLOCK_M, BLOCK_K)
+                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, BLOCK_M, BLOCK_K)
     else:
         for c0 in tl.static_range(0, C_IN, BLOCK_K):
             acc = _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, frame_row, mask_m, offs_n,
-                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, NEIGHBOURS, WORDS, BLOCK_M, BLOCK_K)
+                                    mask_n, c0, V, C_IN, C_OUT, K, D, DEPTHS, BLOCK_M, BLOCK_K)
     bias = tl.load(bias_ptr + (s * V + joint)[:, None] * C_OUT + offs_n[None, :],
                    mask=mask_m[:, None] & mask_n[None, :], other=0.0)
     y = tl.maximum(acc + bias, 0.0)
@@ -415,8 +372,7 @@ def tma_available(device: torch.device) -> bool:
 
 
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
-               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1,
-               neighbours: int = 0) -> torch.Tensor:
+               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
     """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
 
     ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
@@ -427,7 +383,6 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     planes) frames, frame t in plane t mod planes at position t // planes, a plane's frames beyond
     the clip zero (so R' = clips x planes x ceil(frames / planes) x joints); the input of a
     strided temporal convolution with tensor-memory-accelerator loads (:func:`frame_planes`).
-    ``neighbours``: ``index`` baked into the kernel (:func:`bake_neighbours`), or 0 to load it.
     """
     streams, rows, c_in = x.shape
     _, partitions, depth, _ = index.shape
@@ -440,8 +395,7 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
     depths = sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
     _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
-                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, NEIGHBOURS=neighbours,
-                             WORDS=triton.cdiv(joints, JOINTS_PER_WORD), PLANES=planes)
+                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, PLANES=planes)
     return out
 
 

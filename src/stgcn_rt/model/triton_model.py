@@ -23,7 +23,6 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
 from stgcn_rt.model.optimized import bn_scale_shift, conv_bias, fold_block, neighbour_table
 from stgcn_rt.model.triton_kernels import (
-    bake_neighbours,
     classify_row_sums,
     frame_planes,
     graph_conv,
@@ -93,16 +92,8 @@ class TritonBlock(nn.Module):
             self.register_buffer(name, torch.stack([f[name] for f in folded]).detach().contiguous())
         self.stride = blocks[0].stride
         self.residual_kind = blocks[0].residual_kind
-        # the neighbour table baked into the graph convolution (0: loaded from ``index``); see bake()
-        self.neighbours = 0
         if "res_w" not in folded[0]:
             self.res_w = None
-
-    def bake(self, baked: bool) -> None:
-        """Bake the neighbour table into the graph convolution's kernel (a constant per graph
-        structure, no dependent load before each gather) where it can be
-        (:func:`~stgcn_rt.model.triton_kernels.bake_neighbours`), or load it (``baked`` False)."""
-        self.neighbours = bake_neighbours(self.index, self.depths) if baked else 0
 
     def set_dtype(self, dtype: torch.dtype) -> None:
         """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
@@ -123,8 +114,7 @@ class TritonBlock(nn.Module):
     def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
-        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
-                          self.neighbours)
+        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
                  pool: bool = False) -> torch.Tensor:
@@ -141,8 +131,7 @@ class TritonSTGCN(nn.Module):
     ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
     ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
-    its rows to a pooling kernel. ``baked_neighbours``: the graph convolutions take the skeleton's
-    neighbour table as a constant of their kernel (:meth:`TritonBlock.bake`)."""
+    its rows to a pooling kernel."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -151,8 +140,7 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
-                 baked_neighbours: bool = True) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
@@ -168,8 +156,6 @@ class TritonSTGCN(nn.Module):
         blocks = [TritonBlock([s.blocks[i] for s in streams], [s.adjacency(i) for s in streams])
                   for i in range(len(streams[0].blocks))]
         self.blocks = cast(Sequence[TritonBlock], nn.ModuleList(blocks))
-        for block in blocks:
-            block.bake(baked_neighbours)
         # (S, C, classes) and (S, classes): both classifiers in one kernel
         weights = [s.fcn.weight[:, :, 0, 0].t() for s in streams]
         self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())

@@ -51,10 +51,9 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
 
 
 def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
-                   tma_loads: bool = True, baked_neighbours: bool = True) -> torch.nn.Module:
+                   tma_loads: bool = True) -> torch.nn.Module:
     """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the temporal
-    convolutions load through the tensor memory accelerator where the GPU has one, with
-    ``baked_neighbours`` the graph convolutions take the neighbour table as a kernel constant."""
+    convolutions load through the tensor memory accelerator where the GPU has one."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
@@ -63,8 +62,7 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 
-    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device),
-                          baked_neighbours=baked_neighbours).to(device)
+    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device)).to(device)
     network.set_block_dtype(PRECISIONS[precision])
     return network
 
@@ -221,9 +219,7 @@ class TorchClassifier(Classifier):
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
     fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their temporal
-    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads),
-    and their graph convolutions take the skeleton's neighbour table as a kernel constant
-    (``baked_neighbours=False``: loaded per tile).
+    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads).
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
@@ -247,7 +243,6 @@ class TorchClassifier(Classifier):
         parallel_streams: bool = True,
         triton_kernels: bool = False,
         tma_loads: bool = True,
-        baked_neighbours: bool = True,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -272,7 +267,7 @@ class TorchClassifier(Classifier):
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
         network: torch.nn.Module
         if triton_kernels:
-            network = triton_network(loaded.model, self._device, precision, compile, tma_loads, baked_neighbours)
+            network = triton_network(loaded.model, self._device, precision, compile, tma_loads)
             self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
