@@ -124,4 +124,3 @@ def test_batch_buckets_are_the_powers_of_two():
 
     assert [bucket_above(count) for count in (1, 2, 3, 5, 8, 9, 130)] == [1, 2, 4, 8, 8, 16, 256]
     assert buckets_up_to(1) == [1] and buckets_up_to(8) == [1, 2, 4, 8] and buckets_up_to(130)[-1] == 128
-
