@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import triton
 import triton.language as tl
-from profile_kernels import demo_triton_network, write_gpu_report  # this folder's script, on the path as a script
+from profile_kernels import demo_triton_network, graph_us, write_gpu_report  # this folder's script, on the path
 
 from stgcn_rt.model import triton_kernels as kernels
 
@@ -165,18 +165,17 @@ class FusedBlock:
         self.out = torch.empty_like(x)
         self.y_desc = TensorDescriptor.from_tensor(self.y, [1, tm, tk])
         self.w_desc = TensorDescriptor.from_tensor(block.tcn_w.view(-1, channels), [tk, tn])
+        self.depths, self.residual = kernels.pack_depths(block.depths), kernels.RESIDUAL_CODES[block.residual_kind]
 
     def __call__(self) -> torch.Tensor:
         b = self.block
         (gm, gn, gk), (tm, tn, tk) = TILES[self.channels]
-        depths = sum(int(count) << (4 * k) for k, count in enumerate(b.depths))
-        residual = kernels.RESIDUAL_CODES[b.residual_kind]
         _fused_block_kernel[(len(self.plan),)](
             self.x, b.index, b.weight, b.gcn_w, b.gcn_bias, self.y, self.y_desc, self.w_desc, b.tcn_bias, self.out,
             self.plan, self.counters, len(self.counters), self.x.shape[1], self.frames, JOINTS, len(self.plan),
             self.graph_row_tiles, COUNTERS=triton.next_power_of_2(len(self.counters)), SYNC=self.sync,
-            BACKOFF=self.backoff, C=self.channels, K=b.index.shape[1], D=b.index.shape[2], DEPTHS=depths,
-            TAPS=b.tcn_w.shape[1], RESIDUAL=residual, INTERPRETED=kernels.INTERPRETED,
+            BACKOFF=self.backoff, C=self.channels, K=b.index.shape[1], D=b.index.shape[2], DEPTHS=self.depths,
+            TAPS=b.tcn_w.shape[1], RESIDUAL=self.residual, INTERPRETED=kernels.INTERPRETED,
             GM=gm, GN=gn, GK=gk, TM=tm, TN=tn, TK=tk, num_warps=4, num_stages=self.stages)
         return self.out
 
@@ -192,7 +191,7 @@ def fixed_tile_pair(block: torch.nn.Module, x: torch.Tensor, frames: int, stages
     out = torch.empty_like(x)
     y_desc = TensorDescriptor.from_tensor(y.view(streams, rows, channels), [1, tm, tk])
     w_desc = TensorDescriptor.from_tensor(block.tcn_w.view(-1, channels), [tk, tn])
-    depths = sum(int(count) << (4 * k) for k, count in enumerate(block.depths))
+    depths = kernels.pack_depths(block.depths)
     residual = kernels.RESIDUAL_CODES[block.residual_kind]
 
     def run() -> torch.Tensor:
@@ -208,12 +207,6 @@ def fixed_tile_pair(block: torch.nn.Module, x: torch.Tensor, frames: int, stages
         return out
 
     return run
-
-
-def _us(fn: Callable[[], object]) -> float:
-    from triton.testing import do_bench_cudagraph
-
-    return round(do_bench_cudagraph(fn, rep=50) * 1000, 2)
 
 
 def measure(block: torch.nn.Module, frames: int, lags: list[int], check_only: bool) -> dict:
@@ -236,15 +229,15 @@ def measure(block: torch.nn.Module, frames: int, lags: list[int], check_only: bo
             raise SystemExit(f"block of {channels} channels: the counters were not zeroed after a launch")
     if check_only:
         return result
-    result["pair_autotuned_us"] = _us(lambda: block(x, frames, JOINTS, tma=True))
-    result["pair_fixed_tiles_us"] = _us(pair)
+    result["pair_autotuned_us"] = graph_us(lambda: block(x, frames, JOINTS, tma=True))
+    result["pair_fixed_tiles_us"] = graph_us(pair)
     for (lag, stages), run in fused.items():
-        result[f"fused_lag{lag}_stages{stages}_us"] = _us(run)
+        result[f"fused_lag{lag}_stages{stages}_us"] = graph_us(run)
     best = min(v for k, v in result.items() if k.startswith("fused") and k.endswith("_us"))
-    result["fused_no_waiting_lag0_stages3_us"] = _us(FusedBlock(block, x, frames, 0, 3, sync=1))
-    result["fused_no_tickets_stages3_us"] = _us(FusedBlock(block, x, frames, 0, 3, sync=0))
+    result["fused_no_waiting_lag0_stages3_us"] = graph_us(FusedBlock(block, x, frames, 0, 3, sync=1))
+    result["fused_no_tickets_stages3_us"] = graph_us(FusedBlock(block, x, frames, 0, 3, sync=0))
     backoff = FusedBlock(block, x, frames, 0, 3, backoff=200)
-    result["fused_lag0_stages3_backoff200ns_us"] = _us(backoff)
+    result["fused_lag0_stages3_backoff200ns_us"] = graph_us(backoff)
     result["fused_lag0_stages3_backoff200ns_vs_pair_fixed_tiles_max_diff"] = float(
         (backoff().float() - same_tiles.float()).abs().max())
     result["saving_vs_fixed_tiles_us"] = round(result["pair_fixed_tiles_us"] - best, 2)

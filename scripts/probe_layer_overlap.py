@@ -13,19 +13,13 @@ Per block shape of the MediaPipe model at batch 1 (the first block of each width
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from profile_kernels import demo_triton_network, write_gpu_report  # this folder's script, on the path as a script
-from triton.testing import do_bench_cudagraph
+from profile_kernels import demo_triton_network, graph_us, write_gpu_report  # this folder's script, on the path
 
 JOINTS = 33
 BLOCKS = {1: 150, 5: 75, 8: 38}  # a 64-, a 128- and a 256-channel block (stride 1), with their frames
-
-
-def _us(fn: Callable[[], object]) -> float:
-    return round(do_bench_cudagraph(fn, rep=50) * 1000, 2)
 
 
 def measure(block: torch.nn.Module, frames: int) -> dict:
@@ -53,8 +47,8 @@ def measure(block: torch.nn.Module, frames: int) -> dict:
         torch.cuda.current_stream().wait_stream(side)
 
     graph(), temporal()  # autotune outside the graphs
-    result = {"channels": c_in, "frames": frames, "graph_us": _us(graph), "temporal_us": _us(temporal),
-              "serial_us": _us(serial), "concurrent_us": _us(concurrent)}
+    result = {"channels": c_in, "frames": frames, "graph_us": graph_us(graph), "temporal_us": graph_us(temporal),
+              "serial_us": graph_us(serial), "concurrent_us": graph_us(concurrent)}
     result["overlap_saving_us"] = round(result["serial_us"] - result["concurrent_us"], 2)
     return result
 

@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 from probe_frame_tile_graph_conv import block_diagonal  # this folder's scripts, on the path when run as a script
-from profile_kernels import demo_triton_network, write_gpu_report
+from profile_kernels import demo_triton_network, graph_us, write_gpu_report
 
 from stgcn_rt.model import triton_kernels as kernels
 
@@ -215,7 +215,7 @@ def compare_pair(block: torch.nn.Module, following: torch.nn.Module, frames: int
 
 def _us(fn: Callable[[], object]) -> float:
     fn()  # autotune outside the graph
-    return round(triton.testing.do_bench_cudagraph(fn, rep=50) * 1000, 2)
+    return graph_us(fn)
 
 
 def main() -> None:

@@ -12,10 +12,12 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from triton.testing import do_bench_cudagraph
 
 from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
 from stgcn_rt.model.triton_model import TritonSTGCN
@@ -68,6 +70,12 @@ def demo_triton_network(device: str) -> TritonSTGCN:
     net = TritonSTGCN(loaded.model.eval(), tma_loads=True).to(device)
     net.set_block_dtype(torch.float16)
     return net
+
+
+def graph_us(fn: Callable[[], object]) -> float:
+    """``fn``'s time in µs (0.01), replayed inside a CUDA graph for 50 ms (``do_bench_cudagraph``):
+    how the probe scripts time a kernel at batch 1, where a launch from Python would take longer."""
+    return round(do_bench_cudagraph(fn, rep=50) * 1000, 2)
 
 
 def write_gpu_report(kind: str, command: str, note: str, results: list[dict], out: Path) -> Path:

@@ -371,6 +371,11 @@ def tma_available(device: torch.device) -> bool:
     return INTERPRETED or (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
+def pack_depths(depth_per_partition: tuple[int, ...]) -> int:
+    """Each partition's neighbour count (< 16), 4 bits per partition: the graph convolution's DEPTHS."""
+    return sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
+
+
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
                w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
     """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
@@ -393,9 +398,9 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
-    depths = sum(int(count) << (4 * k) for k, count in enumerate(depth_per_partition))
     _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
-                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=depths, PLANES=planes)
+                             C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=pack_depths(depth_per_partition),
+                             PLANES=planes)
     return out
 
 
