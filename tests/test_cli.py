@@ -107,6 +107,26 @@ def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("missing", ["cv2", "mediapipe"])
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_pipeline_commands_without_the_pipeline_extra_fail_before_any_work(monkeypatch, tmp_path, reference_checkpoint,
+                                                                          missing, command):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else find_spec(name, *a))
+    if command == "demo":
+        args = ["demo", "--out", tmp_path / "demo"]
+    else:
+        args = ["run", "--source", tmp_path / "clip.mp4", "--model", reference_checkpoint(),
+                "--events", tmp_path / "events.jsonl"]
+    code, _, err = run(*args)
+    assert_one_line_error(code, err)
+    assert f"'{missing}', which is not installed: pip install 'stgcn-rt[pipeline]'" in err
+    assert err.count("\n") == 1  # no step began: the error is the only line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"] * (command == "run")
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = CliRunner().invoke(cli, ["--debug", "info", str(tmp_path / "missing.pt")])
     assert result.exit_code != 0 and result.exception is not None

@@ -330,8 +330,10 @@ def demo(out: str, video: str | None) -> None:
 
     from stgcn_rt.data import demo_video
     from stgcn_rt.demo import prepare_demo
+    from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.pipeline.runner import PipelineConfig
 
+    require_pipeline_packages()
     folder = Path(out)
     onnx_path = prepare_demo(folder, step, report=lambda text: click.echo(text, err=True))
     source = video or str(demo_video())

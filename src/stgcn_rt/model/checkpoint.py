@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ STREAMS = ("origin_stream.", "motion_stream.")
 CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
 METADATA_KEY = "stgcn_rt"
 DEFAULT_CLASSES = ("normal", "shoplifting")
+# torch's wording for a class or function that weights_only=True will not unpickle, across versions:
+# "Unsupported global: GLOBAL pkg.Name" and "pkg.Name was not an allowed global by default".
+_REFUSED_GLOBAL = (re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),
+                   re.compile(r"([\w.]+) was not an allowed global"))
 
 
 @dataclass
@@ -55,18 +60,35 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
             UnicodeDecodeError, AttributeError, IndexError) as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        refused = refused_global(str(exc))
+        if refused is not None:
             raise StgcnError(
-                f"{path} holds pickled Python objects besides tensors, which are not loaded for "
-                "safety (weights_only=True): save a plain state dict with torch.save(model.state_dict())"
+                f"{path} holds pickled Python objects besides tensors ({refused}), which are not "
+                "loaded for safety (weights_only=True): save a plain state dict with "
+                "torch.save(model.state_dict())"
             ) from exc
-        reason = first_line(exc)
+        # torch's weights_only failures open with paragraphs of advice; the unpickler's own words follow
+        unpickler = str(exc).partition("WeightsUnpickler error:")[2].strip()
+        reason = unpickler.splitlines()[0] if unpickler else first_line(exc)
         raise StgcnError(
             f"{path} is not a readable PyTorch checkpoint (truncated, corrupted or another "
             f"format): {reason[:200]}"
         ) from exc
     return unwrap_state_dict(raw, path)
+
+
+def refused_global(message: str) -> str | None:
+    """The class or function a ``weights_only`` load refused to unpickle, named in its message.
+
+    Other ``weights_only`` failures (a text file, random bytes) are not pickled objects but files
+    that are no checkpoint; torch 2.14 reports both as "Weights only load failed", so the message's
+    wording about a global is what tells them apart.
+    """
+    for pattern in _REFUSED_GLOBAL:
+        match = pattern.search(message)
+        if match:
+            return match.group(1)
+    return None
 
 
 def unwrap_state_dict(raw: object, path: Path) -> tuple[dict[str, torch.Tensor], dict]:

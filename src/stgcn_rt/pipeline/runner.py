@@ -329,9 +329,11 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
     Raises when no source delivered a single frame, so that a run with only bad sources fails.
     """
     from stgcn_rt.files import check_output_path
+    from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.runtime import load_classifier
     from stgcn_rt.runtime.heap import startup_objects_frozen
 
+    require_pipeline_packages()
     check_output_path(config.events)
     for folder in (config.save_video, config.save_clips):
         if folder is not None:
