@@ -65,7 +65,11 @@ def test_no_usable_source_is_an_error(tmp_path, demo_models):
     _, onnx_path = demo_models
     result = CliRunner().invoke(cli, ["run", "--source", str(tmp_path / "nope.mp4"), "--model", str(onnx_path),
                                       "--events", str(tmp_path / "e.jsonl")])
-    assert result.exit_code == 2 and "error: no source delivered a frame" in result.stderr
+    assert result.exit_code == 2, result.stderr
+    missing = tmp_path / "nope.mp4"
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"error: no source delivered a frame: cannot open {missing}: no such file"
+    assert "the other cameras continue" not in result.stderr  # there are none
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_every_event(tmp_path, videos, demo_models):
@@ -172,3 +176,23 @@ def test_pipeline_with_a_model_served_by_triton(tmp_path, videos, demo_models):
     assert result.exit_code == 0, result.stderr
     assert "classifier Triton on triton http://127.0.0.1" in result.stderr
     assert len(read_events(events)) == 6 and server.requests >= 1
+
+
+def test_status_line_says_what_each_camera_is_doing():
+    from stgcn_rt.pipeline.runner import CameraState
+    from stgcn_rt.pipeline.sources import FrameReader, SourceSpec
+    from stgcn_rt.runtime.predict import SkeletonWindow
+
+    def camera(frames_done=0, **counters):
+        spec = SourceSpec("rtsp://u:p@10.0.0.9/live", "door")
+        state = CameraState(spec, FrameReader(spec), SkeletonWindow(150, 5), frames_done=frames_done,
+                            pose_ms=[20.0, 40.0], classify_ms=[3.0])
+        for key, value in counters.items():
+            setattr(state.reader.counters, key, value)
+        return state
+
+    assert camera(reconnects=2).status(10.0) == "door: connecting (retry 2)"
+    assert camera(reconnects=5, error="cannot open rtsp://u:***@10.0.0.9/live").status(10.0) == "door: failed"
+    assert camera(250, read=250, finished=True).status(10.0) == "door: done, 250 frames"
+    assert camera(250, read=260, dropped=4, reconnects=1).status(10.0) == \
+        "door: 25.0 fps, pose 30 ms, classify 3 ms, drops 4"

@@ -42,7 +42,12 @@ def test_reader_reads_a_real_video_at_640x480(videos):
 def test_unreadable_and_truncated_files(tmp_path, videos):
     missing = FrameReader(parse_sources([str(tmp_path / "missing.mp4")])[0])
     assert drain(missing) == []
-    assert "cannot open" in missing.counters.error
+    assert missing.counters.error == f"cannot open {tmp_path / 'missing.mp4'}: no such file"
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    unreadable = FrameReader(parse_sources([str(text)])[0])
+    assert drain(unreadable) == []
+    assert unreadable.counters.error == f"cannot open {text}"
     cut = tmp_path / "cut.mp4"
     data = videos["skateboarding"].read_bytes()
     cut.write_bytes(data[: len(data) // 2])

@@ -77,6 +77,20 @@ class CameraState:
     def finished(self) -> bool:
         return self.reader.done and not self.pending
 
+    def status(self, elapsed: float) -> str:
+        """This camera's part of the periodic status line, ``elapsed`` seconds into the run."""
+        c = self.reader.counters
+        if c.error is not None:
+            return f"{self.spec.name}: failed"
+        if c.read == 0 and c.reconnects:
+            return f"{self.spec.name}: connecting (retry {c.reconnects})"
+        if self.finished:
+            return f"{self.spec.name}: done, {self.frames_done} frames"
+        pose_ms = np.mean(self.pose_ms[-50:]) if self.pose_ms else 0.0
+        classify_ms = np.mean(self.classify_ms[-20:]) if self.classify_ms else 0.0
+        return (f"{self.spec.name}: {self.frames_done / elapsed:.1f} fps, pose {pose_ms:.0f} ms, "
+                f"classify {classify_ms:.0f} ms, drops {c.dropped + self.dropped_windows}")
+
 
 @dataclass
 class CameraSummary:
@@ -173,6 +187,7 @@ class Pipeline:
         finally:
             for camera in self.cameras.values():
                 camera.reader.stop()
+                self._report_reader_error(camera)  # one that failed after the loop's last look
             scheduler.close()
             pose.close()
             for camera in self.cameras.values():
@@ -289,21 +304,16 @@ class Pipeline:
         error = camera.reader.counters.error
         if error and error not in camera.errors:
             camera.errors.append(error)
-            self._say(f"camera {camera.spec.name}: {error}; the other cameras continue")
+            others = "; the other cameras continue" if len(self.cameras) > 1 else ""
+            self._say(f"camera {camera.spec.name}: {error}{others}")
 
     def _say(self, text: str) -> None:
         print(text, file=self.status or sys.stderr, flush=True)
 
     def _print_status(self, scheduler: BatchScheduler) -> None:
-        parts = []
         elapsed = time.perf_counter() - self.started
-        for camera in self.cameras.values():
-            c = camera.reader.counters
-            pose_ms = np.mean(camera.pose_ms[-50:]) if camera.pose_ms else 0.0
-            cls_ms = np.mean(camera.classify_ms[-20:]) if camera.classify_ms else 0.0
-            parts.append(f"{camera.spec.name}: {camera.frames_done / elapsed:.1f} fps, pose {pose_ms:.0f} ms, "
-                         f"classify {cls_ms:.0f} ms, drops {c.dropped + camera.dropped_windows}")
-        self._say(" | ".join(parts) + f" | queue {scheduler.depth}")
+        self._say(" | ".join(camera.status(elapsed) for camera in self.cameras.values())
+                  + f" | queue {scheduler.depth}")
 
     def summaries(self) -> list[CameraSummary]:
         out = []

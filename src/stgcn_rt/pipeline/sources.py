@@ -130,6 +130,9 @@ class FrameReader(threading.Thread):
         while not self._stop_event.is_set():
             capture = self._open()
             if capture is None:
+                if not self.spec.live and not Path(self.spec.location).exists():
+                    self.counters.error = f"cannot open {self.spec.display}: no such file"
+                    return
                 if not self.spec.live or attempt >= self.max_retries:
                     self.counters.error = f"cannot open {self.spec.display}"
                     return
