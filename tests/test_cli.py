@@ -22,6 +22,7 @@ def assert_one_line_error(code, stderr):
     errors = [line for line in lines if not line.startswith(("[", " "))]
     assert errors == [lines[-1]], stderr
     assert lines[-1].startswith("error: ") and "Traceback" not in stderr
+    assert not lines[-1].startswith("error: unexpected "), "a failure the code did not foresee"
 
 
 def test_package_import_and_help_stay_light():
@@ -68,6 +69,8 @@ def test_validate_fails_on_another_checkpoint(tmp_path, reference_checkpoint):
 
 @pytest.fixture
 def bad_inputs(tmp_path, reference_checkpoint):
+    import numpy as np
+
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
     good = reference_checkpoint("good.pt")
@@ -78,6 +81,10 @@ def bad_inputs(tmp_path, reference_checkpoint):
     unknown = tmp_path / "unknown_keys.pt"
     torch.save(state, unknown)
     out = tmp_path / "out.onnx"
+    empty_onnx = tmp_path / "notes.onnx"  # protobuf decodes this text as an empty ModelProto
+    empty_onnx.write_text("x\n")
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.zeros((2, 3, 150, 33, 1), np.float32))
     return {
         "missing file": ["export", tmp_path / "missing.pt", "-o", out],
         "not a checkpoint": ["export", text, "-o", out],
@@ -89,6 +96,11 @@ def bad_inputs(tmp_path, reference_checkpoint):
         "unknown layout": ["export", good, "-o", out, "--layout", "kinect"],
         "bad classes": ["export", good, "-o", out, "--classes", "onlyone"],
         "info on garbage": ["info", text],
+        "info on a graph-less onnx": ["info", empty_onnx],
+        "quantize a graph-less onnx": ["quantize", empty_onnx, "-o", out, "--calib", calib],
+        "triton repository from a graph-less onnx": ["export-triton", empty_onnx, "-o", tmp_path / "repo"],
+        "bench an onnx": ["bench", "--model", empty_onnx],
+        "unwritable output": ["export", good, "-o", "/proc/stgcn-rt-test.onnx"],
         "fast on the cpu": ["run", "--source", tmp_path / "missing.mp4", "--model", good, "--fast",
                             "--events", tmp_path / "e.jsonl"],
     }
@@ -96,7 +108,9 @@ def bad_inputs(tmp_path, reference_checkpoint):
 
 @pytest.mark.parametrize("case", ["missing file", "not a checkpoint", "truncated", "wrong joint count",
                                   "unknown keys", "persons 0", "output dir missing", "unknown layout",
-                                  "bad classes", "info on garbage", "fast on the cpu"])
+                                  "bad classes", "info on garbage", "info on a graph-less onnx",
+                                  "quantize a graph-less onnx", "triton repository from a graph-less onnx",
+                                  "bench an onnx", "unwritable output", "fast on the cpu"])
 def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     code, out, err = run(*bad_inputs[case])
     if case in ("persons 0", "bad classes"):  # rejected by argument parsing: usage + one error line

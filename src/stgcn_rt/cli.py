@@ -516,6 +516,7 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
 
     from stgcn_rt.bench.report import write
     from stgcn_rt.bench.run import BenchConfig, run_bench
+    from stgcn_rt.runtime.classifier import is_checkpoint
 
     chosen = [b.strip() for b in backends.split(",")] if backends else None
     unknown = sorted(set(chosen or []) - set(BACKEND_NAMES))
@@ -525,6 +526,9 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
     local = compare if server else model
     if local != "demo" and not Path(local).exists():
         raise StgcnError(f"checkpoint {local} not found")
+    if local != "demo" and not is_checkpoint(local):
+        raise StgcnError(f"bench times a checkpoint (.pt/.pth) and makes its ONNX forms itself, not {local}: "
+                         "give the checkpoint the model was exported from (and --engine for a TensorRT engine)")
     config = BenchConfig(model=local, server=server, clients=int_list(clients),
                          engine=Path(engine) if engine else None, persons=persons, backends=chosen,
                          batches=int_list(batches), cameras=[] if cameras == "none" else int_list(cameras),

@@ -40,7 +40,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     Readers never see a half-written file, and a failure leaves no partial output behind.
     """
     out = check_output_path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    except OSError as exc:  # a read-only or pseudo file system that os.access() did not flag
+        raise StgcnError(f"cannot write {out}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -53,10 +53,9 @@ def describe_onnx(path: Path) -> list[tuple[str, str]]:
     import onnx
     from onnx import numpy_helper
 
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and others for bad files
-        raise StgcnError(f"{path} is not a readable ONNX model: {str(exc)[:200]}") from exc
+    from stgcn_rt.export.onnx_file import read_onnx
+
+    model = read_onnx(path)
     meta = {p.key: p.value for p in model.metadata_props}
 
     def shape_of(value: onnx.ValueInfoProto) -> str:

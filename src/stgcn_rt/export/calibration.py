@@ -13,7 +13,7 @@ from stgcn_rt.errors import StgcnError
 def calibration_windows(calib: str | os.PathLike[str] | None, calib_video: str | os.PathLike[str] | None,
                         onnx_path: str | os.PathLike[str], report: Callable[[str], None] = print) -> np.ndarray:
     """Windows shaped for ``onnx_path`` (its persons and sequence length, from its metadata)."""
-    from stgcn_rt.export.onnx_export import read_onnx_metadata
+    from stgcn_rt.export.onnx_file import read_onnx_metadata
     from stgcn_rt.export.validate import fit_persons, load_windows
 
     meta = read_onnx_metadata(onnx_path)

@@ -217,10 +217,3 @@ def name_nodes_after_parameters(model) -> None:  # noqa: ANN001 - onnx.ModelProt
             name = f"{owner}/{node.op_type}_{n}"
         used.add(name)
         node.name = name
-
-
-def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {prop.key: prop.value for prop in model.metadata_props}

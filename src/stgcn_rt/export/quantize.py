@@ -24,6 +24,7 @@ import onnx
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.export.graph_batchnorm import fold_graph_batchnorms
+from stgcn_rt.export.onnx_file import read_onnx
 from stgcn_rt.files import atomic_output
 
 DEFAULT_KEEP_FP32 = ("data_bn", "fcn")
@@ -70,7 +71,7 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
     if target not in TARGETS:
         raise StgcnError(f"unknown INT8 target {target}: choose one of {', '.join(TARGETS)}")
     form = TARGETS[target]
-    model = onnx.load(str(onnx_path))
+    model = read_onnx(onnx_path)
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("precision", "fp32") != "fp32":
         raise StgcnError(f"{onnx_path} is {meta['precision']}: quantize the fp32 export")
@@ -120,5 +121,5 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
 
 
 def is_quantized(onnx_path: str | os.PathLike[str]) -> bool:
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = read_onnx(onnx_path, load_external_data=False)
     return any(n.op_type == "QuantizeLinear" for n in model.graph.node)

@@ -181,7 +181,7 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
     if options.precision not in PRECISIONS:
         raise StgcnError(f"--precision must be one of {', '.join(PRECISIONS)}, got {options.precision}")
     check_output_path(output)
-    from stgcn_rt.export.onnx_export import read_onnx_metadata
+    from stgcn_rt.export.onnx_file import read_onnx_metadata
     from stgcn_rt.export.quantize import is_quantized
 
     meta = read_onnx_metadata(onnx_path)

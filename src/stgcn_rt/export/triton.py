@@ -48,9 +48,9 @@ class ModelFacts:
 
 
 def onnx_facts(path: Path) -> ModelFacts:
-    import onnx
+    from stgcn_rt.export.onnx_file import read_onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = read_onnx(path, load_external_data=False)
     meta = {p.key: p.value for p in model.metadata_props}
     graph_input, graph_output = model.graph.input[0], model.graph.output[0]
     dims = graph_input.type.tensor_type.shape.dim

@@ -59,7 +59,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
-            UnicodeDecodeError, AttributeError, IndexError) as exc:
+            UnicodeDecodeError, AttributeError, IndexError, OSError) as exc:  # OSError: a cut zip's seek
         refused = refused_global(str(exc))
         if refused is not None:
             raise StgcnError(
