@@ -235,7 +235,8 @@ def validate(checkpoint: str, model: str, data: str | None, random_count: int, l
               help="T used for a checkpoint's FLOP count.")
 @handle_errors
 def info(file: str, persons: int, seq_len: int) -> None:
-    """Describe a checkpoint (.pt/.pth) or an ONNX model: layout, classes, shapes, parameters, FLOPs."""
+    """Describe a checkpoint (.pt/.pth), an ONNX model or a TensorRT engine (from its JSON sidecar):
+    layout, classes, shapes, parameters, FLOPs, and what an engine was built for."""
     from stgcn_rt.info import describe
 
     rows = describe(file, persons=persons, seq_len=seq_len)

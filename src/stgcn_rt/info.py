@@ -13,9 +13,43 @@ def describe(path: str | os.PathLike[str], persons: int = 1, seq_len: int = 150)
     path = Path(path)
     if not path.exists():
         raise StgcnError(f"{path} not found")
-    if path.suffix.lower() == ".onnx":
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
         return describe_onnx(path)
+    if suffix in (".engine", ".plan"):
+        return describe_engine(path)
     return describe_checkpoint(path, persons, seq_len)
+
+
+def describe_engine(path: Path) -> list[tuple[str, str]]:
+    """An engine as its JSON sidecar tells it: reading the engine itself would need TensorRT and its GPU."""
+    from stgcn_rt.runtime.backends.tensorrt_runner import read_sidecar
+
+    sidecar = read_sidecar(path)
+    rows = [("file", str(path)), ("size", f"{path.stat().st_size / 1e6:.1f} MB")]
+    if sidecar is None:
+        return rows + [("kind", "TensorRT engine (no sidecar)"),
+                       ("note", f"no {path.name}.json beside it: not built by stgcn-rt build, so nothing is known "
+                                "of it and it loads unchecked")]
+
+    def tensors(key: str) -> str:
+        return "; ".join(f"{t['name']} ({', '.join(map(str, t['shape']))}) {t['dtype'].lower()}"
+                         for t in sidecar.get(key, []))
+
+    rows += [
+        ("kind", f"TensorRT engine ({sidecar.get('tensorrt', 'tensorrt')} {sidecar.get('tensorrt_version', '?')})"),
+        ("built for", f"{sidecar.get('gpu', '?')} (compute capability {sidecar.get('compute_capability', '?')})"),
+        ("precision", str(sidecar.get("precision", "?"))
+         + (f", DLA core {sidecar['dla_core']}" if sidecar.get("dla_core") is not None else "")),
+        ("inputs", tensors("inputs")),
+        ("outputs", tensors("outputs")),
+        ("layout", str(sidecar.get("layout") or "?")),
+        ("classes", ",".join(sidecar.get("classes") or []) or "?"),
+        ("built from", f"{sidecar.get('onnx', '?')} (sha256 {sidecar.get('onnx_sha256', '?')})"),
+        ("built", f"{sidecar.get('built_at', '?')} in {sidecar.get('build_seconds', '?')} s by stgcn-rt "
+                  f"{sidecar.get('stgcn_rt_version', '?')}"),
+    ]
+    return rows
 
 
 def _gflops(flops: int) -> str:

@@ -3,7 +3,8 @@ import onnx
 import pytest
 
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.export.onnx_export import ExportOptions, export_onnx, read_onnx_metadata
+from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+from stgcn_rt.export.onnx_file import read_onnx_metadata
 from stgcn_rt.export.validate import load_windows
 from stgcn_rt.model.checkpoint import load_checkpoint
 from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier

@@ -13,6 +13,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
 from stgcn_rt.export.quantize import is_quantized, quantize_int8
 from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
+from stgcn_rt.info import describe
 from stgcn_rt.model.checkpoint import load_checkpoint
 from stgcn_rt.runtime import load_classifier
 from stgcn_rt.runtime.backends.tensorrt_runner import check_sidecar
@@ -59,6 +60,9 @@ def test_rtx_parses_and_builds_ahead_of_time(models, tmp_path, persons, precisio
     assert saved["inputs"] == [{"name": "input", "shape": [1, 3, 150, 33, persons], "dtype": "FLOAT"}]
     assert saved["outputs"][0]["name"] == "output" and saved["outputs"][0]["shape"] == [1, 2]
     assert any("Building engine" in line for line in lines)  # progress reached the user
+    described = dict(describe(engine))  # stgcn-rt info, from the sidecar, without a GPU
+    assert described["precision"] == precision and "compute capability 86" in described["built for"]
+    assert described["inputs"] == f"input (1, 3, 150, 33, {persons}) float"
 
 
 def test_rtx_builds_a_dynamic_batch_profile(tmp_path, demo_models):
@@ -188,3 +192,11 @@ def test_implicit_int8_where_tensorrt_lacks_it(models, tmp_path, real_windows):
     with pytest.raises(StgcnError, match="implicit INT8 needs calibration windows"):
         build_engine(models[(1, "fp32")], tmp_path / "m.engine",
                      BuildOptions(precision="int8", int8_mode="implicit", builder="rtx"))
+
+
+def test_info_on_an_engine_without_its_sidecar(tmp_path):
+    engine = tmp_path / "other.plan"
+    engine.write_bytes(b"\0" * 2_000_000)
+    described = dict(describe(engine))
+    assert described["kind"] == "TensorRT engine (no sidecar)" and described["size"] == "2.0 MB"
+    assert "loads unchecked" in described["note"]
