@@ -17,4 +17,6 @@ if [ ! -x .venv-triton/bin/python ]; then python3 -m venv .venv-triton; fi
     | grep -v "is ignored" >&2 || true
 export STGCN_RT_SERVE_PYTHON="$PWD/.venv-triton/bin/python"
 .venv/bin/python -m ruff check src tests scripts
+# the package runs on Python 3.8 (JetPack 5): no newer syntax or standard-library call in src/
+.venv/bin/vermin --quiet --violations --no-tips --backport typing --backport dataclasses -t=3.8- src
 .venv/bin/python -m pytest "$@"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import torch
+from click.testing import CliRunner
 
 from stgcn_rt.model.graph import spatial_adjacency
 from stgcn_rt.model.layouts import get_layout
@@ -121,3 +123,12 @@ class V2Server:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def cli_runner() -> CliRunner:
+    """A click test runner that keeps stderr apart from stdout on every click version: 8.2+ always
+    does, 8.1 (the last for Python 3.8, JetPack 5's) only with ``mix_stderr=False``."""
+    if "mix_stderr" in inspect.signature(CliRunner).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+

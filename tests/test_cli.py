@@ -1,17 +1,18 @@
 """The command line: the happy path end to end, and one clear line for every bad input."""
 
+import importlib.util
 import subprocess
 import sys
 
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import cli_runner
 
 from stgcn_rt.cli import cli
 
 
 def run(*args):
-    result = CliRunner().invoke(cli, list(map(str, args)))
+    result = cli_runner().invoke(cli, list(map(str, args)))
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -51,7 +52,9 @@ def test_demo_export_info_validate(tmp_path, real_windows):
     assert "input (1, 3, 150, 33, 5)" in out and "23" not in out.split("FLOPs")[0][-5:]
     assert "FLOPs" in out and "normal,shoplifting" in out
     code, out, _ = run("info", demo)
-    assert code == 0 and "UNTRAINED" in out and "23.08 GFLOP" in out
+    flop_counter = importlib.util.find_spec("torch.utils.flop_counter") is not None  # torch >= 2.1
+    assert code == 0 and "UNTRAINED" in out
+    assert ("23.08 GFLOP" if flop_counter else "not counted: torch's FLOP counter needs torch 2.1") in out
     code, out, err = run("validate", demo, model)
     assert code == 0, err
     assert out.startswith("PASS random windows")
@@ -142,7 +145,7 @@ def test_pipeline_commands_without_the_pipeline_extra_fail_before_any_work(monke
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = CliRunner().invoke(cli, ["--debug", "info", str(tmp_path / "missing.pt")])
+    result = cli_runner().invoke(cli, ["--debug", "info", str(tmp_path / "missing.pt")])
     assert result.exit_code != 0 and result.exception is not None
 
 
@@ -173,5 +176,5 @@ def test_fast_modes_select_the_measured_configurations():
                                                              "cuda_graphs": True}
     assert fast_torch_options("m.pt", "cuda:1")["triton_kernels"] is True
     assert fast_torch_options("m.pt", "cuda", "compile")["compile"] is True
-    result = CliRunner().invoke(cli, ["run", "--source", "x.mp4", "--model", "m.pt", "--fast", "turbo"])
+    result = cli_runner().invoke(cli, ["run", "--source", "x.mp4", "--model", "m.pt", "--fast", "turbo"])
     assert result.exit_code == 2 and "Invalid value for '--fast'" in result.stderr

@@ -1,6 +1,8 @@
 """The whole package type-checks with mypy, its TensorRT code against the TensorRT 10 API
 (tensorrt-stubs; no full TensorRT installs here, so this is how its calls are checked)."""
 
+from __future__ import annotations
+
 import importlib.util
 import os
 import re

@@ -52,7 +52,9 @@ def describe_engine(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def _gflops(flops: int) -> str:
+def _gflops(flops: int | None) -> str:
+    if flops is None:
+        return "not counted: torch's FLOP counter needs torch 2.1"
     return f"{flops / 1e9:.2f} GFLOP per window"
 
 

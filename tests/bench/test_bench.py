@@ -7,7 +7,7 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import cli_runner
 
 from stgcn_rt.bench import run as bench_run
 from stgcn_rt.bench.candidates import Candidate, makers
@@ -60,7 +60,7 @@ def test_a_precision_with_spaces_keeps_its_own_column(report):
 
 
 def test_cli_writes_json_markdown_and_plots(tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "1",
+    result = cli_runner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "1",
                                       "--iterations", "5", "--seconds", "0.2", "--out", str(tmp_path),
                                       "--name", "t"])
     assert result.exit_code == 0, result.stderr
@@ -76,12 +76,12 @@ def test_cli_writes_json_markdown_and_plots(tmp_path):
     (["--model", "missing.pt"], "checkpoint missing.pt not found"),
 ])
 def test_bad_arguments(args, message):
-    result = CliRunner().invoke(cli, ["bench", *args])
+    result = cli_runner().invoke(cli, ["bench", *args])
     assert result.exit_code != 0 and message in result.stderr
 
 
 def test_cameras_none_skips_the_camera_test(tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "none",
+    result = cli_runner().invoke(cli, ["bench", "--backends", "onnxruntime", "--batch", "1", "--cameras", "none",
                                       "--iterations", "5", "--seconds", "0.2", "--out", str(tmp_path),
                                       "--name", "t"])
     assert result.exit_code == 0, result.stderr
@@ -93,7 +93,7 @@ def test_cameras_none_skips_the_camera_test(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_backends_that_cannot_run_here_are_one_clear_error(tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "--backends", "triton-kernels-graphs", "--batch", "1", "--cameras",
+    result = cli_runner().invoke(cli, ["bench", "--backends", "triton-kernels-graphs", "--batch", "1", "--cameras",
                                       "none", "--iterations", "5", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "none of the backends asked for can run here (fp16, graphs" in result.stderr
@@ -102,7 +102,7 @@ def test_backends_that_cannot_run_here_are_one_clear_error(tmp_path):
 
 def test_markdown_names_the_first_error_of_a_design(report):
     failing = copy.deepcopy(report)
-    failing["cameras"][0] |= {"errors": 3, "first_error": "RuntimeError: CUDA error: out of memory"}
+    failing["cameras"][0].update(errors=3, first_error="RuntimeError: CUDA error: out of memory")
     jsonschema.validate(json.loads(json.dumps(failing)), SCHEMA)
     row = failing["cameras"][0]
     assert (f"{row['label']} at {row['cameras']} cameras: 3 windows failed with an error (counted as dropped), "

@@ -54,8 +54,21 @@ def test_only_operators_tensorrt_parses(exported):
     _, out = exported
     ops = {node.op_type for node in onnx.load(str(out[5][0])).graph.node}
     assert "Einsum" not in ops and "AveragePool" not in ops
+    # Flatten and Reciprocal: torch 2.0's exporter writes the pooling and the classifier with them
     assert ops <= {"Reshape", "Conv", "Relu", "Transpose", "BatchNormalization", "MatMul", "Add",
-                   "ReduceSum", "Mul", "Unsqueeze", "Slice", "Sub", "Concat", "Shape", "Expand"}
+                   "ReduceSum", "Mul", "Unsqueeze", "Slice", "Sub", "Concat", "Shape", "Expand",
+                   "Flatten", "Reciprocal"}
+    assert "Constant" not in ops and "Identity" not in ops  # folded into initializers / bypassed
+
+
+def test_fp16_export_without_cpu_fp16_convolutions_is_one_line(exported, tmp_path, monkeypatch):
+    import stgcn_rt.export.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "_cpu_runs_fp16_convolutions", lambda: False)
+    loaded, _ = exported
+    with pytest.raises(StgcnError, match=r"an fp16 ONNX needs torch >= 2.1 .* export fp32, from which stgcn-rt build"):
+        export_onnx(loaded, tmp_path / "m.onnx", ExportOptions(precision="fp16"))
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("persons", [1, 5])

@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
+from helpers import cli_runner
 
 from stgcn_rt.cli import cli
 from stgcn_rt.errors import StgcnError
@@ -101,7 +101,7 @@ def test_refusals(tmp_path, demo_models):
 
 def test_cli_prints_the_server_commands(demo_models, tmp_path):
     _, onnx_path = demo_models
-    result = CliRunner().invoke(cli, ["export-triton", str(onnx_path), "-o", str(tmp_path / "repo"),
+    result = cli_runner().invoke(cli, ["export-triton", str(onnx_path), "-o", str(tmp_path / "repo"),
                                       "--preferred-batch", "8,16"])
     assert result.exit_code == 0, result.stderr
     assert f"tritonserver --model-repository={(tmp_path / 'repo').resolve()}" in result.stdout

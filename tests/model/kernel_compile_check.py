@@ -5,6 +5,8 @@ choose). Prints one JSON line per compilation with the shared memory it needs. R
 tests/model/test_triton_model.py in a subprocess, because the interpreter those tests use must
 not be on here."""
 
+from __future__ import annotations
+
 import json
 import sys
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("triton")
+pytest.importorskip("triton", minversion="3.2")  # the kernels use its newer autotuner and TMA API
 
 from stgcn_rt.errors import StgcnError  # noqa: E402
 from stgcn_rt.model.checkpoint import load_checkpoint  # noqa: E402

@@ -7,10 +7,11 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("cv2")
 pytest.importorskip("mediapipe")
+
+from helpers import cli_runner  # noqa: E402
 
 from stgcn_rt.cli import cli  # noqa: E402
 
@@ -24,7 +25,7 @@ def read_events(path):
 def test_two_videos_at_once(tmp_path, videos, demo_models):
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]),
+    result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]),
                                       "--source", str(videos["skateboarding"]), "--model", str(onnx_path),
                                       "--stride", "10", "--events", str(events),
                                       "--save-video", str(tmp_path / "video")])
@@ -51,7 +52,7 @@ def test_a_broken_source_does_not_stop_the_others(tmp_path, videos, demo_models)
     cut = tmp_path / "broken.mp4"
     data = videos["skateboarding"].read_bytes()
     cut.write_bytes(data[: len(data) // 3])
-    result = CliRunner().invoke(cli, ["run", "--source", str(tmp_path / "missing.mp4"), "--source", str(cut),
+    result = cli_runner().invoke(cli, ["run", "--source", str(tmp_path / "missing.mp4"), "--source", str(cut),
                                       "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
                                       "--stride", "25", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
@@ -63,7 +64,7 @@ def test_a_broken_source_does_not_stop_the_others(tmp_path, videos, demo_models)
 
 def test_no_usable_source_is_an_error(tmp_path, demo_models):
     _, onnx_path = demo_models
-    result = CliRunner().invoke(cli, ["run", "--source", str(tmp_path / "nope.mp4"), "--model", str(onnx_path),
+    result = cli_runner().invoke(cli, ["run", "--source", str(tmp_path / "nope.mp4"), "--model", str(onnx_path),
                                       "--events", str(tmp_path / "e.jsonl")])
     assert result.exit_code == 2, result.stderr
     missing = tmp_path / "nope.mp4"
@@ -115,14 +116,14 @@ def test_multi_person_windows_on_a_real_video(tmp_path, videos):
         if boxes:
             found += 1
             main_slots.append(max(boxes, key=lambda s: boxes[s].area))
-    switches = sum(a != b for a, b in zip(main_slots, main_slots[1:], strict=False))
+    switches = sum(a != b for a, b in zip(main_slots, main_slots[1:]))
     print(f"M=5 on clean_and_jerk: someone in {found}/120 frames, main-person slot switches {switches}")
     assert found >= 100 and switches <= 3
 
     onnx_path, _ = export_onnx(load_checkpoint(make_demo_checkpoint(tmp_path / "d.pt")), tmp_path / "m5.onnx",
                                ExportOptions(persons=5), validate=False)
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+    result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
                                       "--persons", "5", "--stride", "50", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
     predictions = read_events(events)
@@ -135,7 +136,7 @@ def test_alerts_with_hysteresis_and_a_clip_each(tmp_path, videos, demo_models):
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
     # threshold 0 makes every window count towards an alert: raised once, after 2 windows, never cleared
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+    result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
                                       "--stride", "30", "--events", str(events), "--threshold", "0",
                                       "--min-windows", "2", "--save-clips", str(tmp_path / "clips")])
     assert result.exit_code == 0, result.stderr
@@ -152,7 +153,7 @@ def test_display_without_a_screen_is_one_line(tmp_path, videos, demo_models, mon
     _, onnx_path = demo_models
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
+    result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model", str(onnx_path),
                                       "--events", str(tmp_path / "e.jsonl"), "--display"])
     assert result.exit_code == 2 and result.stderr.strip().endswith("use --save-video DIR instead")
 
@@ -168,7 +169,7 @@ def test_pipeline_with_a_model_served_by_triton(tmp_path, videos, demo_models):
         server = V2Server(local)
         try:
             events = tmp_path / "events.jsonl"
-            result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
+            result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
                                               f"http://127.0.0.1:{server.port}/stgcn", "--stride", "50",
                                               "--events", str(events)])
         finally:

@@ -136,7 +136,7 @@ def test_launched_batches_are_what_predict_returns(demo_models, real_windows):
         first, second, third = (model.launch(real_windows[i:i + 4]) for i in (0, 4, 0))
         between = model.predict(real_windows[4:8])
         results = [first(), second(), third(), between]
-    for got, expected in zip(results, [want[0], want[1], want[0], want[1]], strict=True):
+    for got, expected in zip(results, [want[0], want[1], want[0], want[1]]):
         np.testing.assert_array_equal(got, expected)
 
 
@@ -151,7 +151,7 @@ def test_host_calls_wait_on_the_callers_current_stream(demo_models, real_windows
         with torch.cuda.stream(other):
             got = [model.predict(real_windows[i:i + 1]) for i in range(3)]
             got += [model.launch(real_windows[i:i + 1])() for i in range(3, 6)]
-    for g, w in zip(got, want, strict=True):
+    for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert len({float(w[0, 0]) for w in want}) > 1  # the windows give different probabilities
 
@@ -207,6 +207,6 @@ def test_graphs_sharing_one_pool_replay_in_any_order(demo_models, real_windows):
                              shared_graph_memory=shared) as model:
             model.warm_up(16)  # captures buckets 1, 2, 4, 8, 16 in that order
             results[shared] = [model.predict(real_windows[:n]) for n in (14, 1, 5, 14, 2)]
-    for with_shared, with_own in zip(results[True], results[False], strict=True):
+    for with_shared, with_own in zip(results[True], results[False]):
         np.testing.assert_allclose(with_shared, with_own, atol=1e-5)
     np.testing.assert_array_equal(results[True][0], results[True][3])

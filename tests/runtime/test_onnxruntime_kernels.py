@@ -1,5 +1,7 @@
 """INT8 temporal convolutions routed to ONNX Runtime's integer GEMM: same values, same outputs."""
 
+from __future__ import annotations
+
 import numpy as np
 import onnx
 import pytest

@@ -4,6 +4,8 @@ PyTriton and tritonclient[grpc] need protobuf >= 6, which mediapipe cannot share
 from the Python named in STGCN_RT_SERVE_PYTHON (scripts/test.sh builds .venv-triton for it).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli_runner
 
 from stgcn_rt.cli import cli
 from stgcn_rt.runtime import load_classifier
@@ -144,7 +146,7 @@ def test_concurrent_clients_get_the_local_predictions(server, local, real_window
 
 
 def test_bench_through_the_server_beside_the_in_process_scheduler(server, tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "--model", server.http, "--backends", "onnxruntime,triton",
+    result = cli_runner().invoke(cli, ["bench", "--model", server.http, "--backends", "onnxruntime,triton",
                                       "--batch", "1,4", "--cameras", "1", "--clients", "1,3", "--iterations", "5",
                                       "--seconds", "0.5", "--out", str(tmp_path), "--name", "t"])
     assert result.exit_code == 0, result.stderr
@@ -181,7 +183,7 @@ def test_pipeline_on_a_real_video_through_the_server(server, tmp_path, videos, s
     if scheme == "grpc":
         pytest.importorskip("tritonclient.grpc")
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
+    result = cli_runner().invoke(cli, ["run", "--source", str(videos["clean_and_jerk"]), "--model",
                                       getattr(server, scheme), "--stride", "50", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in events.read_text().splitlines()]

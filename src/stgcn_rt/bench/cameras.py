@@ -128,5 +128,5 @@ def thread_design(run_one: Callable[[np.ndarray, Any], Any], make_stream: Callab
         t.join()
     result = _result(latencies, expected, dropped, seconds, p99_limit_ms)
     if errors:
-        result |= {"errors": len(errors), "first_error": errors[0][:200]}
+        result.update(errors=len(errors), first_error=errors[0][:200])
     return result

@@ -154,7 +154,7 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
     device = "cuda" if cuda else "cpu"
     found: dict[str, Callable[[], Candidate]] = {"eager": lambda: roadmap_eager(loaded, device)}
     if cuda:
-        found |= {
+        found.update({
             "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
             "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
             "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
@@ -169,8 +169,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                              triton_kernels=True),
             "triton-kernels-pointer-loads-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
                                                                            triton_kernels=True, tma_loads=False),
-        }
-    found |= {
+        })
+    found.update({
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
         "onnxruntime-as-exported": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
                                                           aggregate_first=False),
@@ -181,7 +181,7 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                              integer_gemm=False),
         "onnxruntime-int8-nchw-steps": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
                                                               channels_last_steps=False),
-    }
+    })
     if engine is not None:
         found["tensorrt"] = lambda: engine_candidate(engine)
     if server is not None:

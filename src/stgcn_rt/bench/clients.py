@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable, Tuple
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.scheduler import BatchScheduler
 
 #: a client: (send one window and wait for its probabilities, release the client)
-Client = tuple[Callable[[np.ndarray], Any], Callable[[], None]]
+Client = Tuple[Callable[[np.ndarray], Any], Callable[[], None]]  # typing's Tuple: a runtime alias on Python 3.8
 
 
 def closed_loop(make_client: Callable[[int], Client], clients: int, seconds: float, windows: np.ndarray

@@ -1,5 +1,7 @@
 """Names of the benchmark's backends, importable without torch (the CLI's choices)."""
 
+from __future__ import annotations
+
 from typing import Any
 
 from stgcn_rt.runtime.modes import FAST_MODES, FP16_GRAPHS

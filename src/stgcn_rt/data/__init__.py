@@ -11,24 +11,25 @@ decoder or pose model.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 SKELETONS = "skeletons.npz"
 DEMO_VIDEO = "clean_and_jerk.mp4"
+# the package is installed from files (setuptools, editable or not), never from a zip, so its data
+# are real paths beside this module; importlib.resources.files would need Python 3.9
+FOLDER = Path(__file__).resolve().parent
 
 
 def demo_video() -> Path:
-    """Path of the shipped demo video (the package is installed from files, so it is a real path)."""
-    return Path(str(resources.files(__name__).joinpath(DEMO_VIDEO)))
+    """Path of the shipped demo video."""
+    return FOLDER / DEMO_VIDEO
 
 
 def real_skeletons() -> dict[str, np.ndarray]:
     """{video name: keypoints (frames, 33, 3) float32}."""
-    with resources.files(__name__).joinpath(SKELETONS).open("rb") as handle:
-        archive = np.load(handle)
+    with np.load(FOLDER / SKELETONS) as archive:
         return {k: archive[k].astype(np.float32) for k in archive.files if not k.endswith("__fps")}
 
 

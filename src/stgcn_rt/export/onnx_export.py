@@ -18,6 +18,7 @@ import torch
 
 from stgcn_rt import __version__
 from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.export.graph_tidy import fold_constants_and_identities
 from stgcn_rt.export.validate import Comparison, validate
 from stgcn_rt.files import atomic_output, check_output_path
 from stgcn_rt.model.checkpoint import LoadedModel
@@ -102,7 +103,7 @@ def _quiet_exporter() -> Iterator[io.StringIO]:
             warnings.simplefilter("ignore")
             yield captured
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
+        for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
 
@@ -143,6 +144,10 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
     out = check_output_path(output)
     module: torch.nn.Module = loaded.model.eval()
     if options.precision == "fp16":
+        if not _cpu_runs_fp16_convolutions():
+            raise StgcnError(f"an fp16 ONNX needs torch >= 2.1 (the export runs the fp16 blocks on the CPU) and "
+                             f"this is torch {torch.__version__}: export fp32, from which stgcn-rt build "
+                             "--precision fp16 builds an fp16 TensorRT engine")
         module = set_block_precision(copy.deepcopy(module), torch.float16)
     output_names = [options.output_name]
     if options.probs_output:
@@ -171,6 +176,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
                 f"the exporter produced opset {opset}, not the requested {options.opset}: "
                 f"pass --opset {opset} or use a torch/onnxscript pair that converts to {options.opset}"
             )
+        fold_constants_and_identities(model)
         name_nodes_after_parameters(model)
         del model.metadata_props[:]
         for key, value in onnx_metadata(loaded, options).items():
@@ -184,6 +190,16 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         if failed:
             raise StgcnError(f"validation failed, {out} not written: {failed[0].line()}")
     return out, comparisons
+
+
+def _cpu_runs_fp16_convolutions() -> bool:
+    """torch 2.0 (JetPack 5's) has no fp16 convolution on the CPU, which tracing an fp16 export runs."""
+    try:
+        torch.nn.functional.conv2d(torch.zeros(1, 1, 1, 1, dtype=torch.float16),
+                                   torch.zeros(1, 1, 1, 1, dtype=torch.float16))
+    except RuntimeError:
+        return False
+    return True
 
 
 def validate_against_torch(loaded: LoadedModel, onnx_path: str | os.PathLike[str],

@@ -77,7 +77,7 @@ def quantize_int8(onnx_path: str | os.PathLike[str], output: str | os.PathLike[s
         raise StgcnError(f"{onnx_path} is {meta['precision']}: quantize the fp32 export")
     graph_input = model.graph.input[0]
     dims = [d.dim_value or None for d in graph_input.type.tensor_type.shape.dim]
-    if windows.ndim != 5 or any(d is not None and w != d for w, d in zip(windows.shape[1:], dims[1:], strict=True)):
+    if windows.ndim != 5 or any(d is not None and w != d for w, d in zip(windows.shape[1:], dims[1:])):
         raise StgcnError(f"calibration windows have shape {windows.shape}; the model takes (N, {dims[1:]})")
     if len(windows) < 8:
         raise StgcnError(f"{len(windows)} calibration windows are too few: give at least 8 (hundreds are better)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
 METADATA_KEY = "stgcn_rt"
 DEFAULT_CLASSES = ("normal", "shoplifting")
 # torch's wording for a class or function that weights_only=True will not unpickle, across versions:
-# "Unsupported global: GLOBAL pkg.Name" and "pkg.Name was not an allowed global by default".
+# "Unsupported global: GLOBAL pkg.Name", "pkg.Name was not an allowed global by default" and, in
+# torch 2.0, "Unsupported class pkg.Name".
 _REFUSED_GLOBAL = (re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),
-                   re.compile(r"([\w.]+) was not an allowed global"))
+                   re.compile(r"([\w.]+) was not an allowed global"),
+                   re.compile(r"Unsupported class ([\w.]+)"))
 
 
 @dataclass
@@ -57,7 +60,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if path.is_dir():
         raise StgcnError(f"checkpoint {path} is a directory, not a file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch 2.0's loader warns of its own TypedStorage use
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
             UnicodeDecodeError, AttributeError, IndexError, OSError) as exc:  # OSError: a cut zip's seek
         refused = refused_global(str(exc))

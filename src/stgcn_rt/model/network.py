@@ -178,7 +178,7 @@ class STGCN(nn.Module):
 
     @property
     def blocks(self) -> list[STGCNBlock]:
-        return cast(list[STGCNBlock], list(self.st_gcn_networks))
+        return cast("list[STGCNBlock]", list(self.st_gcn_networks))
 
     def adjacency(self, block: int) -> torch.Tensor:
         """Block ``block``'s (K, V, V) adjacency: A, times its learned edge importance if any."""

@@ -51,7 +51,8 @@ def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool =
     ``pre_hook``: called with the launch's arguments before each launch of a candidate."""
     if INTERPRETED:  # one large tile: the interpreter cannot time candidates, and runs each program in Python
         sizes = [(128, 256, 64, 4, 1)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k} | ({"PIPELINED": s > 1} if pipelined_flag else {}),
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k,
+                           **({"PIPELINED": s > 1} if pipelined_flag else {})},
                           num_warps=w, num_stages=s, pre_hook=pre_hook)
             for m, n, k, w, s in sizes]
 

@@ -87,7 +87,7 @@ class TritonBlock(nn.Module):
             raise StgcnError(f"the Triton kernels take at most 15 neighbours per joint and partition; this "
                              f"checkpoint's graph has {max(self.depths)}: use the optimized rewrite instead")
         depth = max(self.depths)
-        folded = [_kernel_layouts(b, a.detach(), depth) for b, a in zip(blocks, adjacencies, strict=True)]
+        folded = [_kernel_layouts(b, a.detach(), depth) for b, a in zip(blocks, adjacencies)]
         for name in folded[0]:
             self.register_buffer(name, torch.stack([f[name] for f in folded]).detach().contiguous())
         self.stride = blocks[0].stride
@@ -150,7 +150,7 @@ class TritonSTGCN(nn.Module):
         else:
             raise TypeError(f"no Triton kernels for a {type(model).__name__}: expected STGCN or TwoStreamSTGCN")
         joints = streams[0].A.shape[-1]
-        scales, shifts = zip(*(bn_scale_shift(s.data_bn) for s in streams), strict=True)  # per (joint, channel)
+        scales, shifts = zip(*(bn_scale_shift(s.data_bn) for s in streams))  # per (joint, channel)
         for name, values in (("input_scale", scales), ("input_shift", shifts)):
             self.register_buffer(name, torch.stack([s.reshape(joints, -1) for s in values]).detach().contiguous())
         blocks = [TritonBlock([s.blocks[i] for s in streams], [s.adjacency(i) for s in streams])

@@ -60,7 +60,7 @@ class HogDetector:
         rects, weights = self._hog.detectMultiScale(small, hitThreshold=self.hit_threshold, winStride=(4, 4),
                                                     padding=(16, 16), scale=1.05)
         boxes = [Box(x / self.scale, y / self.scale, (x + w) / self.scale, (y + h) / self.scale, float(s))
-                 for (x, y, w, h), s in zip(rects, np.ravel(weights), strict=True)]
+                 for (x, y, w, h), s in zip(rects, np.ravel(weights))]
         return non_max_suppression(boxes)
 
 
@@ -79,7 +79,7 @@ class YoloDetector:
         xyxy = result.boxes.xyxy.cpu().numpy()
         scores = result.boxes.conf.cpu().numpy()
         return [Box(float(x1), float(y1), float(x2), float(y2), float(s))
-                for (x1, y1, x2, y2), s in zip(xyxy, scores, strict=True)]
+                for (x1, y1, x2, y2), s in zip(xyxy, scores)]
 
 
 def make_detector(spec: str):  # noqa: ANN201 - a callable image -> list[Box]

@@ -1,7 +1,7 @@
 """MediaPipe pose, fully offline: 33 landmarks as (x/width, y/height, visibility) in [0, 1].
 
 Only the legacy ``mediapipe.solutions.pose`` API with ``model_complexity=1`` runs from what the
-mediapipe 0.10.21 wheel ships (``pose_landmark_full.tflite``); complexities 0 and 2 and the Tasks
+mediapipe wheels 0.10.9 to 0.10.21 ship (``pose_landmark_full.tflite``); complexities 0 and 2 and the Tasks
 API download their models at run time, which an offline camera host cannot do.
 """
 

@@ -134,14 +134,21 @@ class PosePool:
         self._executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_worker)
                            for _ in range(self.workers)]
         self._slots: dict[str, int] = {}
+        self._pending: set[Future] = set()  # to cancel on close (shutdown's cancel_futures needs Python 3.9)
 
     def submit(self, camera: str, image: np.ndarray) -> Future:
         slot = self._slots.setdefault(camera, len(self._slots) % self.workers)
-        return self._executors[slot].submit(_estimate, camera, image, self.persons, self.detector)
+        future = self._executors[slot].submit(_estimate, camera, image, self.persons, self.detector)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
 
     def close(self) -> None:
+        """Drop the frames no worker has started, then wait for the running ones."""
+        for future in list(self._pending):
+            future.cancel()
         for executor in self._executors:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=True)
 
     def __enter__(self) -> PosePool:
         return self

@@ -142,7 +142,7 @@ class Pipeline:
             "kind": "prediction", "time": now_iso(), "camera": result.camera,
             "frames": meta["frames"], "persons": meta["persons"],
             "class": self.classifier.classes[index],
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classifier.classes, probs, strict=True)},
+            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classifier.classes, probs)},
             "latency_ms": round(result.latency_s * 1000, 2), "batch": result.batch_size,
         }
         self._emit(event)
@@ -350,7 +350,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
             folder.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"persons": config.persons} if is_checkpoint(model) else {}
     if fast:
-        options |= fast_torch_options(model, device, fast)
+        options.update(fast_torch_options(model, device, fast))
     with load_classifier(model, device=device, **options) as classifier:
         report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")

@@ -35,7 +35,7 @@ class SlotTracker:
         matched_boxes: set[int] = set()
         if self.tracks and boxes:
             cost = np.array([[1.0 - iou(t.box, b) for b in boxes] for t in self.tracks])
-            for ti, bi in zip(*linear_sum_assignment(cost), strict=True):
+            for ti, bi in zip(*linear_sum_assignment(cost)):
                 if 1.0 - cost[ti, bi] >= self.min_iou:
                     self.tracks[ti].box, self.tracks[ti].missed = boxes[bi], 0
                     matched_tracks.add(ti)
@@ -47,7 +47,7 @@ class SlotTracker:
         used = {t.slot for t in self.tracks}
         free = [s for s in range(self.slots) if s not in used]
         newcomers = sorted((b for i, b in enumerate(boxes) if i not in matched_boxes), key=lambda b: -b.area)
-        for slot, box in zip(free, newcomers, strict=False):
+        for slot, box in zip(free, newcomers):
             self.tracks.append(Track(slot, box))
             matched_tracks.add(len(self.tracks) - 1)
         return {t.slot: t.box for t in self.tracks if t.missed == 0}

@@ -13,7 +13,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ SCHEMES: dict[str, str] = {
     "grpc": "stgcn_rt.runtime.backends.triton_runner:TritonClassifier",
 }
 
-Shape = tuple[int | None, ...]
+Shape = Tuple[Optional[int], ...]  # typing's forms: a runtime alias on Python 3.8
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ class Classifier(ABC):
             )
         expected = self.input_shape
         mismatch = len(shape) != 5 or any(
-            e is not None and s != e for s, e in zip(shape[1:], expected[1:], strict=True))
+            e is not None and s != e for s, e in zip(shape[1:], expected[1:]))
         if mismatch:
             want = "(" + ", ".join("N" if i == 0 else ("*" if e is None else str(e))
                                    for i, e in enumerate(expected)) + ")"

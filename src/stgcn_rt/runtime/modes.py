@@ -1,5 +1,7 @@
 """The PyTorch runner's named GPU configurations; importable without torch or numpy (the CLI's choices)."""
 
+from __future__ import annotations
+
 from typing import Any
 
 #: fp16 blocks with a CUDA graph per batch bucket: what every fast configuration builds on

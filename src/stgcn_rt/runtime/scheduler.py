@@ -63,8 +63,9 @@ class SchedulerStats:
     batch_sizes: Counter = field(default_factory=Counter)
 
     def totals(self) -> dict[str, int]:
-        return {name: sum(getattr(self, name).values())
-                for name in ("submitted", "completed", "dropped", "failed")} | {"batches": self.batches}
+        totals = {name: sum(getattr(self, name).values()) for name in ("submitted", "completed", "dropped", "failed")}
+        totals["batches"] = self.batches
+        return totals
 
 
 class BatchScheduler:
@@ -194,7 +195,7 @@ class BatchScheduler:
         done = time.perf_counter()
         self.stats.batches += 1
         self.stats.batch_sizes[len(batch)] += 1
-        for item, probs in zip(batch, probabilities, strict=True):
+        for item, probs in zip(batch, probabilities):
             result = WindowResult(item.camera, probs, done - item.enqueued, len(batch), item.meta)
             self.stats.completed[item.camera] += 1
             item.future.set_result(result)

@@ -58,7 +58,10 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
         raise StgcnError("the Triton kernels run fp16 on a CUDA GPU: use --device cuda and fp16")
-    require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
+    triton = require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
+    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 2):
+        raise StgcnError(f"the Triton kernels need triton >= 3.2 and this environment has {triton.__version__} "
+                         "(torch 2.0's): pip install 'triton>=3.2' where your torch allows it, or leave them off")
     from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# JetPack 5's environment, as near as an x86 machine gets: Python 3.8 with torch 2.0 (JetPack 5's
+# NVIDIA wheels are torch 2.0.0 and 2.1.0a0 for cp38), the newest ONNX Runtime and MediaPipe for
+# cp38, and stgcn-rt[pipeline]; then the tests of the model, checkpoint loading, the fp32 export,
+# the runners, predict_action, the scheduler, the pipeline and the CLI. Not here: what needs torch
+# 2.1 (fp16 ONNX, FLOP counts) or newer exports' graph patterns (the ONNX Runtime runner's CPU
+# rewrites of dynamic-batch exports), TensorRT-RTX, Triton.
+# Needs a python3.8 (PYTHON38=path, else python3.8 on PATH or under ~/.pyenv); without one it says
+# so and exits 0. Arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python38=""
+for candidate in "${PYTHON38:-}" "$HOME"/.pyenv/versions/3.8*/bin/python3.8 "$(command -v python3.8 || true)"; do
+  # a pyenv shim exists without a usable 3.8 behind it: ask each candidate for its version
+  if [ -n "$candidate" ] && "$candidate" -c "import sys; assert sys.version_info[:2] == (3, 8)" 2>/dev/null; then
+    python38="$candidate"
+    break
+  fi
+done
+if [ -z "$python38" ]; then
+  echo "py38-check: skipped, no Python 3.8 here (set PYTHON38=/path/to/python3.8)" >&2
+  exit 0
+fi
+if [ ! -x .venv-py38/bin/python ]; then "$python38" -m venv .venv-py38; fi
+pip() { .venv-py38/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" >&2 || true; }
+pip install "torch==2.0.1" "numpy<1.25"
+pip install -e ".[pipeline]" pytest jsonschema
+.venv-py38/bin/python -c "import stgcn_rt, torch, onnxruntime, mediapipe; print('py38-check:', 'torch', torch.__version__, \
+'onnxruntime', onnxruntime.__version__, 'mediapipe', mediapipe.__version__)" >&2
+.venv-py38/bin/python -m pytest -q -p no:cacheprovider tests/model tests/export/test_onnx_export.py \
+    tests/export/test_graph_tidy.py tests/runtime/test_classifier.py tests/runtime/test_predict.py \
+    tests/runtime/test_scheduler.py tests/pipeline tests/test_cli.py "$@"
