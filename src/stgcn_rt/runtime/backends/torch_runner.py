@@ -61,7 +61,8 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     triton = require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
     if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 2):
         raise StgcnError(f"the Triton kernels need triton >= 3.2 and this environment has {triton.__version__} "
-                         "(torch 2.0's): pip install 'triton>=3.2' where your torch allows it, or leave them off")
+                         "(torch 2.0 brings 2.0): pip install 'stgcn-rt[kernels]' where your torch allows it, "
+                         "or leave the kernels off")
     from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 
