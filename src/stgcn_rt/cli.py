@@ -94,6 +94,7 @@ def cli(debug: bool) -> None:
     \b
     Typical flow:
       stgcn-rt demo                                    # export + run, on shipped data
+    stgcn-rt check                                   # what this machine can run
       stgcn-rt export model.pt -o model.onnx           # validated static-shape ONNX
       stgcn-rt build model.onnx -o model.engine        # TensorRT engine (fp16 by default)
       stgcn-rt run --source cam.mp4 --model model.onnx --events events.jsonl
@@ -239,10 +240,25 @@ def info(file: str, persons: int, seq_len: int) -> None:
     layout, classes, shapes, parameters, FLOPs, and what an engine was built for."""
     from stgcn_rt.info import describe
 
-    rows = describe(file, persons=persons, seq_len=seq_len)
+    echo_rows(describe(file, persons=persons, seq_len=seq_len))
+
+
+def echo_rows(rows: list[tuple[str, str]]) -> None:
+    """Print (label, value) rows with the values aligned."""
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
+
+
+@cli.command()
+@handle_errors
+def check() -> None:
+    """What this machine can run: PyTorch (CPU, CUDA), ONNX Runtime, TensorRT, the Triton kernels and
+    the pipeline's MediaPipe and OpenCV, with the version found or why not. Run it first on a new
+    machine (on a Jetson: in the venv made with --system-site-packages, to see JetPack's TensorRT)."""
+    from stgcn_rt.runtime.environment import capabilities
+
+    echo_rows([(c.name, ("yes  " if c.ok else "no   ") + c.detail) for c in capabilities()])
 
 
 def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) -> None:

@@ -1,0 +1,104 @@
+"""What this machine can run: each backend and the pipeline, with the version found or why not.
+
+``stgcn-rt check`` prints it. On a Jetson it answers the install questions (is JetPack's TensorRT
+visible from this venv, does this torch see the GPU, did MediaPipe install) before any model is
+loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+
+@dataclass
+class Capability:
+    """One thing stgcn-rt can use: ``detail`` is the version and device where ``ok``, else why not."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _torch() -> list[Capability]:
+    import torch
+
+    found = [Capability("pytorch (cpu)", True, f"torch {torch.__version__}")]
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        found.append(Capability("pytorch (cuda)", True, f"{torch.cuda.get_device_name(index)}, compute capability "
+                                                        f"{major}.{minor}, CUDA {torch.version.cuda}"))
+    else:
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda} but no GPU visible"
+        found.append(Capability("pytorch (cuda)", False, f"torch {torch.__version__} is {build}"))
+    return found
+
+
+def _triton_kernels(cuda: bool) -> Capability:
+    version = _installed("triton")
+    if version is None:
+        return Capability("triton kernels", False, "triton is not installed: pip install 'stgcn-rt[kernels]'")
+    if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < (3, 2):
+        return Capability("triton kernels", False, f"triton {version} is older than 3.2")
+    if not cuda:
+        return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")
+    return Capability("triton kernels", True, f"triton {version}")
+
+
+def _onnxruntime() -> Capability:
+    import onnxruntime
+
+    return Capability("onnxruntime", True, f"{onnxruntime.__version__}, providers "
+                                           f"{', '.join(onnxruntime.get_available_providers())}")
+
+
+def _tensorrt() -> Capability:
+    from stgcn_rt.errors import StgcnError
+    from stgcn_rt.export import trt_compat
+
+    try:
+        trt = trt_compat.import_tensorrt()
+    except StgcnError as exc:
+        return Capability("tensorrt", False, str(exc))
+    if trt_compat.is_rtx(trt):
+        return Capability("tensorrt", True, f"TensorRT-RTX {trt.__version__} (builds engines ahead of time; "
+                                            "its runtime runs on RTX GPUs only)")
+    return Capability("tensorrt", True, f"TensorRT {trt.__version__}")
+
+
+def _optional(name: str, module: str, extra: str, version: Callable[[], str]) -> Capability:
+    if importlib.util.find_spec(module) is None:
+        return Capability(name, False, f"{module} is not installed: pip install 'stgcn-rt[{extra}]'")
+    return Capability(name, True, version())
+
+
+def capabilities() -> list[Capability]:
+    """Every backend and optional part, in the order ``stgcn-rt check`` prints them."""
+    found = [Capability("stgcn-rt", True, f"{_installed('stgcn-rt') or '?'} on Python {platform.python_version()}, "
+                                          f"{platform.machine()} {sys.platform}")]
+    found += _torch()
+    cuda = found[-1].ok
+    found += [
+        _onnxruntime(),
+        _tensorrt(),
+        _triton_kernels(cuda),
+        # MediaPipe's import takes seconds, so its version comes from the package metadata; OpenCV
+        # may be JetPack's system module, which has none
+        _optional("pose (mediapipe)", "mediapipe", "pipeline", lambda: f"mediapipe {_installed('mediapipe')}"),
+        _optional("video (opencv)", "cv2", "pipeline", lambda: f"opencv {importlib.import_module('cv2').__version__}"),
+        _optional("triton client", "tritonclient", "triton", lambda: f"tritonclient {_installed('tritonclient')}"),
+    ]
+    return found

@@ -1,0 +1,48 @@
+"""stgcn-rt check: every backend and optional part, with its version or why it cannot run here."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from helpers import cli_runner
+
+from stgcn_rt.cli import cli
+from stgcn_rt.runtime import environment
+from stgcn_rt.runtime.environment import capabilities
+
+NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt", "triton kernels",
+         "pose (mediapipe)", "video (opencv)", "triton client"]
+
+
+def test_every_part_is_listed_with_what_was_found():
+    found = {c.name: c for c in capabilities()}
+    assert list(found) == NAMES
+    assert found["pytorch (cpu)"].ok and found["pytorch (cpu)"].detail == f"torch {torch.__version__}"
+    assert found["onnxruntime"].ok and "CPUExecutionProvider" in found["onnxruntime"].detail
+    assert found["pytorch (cuda)"].ok == torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        assert not found["triton kernels"].ok
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="describes a machine without a GPU")
+def test_what_is_missing_says_how_to_get_it(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mediapipe" else find_spec(name, *a))
+    found = {c.name: c for c in capabilities()}
+    assert found["pose (mediapipe)"] == environment.Capability(
+        "pose (mediapipe)", False, "mediapipe is not installed: pip install 'stgcn-rt[pipeline]'")
+    monkeypatch.setattr(environment, "_installed", lambda name: "2.0.0" if name == "triton" else None)
+    assert environment._triton_kernels(cuda=True).detail == "triton 2.0.0 is older than 3.2"
+    monkeypatch.setattr(environment, "_installed", lambda name: None)
+    assert "pip install 'stgcn-rt[kernels]'" in environment._triton_kernels(cuda=True).detail
+
+
+def test_check_command_prints_one_aligned_row_each():
+    result = cli_runner().invoke(cli, ["check"])
+    assert result.exit_code == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert [row.split("  ")[0] for row in rows] == NAMES
+    assert len({row.index(" yes ") if " yes " in row else row.index(" no ") for row in rows}) == 1
