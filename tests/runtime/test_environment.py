@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers import cli_runner
 
+import stgcn_rt
 from stgcn_rt.cli import cli
 from stgcn_rt.runtime import environment
 from stgcn_rt.runtime.environment import capabilities
@@ -19,6 +20,7 @@ NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt
 def test_every_part_is_listed_with_what_was_found():
     found = {c.name: c for c in capabilities()}
     assert list(found) == NAMES
+    assert found["stgcn-rt"].detail.startswith(f"{stgcn_rt.__version__} on Python ")  # also run from a source tree
     assert found["pytorch (cpu)"].ok and found["pytorch (cpu)"].detail == f"torch {torch.__version__}"
     assert found["onnxruntime"].ok and "CPUExecutionProvider" in found["onnxruntime"].detail
     assert found["pytorch (cuda)"].ok == torch.cuda.is_available()

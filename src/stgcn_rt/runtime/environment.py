@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
+from stgcn_rt import __version__
+
 
 @dataclass
 class Capability:
@@ -87,7 +89,7 @@ def _optional(name: str, module: str, extra: str, version: Callable[[], str]) ->
 
 def capabilities() -> list[Capability]:
     """Every backend and optional part, in the order ``stgcn-rt check`` prints them."""
-    found = [Capability("stgcn-rt", True, f"{_installed('stgcn-rt') or '?'} on Python {platform.python_version()}, "
+    found = [Capability("stgcn-rt", True, f"{__version__} on Python {platform.python_version()}, "
                                           f"{platform.machine()} {sys.platform}")]
     found += _torch()
     cuda = found[-1].ok
