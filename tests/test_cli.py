@@ -149,6 +149,15 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.exit_code != 0 and result.exception is not None
 
 
+def test_a_closed_stdout_is_no_error(tmp_path):
+    """stgcn-rt check | head -1: the reader went away, which is not the command's failure."""
+    proc = subprocess.Popen([sys.executable, "-m", "stgcn_rt.cli", "check"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes anything
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and stderr == b""
+
+
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stgcn_rt.cli", "info", str(tmp_path / "x.pt")],
                           capture_output=True, text=True)

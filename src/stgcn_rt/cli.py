@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # whoever read stdout stopped (stgcn-rt info m.onnx | head -3): no error to tell
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+            sys.exit(1)
         except Exception as exc:  # an unexpected failure is still one line without --debug
             if Context.debug:
                 raise
