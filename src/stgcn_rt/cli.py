@@ -98,7 +98,7 @@ def cli(debug: bool) -> None:
     \b
     Typical flow:
       stgcn-rt demo                                    # export + run, on shipped data
-    stgcn-rt check                                   # what this machine can run
+      stgcn-rt check                                   # what this machine can run
       stgcn-rt export model.pt -o model.onnx           # validated static-shape ONNX
       stgcn-rt build model.onnx -o model.engine        # TensorRT engine (fp16 by default)
       stgcn-rt run --source cam.mp4 --model model.onnx --events events.jsonl

@@ -48,3 +48,9 @@ def test_check_command_prints_one_aligned_row_each():
     rows = result.stdout.splitlines()
     assert [row.split("  ")[0] for row in rows] == NAMES
     assert len({row.index(" yes ") if " yes " in row else row.index(" no ") for row in rows}) == 1
+
+
+@pytest.mark.parametrize(("version", "old"), [("2.0.0", True), ("3.1.0", True), ("3.2.0rc1", False), ("3.6.0", False),
+                                              ("10.0", False), ("nightly", True)])
+def test_triton_version_rule(version, old):
+    assert environment.triton_too_old(version) is old

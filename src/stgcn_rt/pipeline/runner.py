@@ -187,7 +187,7 @@ class Pipeline:
         finally:
             for camera in self.cameras.values():
                 camera.reader.stop()
-                self._report_reader_error(camera)  # one that failed after the loop's last look
+                self._report_reader_error(camera, others_continue=False)  # one that failed after the loop's last look
             scheduler.close()
             pose.close()
             for camera in self.cameras.values():
@@ -300,11 +300,11 @@ class Pipeline:
                 camera.errors.append(f"classification failed: {exc}")
         camera.window_futures.clear()
 
-    def _report_reader_error(self, camera: CameraState) -> None:
+    def _report_reader_error(self, camera: CameraState, others_continue: bool = True) -> None:
         error = camera.reader.counters.error
         if error and error not in camera.errors:
             camera.errors.append(error)
-            others = "; the other cameras continue" if len(self.cameras) > 1 else ""
+            others = "; the other cameras continue" if others_continue and len(self.cameras) > 1 else ""
             self._say(f"camera {camera.spec.name}: {error}{others}")
 
     def _say(self, text: str) -> None:

@@ -10,12 +10,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
 from stgcn_rt import __version__
+
+#: the oldest triton whose autotuner and TMA API the project's kernels use (torch 2.0 brings 2.0)
+TRITON_KERNELS_MIN = (3, 2)
+
+
+def triton_too_old(version: str) -> bool:
+    """Whether triton ``version`` ("3.6.0", "3.2.0rc1", "2.0.0") predates :data:`TRITON_KERNELS_MIN`."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match is None or (int(match.group(1)), int(match.group(2))) < TRITON_KERNELS_MIN
 
 
 @dataclass
@@ -53,7 +63,7 @@ def _triton_kernels(cuda: bool) -> Capability:
     version = _installed("triton")
     if version is None:
         return Capability("triton kernels", False, "triton is not installed: pip install 'stgcn-rt[kernels]'")
-    if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < (3, 2):
+    if triton_too_old(version):
         return Capability("triton kernels", False, f"triton {version} is older than 3.2")
     if not cuda:
         return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")

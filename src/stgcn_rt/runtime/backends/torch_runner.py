@@ -16,6 +16,7 @@ from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
 from stgcn_rt.model.optimized import optimize_model
 from stgcn_rt.runtime.classifier import Classifier
+from stgcn_rt.runtime.environment import triton_too_old
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -59,7 +60,7 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     if precision != "fp16" or device.type != "cuda":
         raise StgcnError("the Triton kernels run fp16 on a CUDA GPU: use --device cuda and fp16")
     triton = require("triton", "kernels", "the Triton kernels (triton_kernels=True)")
-    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 2):
+    if triton_too_old(triton.__version__):
         raise StgcnError(f"the Triton kernels need triton >= 3.2 and this environment has {triton.__version__} "
                          "(torch 2.0 brings 2.0): pip install 'stgcn-rt[kernels]' where your torch allows it, "
                          "or leave the kernels off")
