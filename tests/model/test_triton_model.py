@@ -106,6 +106,71 @@ def test_pooling_in_the_last_temporal_convolution(classes):
         temporal_conv(*args, tma=False, pool=True)
 
 
+@pytest.mark.parametrize(("residual", "stride", "frames", "pool"),
+                         [("identity", 1, 6, False), ("convolution", 2, 7, False), ("none", 1, 6, True)])
+def test_int8_temporal_convolution_is_the_float_one_of_its_values(residual, stride, frames, pool):
+    """int8 operands (int32 sums times the (stream, column) scale) give the fp32 convolution of the
+    values they stand for: every residual form, strided from frame planes, pooled; 48 channels."""
+    from stgcn_rt.model.triton_kernels import temporal_conv
+
+    streams, clips, joints, channels = 2, 2, 33, 48
+    y = torch.randint(0, 128, (streams, clips * frames * joints, channels), dtype=torch.int8)
+    w = torch.randint(-127, 128, (streams, 9, channels, channels), dtype=torch.int8)
+    act, w_scale = torch.tensor([0.05, 0.02]), torch.rand(streams, channels) * 0.01
+    bias = torch.randn(streams, channels)
+    block_input = {"none": None, "identity": torch.randn(streams, clips * frames * joints, channels),
+                   "convolution": torch.randn(streams, clips * frames * joints, 16)}[residual]
+    residual_w = torch.randn(streams, 16, channels) if residual == "convolution" else None
+    args = (bias, frames, joints, stride, block_input, residual_w)
+    rows = in_planes(y.float(), frames, joints, stride) if stride > 1 else y.float()  # the kernel's input layout
+    got = temporal_conv(rows.to(torch.int8), w.transpose(2, 3).contiguous(), *args, tma=True, pool=pool,
+                        scale=act[:, None] * w_scale, out_dtype=torch.float32)
+    expected = temporal_conv(rows * act[:, None, None], w.float() * w_scale[:, None, None, :], *args, tma=True,
+                             pool=pool)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="int8 operands"):
+        temporal_conv(y, w, *args, tma=False, scale=act[:, None] * w_scale)
+
+
+def test_graph_convolution_writes_int8_rows(demo_models):
+    """``inv_scale``: the ReLU's output times each stream's inverse scale, rounded half up, at most 127."""
+    from stgcn_rt.model.triton_kernels import graph_conv
+
+    block = TritonSTGCN(load_checkpoint(demo_models[0]).model).blocks[1]
+    frames, joints = 4, 33
+    x = torch.randn(2, frames * joints, 64)
+    args = (block.index, block.weight, block.depths, block.gcn_w, block.gcn_bias, joints, frames)
+    rows = graph_conv(x, *args)
+    inv_scale = torch.stack([127 / rows[0].amax(), 200 / rows[1].amax()])  # the second stream saturates
+    quantized = graph_conv(x, *args, inv_scale=inv_scale)
+    assert quantized.dtype == torch.int8
+    expected = torch.floor(rows * inv_scale[:, None, None] + 0.5).clamp(max=127)
+    assert (quantized.float() - expected).abs().max() <= 1  # a value at a rounding tie may go either way
+    assert (quantized[1] == 127).sum() > 0 and quantized.min() >= 0
+
+
+def test_triton_model_with_int8_temporal_convolutions(demo_models):
+    """Scales calibrated on real windows; every block's temporal convolution on int8 operands; the
+    probabilities of other real windows within 1e-3 of the fp32 reference. Without the tensor memory
+    accelerator's loads int8 is refused in one line."""
+    from stgcn_rt.data import real_windows
+
+    loaded = load_checkpoint(demo_models[0])
+    windows = torch.from_numpy(real_windows(seq_len=12, stride=40))
+    model = TritonSTGCN(loaded.model, tma_loads=True, int8_calibration=windows[::2])
+    assert all(block.takes_int8(True) for block in model.blocks)
+    maxima = 127 / torch.stack([block.act_inv_scale for block in model.blocks])
+    assert (maxima > 0).all() and len(set(maxima.flatten().tolist())) > 10  # per block and stream
+    x = windows[1::2][:2]
+    with torch.no_grad():
+        probs, ref = torch.softmax(model(x), 1), torch.softmax(loaded.model(x), 1)
+        fp32_kernels = torch.softmax(TritonSTGCN(loaded.model, tma_loads=True)(x), 1)
+    assert (probs - ref).abs().max() <= 1e-3
+    assert (probs - ref).abs().max() > (fp32_kernels - ref).abs().max()  # int8 really ran
+    with pytest.raises(StgcnError, match="int8 temporal convolutions need the tensor memory accelerator"):
+        TritonSTGCN(loaded.model, tma_loads=False, int8_calibration=windows)
+
+
 @pytest.mark.parametrize("pool_in_epilogue", [True, False])
 def test_every_temporal_convolution_takes_the_loads_asked_for(monkeypatch, reference_checkpoint, pool_in_epilogue):
     """With TMA loads every block's temporal convolution takes them, the last one pooling its rows
