@@ -4,7 +4,7 @@ pass replayed back to back. At batch 1 a kernel takes a few microseconds, less t
 from Python, so only timings inside CUDA graphs rank the kernels rather than the host. Writes
 <out>/layer-profile-<gpu>-<date>.json, as profile_kernels.py writes its report.
 
-    python scripts/profile_layers.py [--batch 1,512] [--int8] [--out .]
+    python scripts/profile_layers.py [--batch 1,512] [--out .]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import torch
 from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
 from triton.testing import do_bench_cudagraph
 
-from stgcn_rt.data import real_windows
 from stgcn_rt.model import triton_kernels as kernels
 from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
 from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
@@ -86,16 +85,12 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", default="1,512", help="batch sizes, comma-separated")
-    parser.add_argument("--int8", action="store_true",
-                        help="temporal convolutions on int8 operands, calibrated on the shipped real windows")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True,
-                                 int8_calibration=real_windows() if args.int8 else None)
+    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True)
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
-    write_gpu_report("layer-profile" + ("-int8" if args.int8 else ""),
-                     "python scripts/profile_layers.py --batch " + args.batch + (" --int8" if args.int8 else ""),
+    write_gpu_report("layer-profile", "python scripts/profile_layers.py --batch " + args.batch,
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
                      "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
                      results, Path(args.out))

@@ -498,8 +498,7 @@ def int_list(text: str) -> list[int]:
               help=f"Subset of: {', '.join(BACKEND_NAMES)} (default: all this machine can run). 'optimized' is "
                    "the channels-last, sparse-graph rewrite (two CUDA streams unless 'serial'); 'autotune' compiles "
                    "with max-autotune (minutes); 'triton-kernels' runs this project's Triton kernels ('pointer-loads': "
-                   "without Hopper's tensor memory accelerator; 'int8': the "
-                   "temporal convolutions on int8 operands, scaled on the calibration windows); "
+                   "without Hopper's tensor memory accelerator); "
                    "'onnxruntime-as-exported' runs the export's graph steps as written (the runner otherwise "
                    "mixes joints first on the CPU); 'triton' is a Triton Inference Server given by --model URL.")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")

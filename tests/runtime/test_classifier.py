@@ -90,12 +90,6 @@ def test_autotune_needs_compile(demo_models):
         load_classifier(ckpt, autotune=True)
 
 
-def test_int8_calibration_needs_the_triton_kernels(demo_models, real_windows):
-    ckpt, _ = demo_models
-    with pytest.raises(StgcnError, match="int8 calibration windows are for the Triton kernels: turn triton_kernels on"):
-        load_classifier(ckpt, int8_calibration=real_windows)
-
-
 @pytest.mark.parametrize(("options", "message"), [
     ({"compile": True}, "turn compile off"),
     ({}, "fp16 on a CUDA GPU"),

@@ -63,11 +63,10 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool = False,
                 parallel_streams: bool = True, autotune: bool = False, triton_kernels: bool = False,
-                tma_loads: bool = True, int8_calibration: Any = None, **_: Any) -> str:
+                tma_loads: bool = True, **_: Any) -> str:
     """How the benchmark names a configuration of the PyTorch runner (its keyword options)."""
     return ("pytorch" + (" triton kernels" if triton_kernels else "")
             + (" (pointer loads)" if triton_kernels and not tma_loads else "")
-            + (" int8 temporal" if int8_calibration is not None else "")
             + ((" optimized" + (" parallel" if parallel_streams else " serial")) if optimize else "")
             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
             + (" + CUDA graphs" if cuda_graphs else ""))
@@ -75,15 +74,13 @@ def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
                     optimize: bool = False, parallel: bool = True, autotune: bool = False,
-                    triton_kernels: bool = False, tma_loads: bool = True,
-                    int8_calibration: np.ndarray | None = None) -> Candidate:
+                    triton_kernels: bool = False, tma_loads: bool = True) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     options: dict[str, Any] = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
-                                   autotune=autotune, triton_kernels=triton_kernels, tma_loads=tma_loads,
-                                   int8_calibration=int8_calibration)
+                                   autotune=autotune, triton_kernels=triton_kernels, tma_loads=tma_loads)
     classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
     label = torch_label(**options)
 
@@ -172,8 +169,6 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                              triton_kernels=True),
             "triton-kernels-pointer-loads-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
                                                                            triton_kernels=True, tma_loads=False),
-            "triton-kernels-int8-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
-                                                                  triton_kernels=True, int8_calibration=calibration),
         })
     found.update({
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),

@@ -8,8 +8,7 @@ from stgcn_rt.runtime.modes import FAST_MODES, FP16_GRAPHS
 
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
-                 "triton-kernels-graphs", "triton-kernels-pointer-loads-graphs", "triton-kernels-int8-graphs",
-                 "onnxruntime",
+                 "triton-kernels-graphs", "triton-kernels-pointer-loads-graphs", "onnxruntime",
                  "onnxruntime-as-exported", "onnxruntime-int8", "onnxruntime-int8-bn", "onnxruntime-int8-symmetric",
                  "onnxruntime-int8-nchw-steps", "tensorrt", "triton")
 

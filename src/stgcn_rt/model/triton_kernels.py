@@ -67,23 +67,19 @@ _GRAPH_SIZES = [(32, 64, 64, 4, 1), (64, 64, 64, 4, 1), (64, 128, 64, 4, 1), (12
 _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 3),
                    (128, 256, 64, 8, 3), (32, 64, 128, 4, 3), (32, 128, 128, 4, 2), (64, 128, 128, 8, 3)]
 # the temporal convolution with tensor-memory-accelerator loads: deeper pipelines than the
-# pointer loads' (the loads cost the threads no address arithmetic and no registers); the last
-# three were added for int8 operands (a 256-deep tile is int8 only: the bytes of a 128-deep fp16 one)
+# pointer loads' (the loads cost the threads no address arithmetic and no registers)
 _TEMPORAL_TMA_SIZES = [(64, 64, 64, 4, 4), (64, 128, 128, 8, 4), (64, 128, 64, 4, 4), (64, 128, 128, 8, 3),
-                       (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3),
-                       (64, 128, 256, 8, 3), (64, 64, 128, 4, 4), (64, 128, 128, 4, 4)]
+                       (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3)]
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
     """Drop tiles wider than the layer's output or input channels, down to the narrowest tiles (the
-    first block's three input channels still get every tile of the narrowest depth to choose from),
-    and tiles deeper than 256 bytes of a row (128 fp16 values, 256 int8 ones)."""
+    first block's three input channels still get every tile of the narrowest depth to choose from)."""
     values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
     width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
-    deepest = 256 if values.get("INT8") else 128
     narrowest = min(c.kwargs["BLOCK_N"] for c in configs), min(c.kwargs["BLOCK_K"] for c in configs)
     return [c for c in configs if c.kwargs["BLOCK_N"] <= max(width, narrowest[0])
-            and c.kwargs["BLOCK_K"] <= min(max(depth, narrowest[1]), deepest)]
+            and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
 
 
 def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False,  # noqa: ANN202
@@ -133,14 +129,13 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
     return acc
 
 
-@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES", "QUANT"], pipelined_flag=True)
+@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
 @triton.jit
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, out_rows, T, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
                        DEPTHS: tl.constexpr, PLANES: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr,
-                       inv_scale_ptr=None, QUANT: tl.constexpr = False):
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PIPELINED: tl.constexpr):
     """DEPTHS packs each partition's neighbour count, 4 bits per partition: a partition gathers
     only its own count of neighbours (MediaPipe's 33 joints: 1, 4 and 1), not the table's D.
 
@@ -150,10 +145,7 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
 
     PIPELINED: the channel blocks in a runtime loop that Triton software-pipelines (the next
     block's gathers overlap this block's products); otherwise unrolled, every gather of the tile
-    issued together and the neighbour table read once.
-
-    QUANT: the output in int8, each value times its stream's ``inv_scale_ptr`` (S,) fp32, rounded
-    half up, at most 127 (values are >= 0 after the ReLU, so the conversion's truncation floors)."""
+    issued together and the neighbour table read once."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     s = tl.program_id(2)
@@ -176,8 +168,6 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
     bias = tl.load(bias_ptr + (s * V + joint)[:, None] * C_OUT + offs_n[None, :],
                    mask=mask_m[:, None] & mask_n[None, :], other=0.0)
     y = tl.maximum(acc + bias, 0.0)
-    if QUANT:
-        y = tl.minimum(y * tl.load(inv_scale_ptr + s) + 0.5, 127.0)
     out_stream = out_ptr + s.to(tl.int64) * out_rows * C_OUT
     mask = mask_m[:, None] & mask_n[None, :]
     if PLANES == 1:
@@ -296,20 +286,15 @@ def _store_row_sums(y, sums_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_
 
 @triton.jit
 def _tma_taps_product(y_desc, w_desc, clip, s, r0, n0, V, C: tl.constexpr, TAPS: tl.constexpr, STRIDE: tl.constexpr,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, INT8: tl.constexpr = False,
-                     C_OUT: tl.constexpr = 0):
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """The main loop of :func:`_temporal_conv_tma_kernel`: the fp32 (BLOCK_M, BLOCK_N) sum over the
     taps and channel blocks of output rows ``r0``.. of clip ``clip`` times stream ``s``'s weights
     from column ``n0``, both operands loaded through the tensor memory accelerator (one flat loop,
     so the software pipeline prefetches across taps). Output frame t's tap d reads input frame
     STRIDE t + d, which is frame t + (d - q) / STRIDE of plane q = d mod STRIDE: the output rows
     shifted by whole frames in one plane, one box; rows a box reaches outside its plane arrive as
-    zeros, the convolution's padding. INT8: int8 operands, an int32 sum, ``w_desc`` over (S x TAPS x
-    C_OUT, C) weights."""
-    if INT8:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-    else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    zeros, the convolution's padding."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     steps: tl.constexpr = (C + BLOCK_K - 1) // BLOCK_K
     for i in range(TAPS * steps):
         tap = i // steps
@@ -317,38 +302,31 @@ def _tma_taps_product(y_desc, w_desc, clip, s, r0, n0, V, C: tl.constexpr, TAPS:
         shift = tap - (TAPS - 1) // 2
         plane = (shift + STRIDE * TAPS) % STRIDE
         a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
-        if INT8:  # (C_OUT, C) weights per tap: 8-bit tensor-core products take both operands K-major
-            w = w_desc.load([(s * TAPS + tap) * C_OUT + n0, c0])
-            acc = tl.dot(a, w.T, acc, out_dtype=tl.int32)
-        else:
-            w = w_desc.load([(s * TAPS + tap) * C + c0, n0])
-            acc = tl.dot(a, w, acc)
+        w = w_desc.load([(s * TAPS + tap) * C + c0, n0])
+        acc = tl.dot(a, w, acc)
     return acc
 
 
 def _set_tma_blocks(args: dict) -> None:
     """Give the launch's tensor descriptors the candidate's tile shapes."""
     args["y_desc"].block_shape = [1, args["BLOCK_M"], args["BLOCK_K"]]
-    args["w_desc"].block_shape = ([args["BLOCK_N"], args["BLOCK_K"]] if args.get("INT8")
-                                  else [args["BLOCK_K"], args["BLOCK_N"]])
+    args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
 
 
-@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS", "INT8"],
+@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
            pre_hook=_set_tma_blocks)
 @triton.jit
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
                               ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
                               TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
                               POOL_ROWS: tl.constexpr,
-                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                              scale_ptr=None, INT8: tl.constexpr = False):
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """The temporal convolution with both operands loaded by the tensor memory accelerator
     (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
     each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``), so that
     each tap's rows are one box (:func:`_tma_taps_product`). A program covers rows of one clip
     only. POOL_ROWS > 0: ``out_ptr`` gets the tile's row-group sums (:func:`_store_row_sums`)
-    instead of its rows. INT8: ``y_desc`` and ``w_desc`` hold int8 values, and ``scale_ptr`` (S,
-    C_OUT) fp32 turns their int32 sums back into the convolution's scale (:func:`temporal_conv`)."""
+    instead of its rows."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     clip = tl.program_id(2)  # stream * samples + sample
@@ -361,10 +339,7 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     mask_m, mask_n = clip_row < clip_rows, offs_n < C_OUT
     identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT) \
         if RESIDUAL == 1 else 0.0
-    acc = _tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M, BLOCK_N, BLOCK_K,
-                            INT8, C_OUT)
-    if INT8:
-        acc = acc.to(tl.float32) * tl.load(scale_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
+    acc = _tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M, BLOCK_N, BLOCK_K)
     res_rows = (sample * T_IN + clip_row // V * STRIDE) * V + clip_row % V  # the block input's row (frame STRIDE t)
     y = _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n, res_rows,
                          samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
@@ -372,10 +347,6 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
         _store_row_sums(y, out_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_OUT, POOL_ROWS, BLOCK_M, BLOCK_N)
     else:
         _store_rows(y, out_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT)
-
-
-#: int8 rows through the tensor memory accelerator: channels in whole 16-byte units
-INT8_ROW_BYTES = 16
 
 
 def takes_tma_loads(tma: bool, channels: int, c_out: int) -> bool:
@@ -407,8 +378,7 @@ def pack_depths(depth_per_partition: tuple[int, ...]) -> int:
 
 
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
-               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1,
-               inv_scale: torch.Tensor | None = None) -> torch.Tensor:
+               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
     """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
 
     ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
@@ -419,29 +389,25 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     planes) frames, frame t in plane t mod planes at position t // planes, a plane's frames beyond
     the clip zero (so R' = clips x planes x ceil(frames / planes) x joints); the input of a
     strided temporal convolution with tensor-memory-accelerator loads (:func:`frame_planes`).
-    ``inv_scale`` (S,) fp32: the output in int8, times its stream's ``inv_scale``, rounded half up,
-    saturating at 127 (the input of :func:`temporal_conv` with int8 operands).
     """
     streams, rows, c_in = x.shape
     _, partitions, depth, _ = index.shape
     c_out = w.shape[-1]
     out_rows = rows // frames * planes * triton.cdiv(frames, planes)
-    out = torch.empty((streams, out_rows, c_out), dtype=x.dtype if inv_scale is None else torch.int8,
-                      device=x.device)
+    out = torch.empty((streams, out_rows, c_out), dtype=x.dtype, device=x.device)
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
     _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
                              C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=pack_depths(depth_per_partition),
-                             PLANES=planes, inv_scale_ptr=inv_scale, QUANT=inv_scale is not None)
+                             PLANES=planes)
     return out
 
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
                   residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
-                  tma: bool = False, pool: bool = False, scale: torch.Tensor | None = None,
-                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                  tma: bool = False, pool: bool = False) -> torch.Tensor:
     """``y`` (S, R, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
     ``y`` holds N clips of ``frames`` frames in the layout :func:`frame_planes` names (R = N*T*V
@@ -452,18 +418,12 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     :func:`takes_tma_loads` allows (check :func:`tma_available` first). ``pool`` (with those loads
     only): instead of the rows, each clip's column sums of every :data:`POOL_ROWS` rows, (S, N x
     ceil(T'V / POOL_ROWS), C_out) fp32, for :func:`classify_row_sums`; the rows are never stored.
-    ``scale`` (S, C_out) fp32, with those loads only: ``y`` and ``w`` are int8, ``w`` as (S, taps,
-    C_out, C), and the product of their int32 sums with ``scale`` is the convolution (activation
-    scale x weight scale). ``out_dtype``: the rows' dtype (default ``y``'s).
     """
     streams, in_rows, channels = y.shape
-    taps, c_out = w.shape[1], w.shape[-2] if scale is not None else w.shape[-1]
+    taps, c_out = w.shape[1], w.shape[-1]
     tma_kernel = takes_tma_loads(tma, channels, c_out)
     if pool and not tma_kernel:
         raise ValueError("temporal_conv pools in its epilogue only with tensor-memory-accelerator loads")
-    if scale is not None and not (tma_kernel and y.dtype == w.dtype == torch.int8):
-        raise ValueError("temporal_conv takes int8 operands (scale) only with tensor-memory-accelerator loads")
-    out_dtype = out_dtype or y.dtype
     planes = frame_planes(tma, stride, channels, c_out)
     t_out = (frames - 1) // stride + 1
     samples = in_rows // (planes * triton.cdiv(frames, planes) * joints)
@@ -478,25 +438,25 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         # one plane of a clip per descriptor row block; block shapes are placeholders: each
         # candidate sets its own (_set_tma_blocks)
         y_desc = TensorDescriptor.from_tensor(y.view(streams * samples * planes, -1, channels), [1, 64, 64])
-        w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * w.shape[-2], w.shape[-1]), [64, 64])
+        w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
         clip_rows = t_out * joints
         out = (torch.empty((streams, samples * triton.cdiv(clip_rows, POOL_ROWS), c_out), dtype=torch.float32,
                            device=y.device) if pool
-               else torch.empty((streams, rows, c_out), dtype=out_dtype, device=y.device))
+               else torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device))
 
         def clip_grid(meta: dict) -> tuple[int, int, int]:
             return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
 
         _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
-                                             STRIDE=stride, RESIDUAL=kind, POOL_ROWS=POOL_ROWS if pool else 0,
-                                             scale_ptr=scale, INT8=scale is not None)
+                                             STRIDE=stride, RESIDUAL=kind,
+                                             POOL_ROWS=POOL_ROWS if pool else 0)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
-    out = torch.empty((streams, rows, c_out), dtype=out_dtype, device=y.device)
+    out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
                                 C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
     return out

@@ -9,13 +9,6 @@ memory accelerator's loads the last temporal convolution sums its rows for the c
 which then pools them, instead of writing them for a pooling kernel). The streams of a
 two-stream model are stacked on a leading axis, so each kernel launch serves both.
 ``triton_kernels=True`` in the PyTorch runner selects it; the ONNX export never uses it.
-
-With ``int8_calibration`` windows (and the tensor memory accelerator's loads) the temporal
-convolutions multiply int8 operands: the graph convolution before each stores its output divided
-by a per-stream scale (the largest value the calibration windows bring there, over 127) and
-rounded, the weights are quantized per output channel, and the int32 sums are scaled back in the
-epilogue. At batch 1 the temporal convolutions' time follows the bytes they pull from L2, which
-int8 halves.
 """
 
 from __future__ import annotations
@@ -23,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,7 +23,6 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.model.network import STGCN, STGCNBlock, TwoStreamSTGCN
 from stgcn_rt.model.optimized import bn_scale_shift, conv_bias, fold_block, neighbour_table
 from stgcn_rt.model.triton_kernels import (
-    INT8_ROW_BYTES,
     classify_row_sums,
     frame_planes,
     graph_conv,
@@ -76,28 +67,6 @@ def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> d
     return params
 
 
-def temporal_input_maxima(streams: list[STGCN], windows: torch.Tensor, model: nn.Module,
-                          chunk: int = 16) -> torch.Tensor:
-    """(blocks, S): the largest value entering each block's temporal convolution, per stream, when
-    ``model`` (whose streams are ``streams``) runs ``windows``."""
-    maxima = torch.zeros(len(streams[0].blocks), len(streams))
-    hooks = []
-    for s, stream in enumerate(streams):
-        for b, block in enumerate(stream.blocks):
-            def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], b: int = b, s: int = s) -> None:
-                maxima[b, s] = torch.maximum(maxima[b, s], inputs[0].detach().float().amax().cpu())
-            hooks.append(block.temporal_conv.register_forward_pre_hook(record))
-    device = next(model.parameters()).device
-    try:
-        with torch.no_grad():
-            for part in windows.split(chunk):
-                model(part.to(device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return maxima
-
-
 class TritonBlock(nn.Module):
     """One block of every stream: (S, R, C_in) fp16 -> (S, R', C_out) fp16."""
 
@@ -108,9 +77,6 @@ class TritonBlock(nn.Module):
     tcn_w: torch.Tensor
     tcn_bias: torch.Tensor
     res_w: torch.Tensor | None
-    tcn_w8: torch.Tensor | None
-    act_inv_scale: torch.Tensor | None
-    tcn_scale: torch.Tensor | None
 
     def __init__(self, blocks: list[STGCNBlock], adjacencies: list[torch.Tensor]) -> None:
         super().__init__()
@@ -128,25 +94,6 @@ class TritonBlock(nn.Module):
         self.residual_kind = blocks[0].residual_kind
         if "res_w" not in folded[0]:
             self.res_w = None
-        for name in ("tcn_w8", "act_inv_scale", "tcn_scale"):  # set by quantize_temporal
-            self.register_buffer(name, None)
-
-    def quantize_temporal(self, maxima: torch.Tensor) -> None:
-        """int8 operands for the temporal convolution, whose input reaches at most ``maxima`` (S,) per
-        stream (values above it saturate); weights per output channel, from their fp32 values."""
-        w = self.tcn_w.float()  # (S, taps, C_in, C_out)
-        w_scale = w.abs().amax(dim=(1, 2)).clamp(min=1e-12) / 127  # (S, C_out)
-        act_scale = maxima.float().clamp(min=1e-12) / 127
-        self.tcn_w8 = torch.round(w / w_scale[:, None, None, :]).clamp(-127, 127).to(torch.int8).transpose(2, 3) \
-            .contiguous()  # (S, taps, C_out, C_in): 8-bit products take both operands K-major
-        self.act_inv_scale = (1 / act_scale).contiguous()
-        self.tcn_scale = (act_scale[:, None] * w_scale).contiguous()
-
-    def takes_int8(self, tma: bool) -> bool:
-        """Whether the temporal convolution multiplies int8 operands: quantized (:meth:`quantize_temporal`),
-        with the tensor memory accelerator's loads, and int8 rows of whole 16-byte units."""
-        return (self.tcn_w8 is not None and self.takes_tma_loads(tma)
-                and self.tcn_w.shape[-2] % INT8_ROW_BYTES == 0)
 
     def set_dtype(self, dtype: torch.dtype) -> None:
         """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
@@ -167,18 +114,13 @@ class TritonBlock(nn.Module):
     def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
-        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
-                          self.act_inv_scale if self.takes_int8(tma) else None)
+        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
                  pool: bool = False) -> torch.Tensor:
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
         input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
-        if mixed.dtype == torch.int8:
-            assert self.tcn_w8 is not None
-            return temporal_conv(mixed, self.tcn_w8, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                                 tma, pool, scale=self.tcn_scale, out_dtype=x.dtype)
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
                              tma, pool)
 
@@ -189,9 +131,7 @@ class TritonSTGCN(nn.Module):
     ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
     ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
-    its rows to a pooling kernel. ``int8_calibration`` (N, C, T, V, M) windows, with those loads
-    only: the temporal convolutions multiply int8 operands, scaled from what these windows bring to
-    each (module docstring)."""
+    its rows to a pooling kernel."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -200,8 +140,7 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
-                 int8_calibration: np.ndarray | torch.Tensor | None = None) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
@@ -222,13 +161,6 @@ class TritonSTGCN(nn.Module):
         self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())
         self.register_buffer("fcn_b", torch.stack([conv_bias(s.fcn) for s in streams]).detach().contiguous())
         self.block_dtype = torch.float32
-        if int8_calibration is not None:
-            if not tma_loads:
-                raise StgcnError("int8 temporal convolutions need the tensor memory accelerator's loads (a Hopper "
-                                 "or newer GPU): leave int8 off")
-            maxima = temporal_input_maxima(streams, torch.as_tensor(int8_calibration, dtype=torch.float32), model)
-            for block, block_maxima in zip(self.blocks, maxima):
-                block.quantize_temporal(block_maxima)
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
         for block in self.blocks:

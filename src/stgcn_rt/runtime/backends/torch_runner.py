@@ -52,10 +52,9 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
 
 
 def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
-                   tma_loads: bool = True, int8_calibration: np.ndarray | None = None) -> torch.nn.Module:
+                   tma_loads: bool = True) -> torch.nn.Module:
     """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the temporal
-    convolutions load through the tensor memory accelerator where the GPU has one, and with
-    ``int8_calibration`` windows too they multiply int8 operands scaled on those windows."""
+    convolutions load through the tensor memory accelerator where the GPU has one."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
@@ -68,8 +67,7 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 
-    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device), int8_calibration=int8_calibration)
-    network = network.to(device)
+    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device)).to(device)
     network.set_block_dtype(PRECISIONS[precision])
     return network
 
@@ -226,9 +224,7 @@ class TorchClassifier(Classifier):
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
     fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their temporal
-    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads),
-    and with ``int8_calibration`` windows (N, C, T, V, M) they multiply int8 operands, their scales
-    taken from what those windows bring to each (:mod:`stgcn_rt.model.triton_model`).
+    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads).
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
@@ -252,7 +248,6 @@ class TorchClassifier(Classifier):
         parallel_streams: bool = True,
         triton_kernels: bool = False,
         tma_loads: bool = True,
-        int8_calibration: np.ndarray | None = None,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -275,11 +270,9 @@ class TorchClassifier(Classifier):
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
         if autotune and not compile:
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
-        if int8_calibration is not None and not triton_kernels:
-            raise StgcnError("int8 calibration windows are for the Triton kernels: turn triton_kernels on too")
         network: torch.nn.Module
         if triton_kernels:
-            network = triton_network(loaded.model, self._device, precision, compile, tma_loads, int8_calibration)
+            network = triton_network(loaded.model, self._device, precision, compile, tma_loads)
             self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
