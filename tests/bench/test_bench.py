@@ -50,6 +50,26 @@ def test_markdown_has_ratios_against_the_baseline(report):
     assert "fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU" in text
 
 
+def test_the_input_on_device_column_only_where_a_gpu_backend_measured_it(report):
+    """A CPU run has no window on a device: no such column or sentence; a row that measured one gets it,
+    and every latency row keeps one cell per column."""
+    def latency_table(text):
+        table = text.split("## Batch-1 latency (ms)")[1].split("## Throughput")[0]
+        return [line for line in table.splitlines() if line.startswith("|")]
+
+    cpu = markdown(report, "stem")
+    assert "input on device" not in cpu.lower()
+    rows = latency_table(cpu)
+    assert {line.count("|") for line in rows} == {7}
+    gpu = copy.deepcopy(report)
+    gpu["latency"][1]["device_only"] = {**gpu["latency"][1]["with_copies"], "p50_ms": 0.123}
+    text = markdown(gpu, "stem")
+    assert "\"Input on device\": the window already on the GPU" in text
+    rows = latency_table(text)
+    assert {line.count("|") for line in rows} == {8}
+    assert rows[2].split("|")[6].strip() == "-" and rows[3].split("|")[6].strip() == "0.123"
+
+
 def test_a_precision_with_spaces_keeps_its_own_column(report):
     renamed = copy.deepcopy(report)
     for row in renamed["latency"] + renamed["throughput"]:
