@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from measure_cpu_fp32_ceiling import cpu_name  # this folder's script, on the path when run as a script
 from onnx import TensorProto, helper, numpy_helper
 
 JOINTS, TAPS = 33, 9
@@ -128,7 +129,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     results = [measure(*layer, rng) for layer in LAYERS]
     device = f"cpu{os.cpu_count()}"
-    report = {"device": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
+    report = {"device": f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores",
               "onnxruntime": ort.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "command": "python scripts/probe_cpu_spectral_temporal.py", "results": results}
     path = Path(args.out) / f"cpu-spectral-temporal-{device}-{time.strftime('%Y-%m-%d')}.json"
