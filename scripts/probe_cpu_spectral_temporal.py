@@ -54,13 +54,14 @@ def spectral_model(w: np.ndarray, b: np.ndarray, frames: int, stride: int, group
     freqs = length // 2 + 1
     angle = 2 * np.pi * np.outer(np.arange(freqs), np.arange(frames)) / length
     forward = np.stack([np.cos(angle), -np.sin(angle)], 1).reshape(2 * freqs, frames)  # rows (f, re/im)
-    weight = np.full(freqs, 2.0)
-    weight[0] = 1
+    conjugates = np.full(freqs, 2.0)  # a real signal's frequency f also stands for -f ...
+    conjugates[0] = 1  # ... but 0
     if length % 2 == 0:
-        weight[-1] = 1  # the Nyquist frequency appears once
+        conjugates[-1] = 1  # and the Nyquist frequency
     out_frames = np.arange(0, frames, stride)
     back = 2 * np.pi * np.outer(out_frames, np.arange(freqs)) / length
-    inverse = np.stack([weight * np.cos(back), -weight * np.sin(back)], 2).reshape(len(out_frames), 2 * freqs) / length
+    inverse = np.stack([conjugates * np.cos(back), -conjugates * np.sin(back)], 2).reshape(len(out_frames),
+                                                                                          2 * freqs) / length
     # output frame t takes input frame t + d - TAPS // 2: a circular kernel h[(TAPS // 2 - d) mod L] = w[d]
     phase = np.exp(-2j * np.pi * np.outer(np.arange(freqs), TAPS // 2 - np.arange(TAPS)) / length)
     spectrum = np.einsum("fd,ocd->foc", phase, w[..., 0].astype(np.float64))
