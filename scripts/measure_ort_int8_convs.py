@@ -33,7 +33,7 @@ SHAPES = [("graph 1x1", 3, 192, 1, 150, 1), ("graph 1x1", 64, 192, 1, 150, 1), (
           ("residual 1x1", 128, 256, 1, 75, 2)]
 
 
-def _session(graph: onnx.GraphProto) -> ort.InferenceSession:
+def cpu_session(graph: onnx.GraphProto) -> ort.InferenceSession:
     """A CPU session of one graph, on every core of this machine."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -58,7 +58,7 @@ def median_ms(c_in: int, c_out: int, taps: int, frames: int, stride: int, zero_p
     graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.UINT8,
                                                                              [1, c_in, frames, JOINTS])],
                               [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
-    session = _session(graph)
+    session = cpu_session(graph)
     x = rng.integers(0, 256, (1, c_in, frames, JOINTS)).astype(np.uint8)
     times = []
     for _ in range(runs + 3):
@@ -75,7 +75,7 @@ def gemm_tops(size: int = 2048, runs: int = 10) -> float:
     graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "gemm",
                               [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
                               [helper.make_tensor_value_info("y", TensorProto.INT32, None)], [weight])
-    session = _session(graph)
+    session = cpu_session(graph)
     a = rng.integers(0, 256, (size, size)).astype(np.uint8)
     for _ in range(3):
         session.run(None, {"a": a})

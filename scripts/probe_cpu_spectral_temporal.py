@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from measure_cpu_fp32_ceiling import cpu_name  # this folder's script, on the path when run as a script
+from measure_cpu_fp32_ceiling import cpu_name  # this folder's scripts, on the path when run as a script
+from measure_ort_int8_convs import cpu_session
 from onnx import TensorProto, helper, numpy_helper
 
 JOINTS, TAPS = 33, 9
@@ -34,21 +35,20 @@ JOINTS, TAPS = 33, 9
 LAYERS = [(64, 64, 150, 1), (128, 128, 150, 2), (128, 128, 75, 1), (256, 256, 75, 2), (256, 256, 38, 1)]
 
 
-def _model(nodes: list[onnx.NodeProto], arrays: dict[str, np.ndarray], shape: list[int]) -> onnx.ModelProto:
+def _graph(nodes: list[onnx.NodeProto], arrays: dict[str, np.ndarray], shape: list[int]) -> onnx.GraphProto:
     tensors = [numpy_helper.from_array(v.astype(np.int64 if v.dtype.kind == "i" else np.float32), k)
                for k, v in arrays.items()]
-    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], tensors)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], tensors)
 
 
-def conv_model(w: np.ndarray, b: np.ndarray, frames: int, stride: int) -> onnx.ModelProto:
+def conv_graph(w: np.ndarray, b: np.ndarray, frames: int, stride: int) -> onnx.GraphProto:
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[TAPS, 1], pads=[TAPS // 2, 0, TAPS // 2, 0],
                             strides=[stride, 1])
-    return _model([node], {"w": w, "b": b}, [1, w.shape[1], frames, JOINTS])
+    return _graph([node], {"w": w, "b": b}, [1, w.shape[1], frames, JOINTS])
 
 
-def spectral_model(w: np.ndarray, b: np.ndarray, frames: int, stride: int, grouped: bool) -> onnx.ModelProto:
+def spectral_graph(w: np.ndarray, b: np.ndarray, frames: int, stride: int, grouped: bool) -> onnx.GraphProto:
     c_out, c_in = w.shape[:2]
     length = frames + TAPS // 2  # zero padding of TAPS // 2 frames on both sides cannot wrap around
     freqs = length // 2 + 1
@@ -83,13 +83,7 @@ def spectral_model(w: np.ndarray, b: np.ndarray, frames: int, stride: int, group
              helper.make_node("MatMul", ["inverse", "products_flat"], ["back"]),
              helper.make_node("Add", ["back", "bias"], ["biased"]),
              helper.make_node("Reshape", ["biased", "frames_out"], ["y"])]
-    return _model(nodes, arrays, [1, frames, c_in, JOINTS])
-
-
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return _graph(nodes, arrays, [1, frames, c_in, JOINTS])
 
 
 def _median_ms(session: ort.InferenceSession, x: np.ndarray, runs: int = 300) -> float:
@@ -107,13 +101,13 @@ def measure(c_in: int, c_out: int, frames: int, stride: int, rng: np.random.Gene
     w = (rng.standard_normal((c_out, c_in, TAPS, 1)) / np.sqrt(TAPS * c_in)).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32)
     x = rng.random((1, c_in, frames, JOINTS)).astype(np.float32)
-    conv = _session(conv_model(w, b, frames, stride))
+    conv = cpu_session(conv_graph(w, b, frames, stride))
     expected = conv.run(None, {"x": x})[0]
     frames_major = np.ascontiguousarray(x.transpose(0, 2, 1, 3))
     result = {"in_channels": c_in, "out_channels": c_out, "frames": frames, "stride": stride,
               "conv_ms": round(_median_ms(conv, x), 3)}
     for form, grouped in (("matmul", False), ("grouped_conv", True)):
-        spectral = _session(spectral_model(w, b, frames, stride, grouped))
+        spectral = cpu_session(spectral_graph(w, b, frames, stride, grouped))
         got = spectral.run(None, {"x": frames_major})[0].transpose(0, 2, 1, 3)
         result[f"spectral_{form}_ms"] = round(_median_ms(spectral, frames_major), 3)
         result[f"spectral_{form}_relative_error"] = float(np.abs(got - expected).max() / np.abs(expected).max())
