@@ -234,3 +234,20 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
         outputs.append(out)
     assert outputs[0].abs().max() > 0
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
+
+
+def test_a_restart_reuses_the_tma_kernels_tuning(tmp_path):
+    """Triton stores no tuning for kernels whose candidates have a pre_hook; the TMA temporal
+    kernel's is stored all the same, and a second process takes it, hook included, untimed."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_CACHE_DIR": str(tmp_path)}
+    script = Path(__file__).with_name("tuning_cache_check.py")
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.splitlines()[-1]))
+    first, restart = runs
+    assert (first["hit"], first["benched"], restart["hit"], restart["benched"]) == (False, 1, True, 0)
+    assert first["choice"] == restart["choice"] and "BLOCK_M: 64, BLOCK_N: 128, BLOCK_K: 64" in first["choice"]
+    assert first["hooked"] and restart["hooked"]
+    assert len(list(tmp_path.rglob("_temporal_conv_tma_kernel.autotune.json"))) == 1

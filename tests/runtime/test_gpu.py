@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +157,25 @@ def test_host_calls_wait_on_the_callers_current_stream(demo_models, real_windows
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert len({float(w[0, 0]) for w in want}) > 1  # the windows give different probabilities
+
+
+def test_a_restart_takes_every_tuning_from_disk(demo_models, tmp_path):
+    """A second process on the same Triton cache times no candidate tile, the TMA temporal kernel's
+    included (Triton itself stores no choice for candidates with a pre_hook), and classifies the
+    real windows as the first process did, bit for bit."""
+    ckpt, _ = demo_models
+    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path / "cache")}
+    script = Path(__file__).with_name("restart_check.py")
+    timed = []
+    for start in ("first", "restart"):
+        done = subprocess.run([sys.executable, str(script), str(ckpt), str(tmp_path / f"{start}.npy")], env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        timed.append(json.loads(done.stdout.splitlines()[-1]))
+    report("triton kernels restart", first_start_timings=timed[0], restart_timings=timed[1])
+    assert timed[0].get("_temporal_conv_tma_kernel", 0) > 0 or torch.cuda.get_device_capability() < (9, 0)
+    assert timed[1] == {}
+    np.testing.assert_array_equal(np.load(tmp_path / "restart.npy"), np.load(tmp_path / "first.npy"))
 
 
 def test_triton_kernels_with_five_persons(demo_models, real_windows):

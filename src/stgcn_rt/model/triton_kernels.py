@@ -33,6 +33,7 @@ pointer loads). Under
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import os
@@ -97,7 +98,40 @@ def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipel
         options["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
     if "cache_results" in accepted:
         options["cache_results"] = True
-    return triton.autotune(configs=_configs(sizes, pipelined_flag, pre_hook), key=key, **options)
+    tune = triton.autotune(configs=_configs(sizes, pipelined_flag, pre_hook), key=key, **options)
+    if pre_hook is None or "cache_results" not in accepted:
+        return tune
+    return lambda fn: _cache_hooked_choices(tune(fn))
+
+
+def _unhooked(config: triton.Config) -> triton.Config:
+    bare = copy.copy(config)
+    bare.pre_hook = None
+    return bare
+
+
+def _cache_hooked_choices(tuner):  # noqa: ANN001, ANN202 (Triton's Autotuner, untyped)
+    """Let Triton's disk cache keep the tile chosen for a kernel whose candidates have a pre_hook.
+
+    Triton writes no choice to disk for such a kernel (a hook cannot be stored as JSON), so it was
+    timed again at every process start. Our hooks only hand the candidate's tile shapes to the
+    tensor descriptors, so a candidate is known by its parameters alone: the cache is shown the
+    candidates without their hook, and the choice it returns is mapped back to the one with it."""
+    triton_check = tuner.check_disk_cache
+
+    def check_disk_cache(tuning_key, configs, bench_fn) -> bool:  # noqa: ANN001
+        hooked = {str(c): c for c in configs}
+
+        def bench_then_unhook() -> None:
+            bench_fn()
+            tuner.configs_timings = {_unhooked(c): t for c, t in tuner.configs_timings.items()}
+
+        hit = triton_check(tuning_key, [_unhooked(c) for c in configs], bench_then_unhook)
+        tuner.cache[tuning_key] = hooked[str(tuner.cache[tuning_key])]
+        return hit
+
+    tuner.check_disk_cache = check_disk_cache
+    return tuner
 
 
 def size_class(rows: int) -> int:
@@ -129,8 +163,12 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
     return acc
 
 
+# The tuned kernels take their batch-dependent integers (row and sample counts, the size class)
+# unspecialized: Triton would otherwise compile every candidate tile again for each batch size that
+# makes one of them 1 or a multiple of 16 (four sets of compilations for buckets 1 to 32, most of a
+# first start). Their address arithmetic gets its alignment from the channel counts, not from these.
 @_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
-@triton.jit
+@triton.jit(do_not_specialize=["rows", "out_rows", "ROWS_CLASS"])
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, out_rows, T, V, ROWS_CLASS,
                        C_IN: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
@@ -188,7 +226,7 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
 
 
 @_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
-@triton.jit
+@triton.jit(do_not_specialize=["rows", "in_rows", "ROWS_CLASS"])
 def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
                           rows, in_rows, T_OUT, T_IN, V, ROWS_CLASS,
                           C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
@@ -315,7 +353,7 @@ def _set_tma_blocks(args: dict) -> None:
 
 @_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
            pre_hook=_set_tma_blocks)
-@triton.jit
+@triton.jit(do_not_specialize=["samples", "ROWS_CLASS"])
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
                               ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
                               TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
