@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,7 @@ from helpers import MeanClassifier
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.runtime import load_classifier
+from stgcn_rt.runtime.classifier import warm_up_with_progress
 
 
 def test_pt_and_onnx_give_the_same_probabilities(demo_models, real_windows):
@@ -124,3 +127,14 @@ def test_batch_buckets_are_the_powers_of_two():
 
     assert [bucket_above(count) for count in (1, 2, 3, 5, 8, 9, 130)] == [1, 2, 4, 8, 8, 16, 256]
     assert buckets_up_to(1) == [1] and buckets_up_to(8) == [1, 2, 4, 8] and buckets_up_to(130)[-1] == 128
+
+
+def test_warm_up_reports_each_batch_size_made_ready(demo_models):
+    """The PyTorch runner prepares the batch buckets up to max_batch and reports each one in turn;
+    a backend with nothing to prepare reports nothing."""
+    ckpt, onnx_path = demo_models
+    for model, want in ((ckpt, [1, 2, 4]), (onnx_path, [])):
+        lines: list[str] = []
+        with load_classifier(model) as classifier:
+            warm_up_with_progress(classifier, 6, lines.append)
+        assert [int(re.fullmatch(r"  batch size (\d+) ready after \d+ s", line)[1]) for line in lines] == want

@@ -341,6 +341,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
     from stgcn_rt.files import check_output_path
     from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.runtime import load_classifier
+    from stgcn_rt.runtime.classifier import warm_up_with_progress
     from stgcn_rt.runtime.heap import startup_objects_frozen
 
     require_pipeline_packages()
@@ -355,8 +356,9 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
         report(f"classifier {classifier.name} on {classifier.device}: {mask_url(model)}, "
                f"classes {', '.join(classifier.classes)}")
         if fast:
-            report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start")
-            classifier.warm_up(config.max_batch)
+            report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start "
+                   "(minutes on a first start; restarts read the kernels from Triton's cache)")
+            warm_up_with_progress(classifier, config.max_batch, report)
         pipeline = Pipeline(config, classifier)
         with startup_objects_frozen():
             summaries = pipeline.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -74,8 +75,10 @@ class Classifier(ABC):
         if self.closed:
             raise StgcnError(f"this {self.name} classifier was closed: load the model again to classify")
 
-    def warm_up(self, max_batch: int) -> None:  # noqa: B027 - most backends have nothing to prepare
-        """Prepare every batch size up to ``max_batch`` (compile, capture) before live traffic."""
+    def warm_up(self, max_batch: int,  # noqa: B027 - most backends have nothing to prepare
+                progress: Callable[[int], None] | None = None) -> None:
+        """Prepare every batch size up to ``max_batch`` (compile, capture) before live traffic;
+        ``progress`` is called with each batch size once it is ready."""
 
     def unpadded_batch(self, count: int) -> int:
         """How many of ``count`` waiting windows to run as one batch so that none of it is padding.
@@ -166,6 +169,15 @@ class Classifier(ABC):
     @abstractmethod
     def _logits(self, windows: Any) -> np.ndarray:
         """Run one batch that matches ``input_shape``; return float32 logits (N, classes)."""
+
+
+def warm_up_with_progress(classifier: Classifier, max_batch: int, report: Callable[[str], None]) -> None:
+    """:meth:`Classifier.warm_up`, reporting each batch size made ready and the time so far: a
+    first start of the Triton kernels compiles and tunes them for minutes (later starts read
+    Triton's cache)."""
+    started = time.monotonic()
+    classifier.warm_up(max_batch, lambda batch: report(f"  batch size {batch} ready after "
+                                                       f"{time.monotonic() - started:.0f} s"))
 
 
 def _pad_batch(chunk: Any, size: int) -> Any:

@@ -25,7 +25,7 @@ import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.export.triton import CLASSES_PARAMETER
-from stgcn_rt.runtime.classifier import Classifier, is_checkpoint, load_classifier
+from stgcn_rt.runtime.classifier import Classifier, is_checkpoint, load_classifier, warm_up_with_progress
 from stgcn_rt.runtime.heap import startup_objects_frozen
 from stgcn_rt.urls import mask_url
 
@@ -123,7 +123,7 @@ def serve(model: str, options: ServeOptions, report: Callable[[str], None] = pri
         if classifier.batch_size is not None and options.max_batch > 1:
             raise StgcnError(f"{mask_url(model)} has a static batch of {classifier.batch_size}; Triton's dynamic "
                              "batching needs a dynamic batch axis: re-export with --dynamic-batch")
-        classifier.warm_up(options.max_batch)
+        warm_up_with_progress(classifier, options.max_batch, report)
         log_file = options.log_file or Path(tempfile.gettempdir()) / f"stgcn-rt-serve-{os.getpid()}.log"
         config = TritonConfig(http_address=options.host, http_port=options.http_port,
                               grpc_address=options.host, grpc_port=options.grpc_port,

@@ -382,7 +382,7 @@ class TorchClassifier(Classifier):
     def launches_asynchronously(self) -> bool:
         return self.cuda_graphs
 
-    def warm_up(self, max_batch: int) -> None:
+    def warm_up(self, max_batch: int, progress: Callable[[int], None] | None = None) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic: with
         CUDA graphs both graphs of each bucket (:meth:`launch`)."""
         config = self.loaded.config
@@ -393,3 +393,5 @@ class TorchClassifier(Classifier):
             self.logits(windows)
             if self.cuda_graphs:
                 self._host_graph(windows, slot=1)
+            if progress is not None:
+                progress(bucket)
