@@ -55,7 +55,8 @@ class LocalServer:
         import tritonclient.http as http
 
         command = [SERVE_PYTHON, "-m", "stgcn_rt.cli", "serve", str(self.model), "--http-port", str(self.http_port),
-                   "--grpc-port", str(self.grpc_port), "--max-batch", "16", "--queue-delay-us", "1000"]
+                   "--grpc-port", str(self.grpc_port), "--max-batch", "16", "--queue-delay-us", "1000",
+                   "--triton-log", str(self.log.with_name("triton.log"))]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         client = http.InferenceServerClient(f"127.0.0.1:{self.http_port}")
