@@ -80,7 +80,7 @@ def start_once(max_batch: int, form: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated, in this order: " + ", ".join(FORMS))
+    parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated, from: " + ", ".join(FORMS))
     parser.add_argument("--max-batch", type=int, default=32, help="largest batch bucket warmed up (run's default)")
     parser.add_argument("--restarts", type=int, default=1, help="starts on the filled cache, per form")
     parser.add_argument("--out", default=".", help="folder for the JSON")

@@ -1,9 +1,10 @@
 """Ask the TMA temporal kernel's autotuner for a tuning through Triton's disk cache, on a machine
 without a GPU: Triton's own cache code runs against a stand-in active driver that names an sm_90
-target, and timing the candidates is a stand-in that picks the third. Prints one JSON line: whether
-the cache answered, how often the candidates were timed, the choice and whether it has its
-pre_hook. Run twice on one TRITON_CACHE_DIR by tests/model/test_triton_model.py, in subprocesses,
-because the interpreter those tests use must not be on here."""
+target, and timing the candidates is a stand-in that picks the third. Prints one JSON line:
+whether the cache answered, how often the candidates were timed, which candidate the choice is
+(None for a copy) and whether it has its pre_hook. Run twice on one TRITON_CACHE_DIR by
+tests/model/test_triton_model.py, in subprocesses, because the interpreter those tests use must
+not be on here."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def main() -> None:
 
     hit = tuner.check_disk_cache(tuning_key, tuner.configs, bench)
     choice = tuner.cache[tuning_key]
-    print(json.dumps({"hit": hit, "benched": len(benched), "choice": str(choice),
+    same = [i for i, c in enumerate(tuner.configs) if c is choice]  # the candidate object itself, not a copy
+    print(json.dumps({"hit": hit, "benched": len(benched), "candidate": same[0] if same else None,
                       "hooked": choice.pre_hook is kernels._set_tma_blocks}))
 
 

@@ -384,7 +384,7 @@ class TorchClassifier(Classifier):
 
     def warm_up(self, max_batch: int, progress: Callable[[int], None] | None = None) -> None:
         """Capture (or compile) every batch bucket up to ``max_batch`` now, not on live traffic: with
-        CUDA graphs both graphs of each bucket (:meth:`launch`)."""
+        CUDA graphs both graphs of each bucket (:meth:`launch`). ``progress`` gets each bucket once done."""
         config = self.loaded.config
         _, _, frames, _, persons = self.input_shape
         shape = (config.in_channels, frames or 150, config.num_joints, persons or 1)
