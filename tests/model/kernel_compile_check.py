@@ -60,7 +60,7 @@ def build(jit: triton.runtime.JITFunction, constants: dict, pointers: dict[str, 
     source = ASTSource(fn=jit, signature=signature, constexprs=constants,
                        attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
-                              options={"num_warps": warps, "num_stages": stages})
+                              options={"num_warps": warps, "num_stages": stages, **kernels._COMPILE_OPTIONS})
     return compiled.metadata.shared
 
 

@@ -251,3 +251,26 @@ def test_a_restart_reuses_the_tma_kernels_tuning(tmp_path):
     assert first["candidate"] == restart["candidate"] == 2
     assert first["hooked"] and restart["hooked"]
     assert len(list(tmp_path.rglob("_temporal_conv_tma_kernel.autotune.json"))) == 1
+
+
+@pytest.mark.parametrize(("tma_loads", "kernels"), [
+    (True, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_tma_kernel", "_classify_kernel"}),
+    (False, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_kernel", "_pool_kernel", "_classify_kernel"})])
+def test_every_launch_asks_for_fused_multiply_adds(monkeypatch, reference_checkpoint, tma_loads, kernels):
+    """Triton 3.10 stops fusing multiply-adds unless a launch asks for them: every kernel of a forward
+    pass asks, so the kernels stay the ones every measurement used."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    launches = []
+
+    def recording(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        launches.append((self.fn.__name__, kwargs.get("enable_fp_fusion")))
+        return run(self, *args, **kwargs)
+
+    run = InterpretedFunction.run
+    monkeypatch.setattr(InterpretedFunction, "run", recording)
+    model = TritonSTGCN(load_checkpoint(reference_checkpoint()).model, tma_loads=tma_loads)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 6, 33, 1))
+    assert {name for name, _ in launches} == kernels
+    assert {fused for _, fused in launches} == {True}

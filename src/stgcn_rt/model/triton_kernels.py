@@ -44,6 +44,9 @@ import triton
 import triton.language as tl
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+#: compile options every launch names: fused multiply-adds, the form every measurement of these
+#: kernels used (Triton 3.10 stops fusing by default, and Triton 3.9 warns that it will)
+_COMPILE_OPTIONS = {"enable_fp_fusion": True}
 
 
 def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False,
@@ -439,7 +442,7 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
     _graph_conv_kernel[grid](x, index, weight, w, bias, out, rows, out_rows, frames, joints, size_class(rows),
                              C_IN=c_in, C_OUT=c_out, K=partitions, D=depth, DEPTHS=pack_depths(depth_per_partition),
-                             PLANES=planes)
+                             PLANES=planes, **_COMPILE_OPTIONS)
     return out
 
 
@@ -488,7 +491,7 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
                                              STRIDE=stride, RESIDUAL=kind,
-                                             POOL_ROWS=POOL_ROWS if pool else 0)
+                                             POOL_ROWS=POOL_ROWS if pool else 0, **_COMPILE_OPTIONS)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
@@ -496,7 +499,8 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
 
     out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
-                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind)
+                                C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind,
+                                **_COMPILE_OPTIONS)
     return out
 
 
@@ -632,7 +636,7 @@ def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, mot
     block = 128
     _prepare_kernel[(triton.cdiv(rows, block), streams)](x, scale, shift, out, rows, t, v, m, C=c,
                                                           MOTION=MOTION_CODES[motion], BLOCK=block,
-                                                          C_PAD=triton.next_power_of_2(c))
+                                                          C_PAD=triton.next_power_of_2(c), **_COMPILE_OPTIONS)
     return out
 
 
@@ -648,7 +652,7 @@ def pool_and_classify(y: torch.Tensor, windows: int, w: torch.Tensor, b: torch.T
     per_window, block_c = rows // windows, 8
     _pool_kernel[(windows, triton.cdiv(c, block_c), streams)](
         y, pooled, per_window, windows, C=c, BLOCK_R=min(2048, triton.next_power_of_2(per_window)), BLOCK_C=block_c,
-        num_warps=8)
+        num_warps=8, **_COMPILE_OPTIONS)
     return _classify(pooled, None, 0, 1, w, b, out)
 
 
@@ -677,5 +681,5 @@ def _classify(pooled: torch.Tensor, sums: torch.Tensor | None, groups: int, per_
     block_groups = 0 if sums is None else min(triton.next_power_of_2(groups), max(1, 4096 // block_c))
     _classify_kernel[(windows,)](pooled, pooled if sums is None else sums, w, b, out, windows, groups, per_window,
                                  S=streams, C=c, CLASSES=classes, BLOCK_C=block_c, BLOCK_CLASSES=block_classes,
-                                 BLOCK_GROUPS=block_groups)
+                                 BLOCK_GROUPS=block_groups, **_COMPILE_OPTIONS)
     return out
