@@ -54,3 +54,15 @@ def test_check_command_prints_one_aligned_row_each():
                                               ("10.0", False), ("nightly", True)])
 def test_triton_version_rule(version, old):
     assert environment.triton_too_old(version) is old
+
+
+def test_the_triton_cache_folder_is_named_and_checked(monkeypatch, tmp_path):
+    """Restarts of the Triton kernels skip minutes of compiling and tuning only where their cache persists."""
+    triton = pytest.importorskip("triton")
+    if environment.triton_too_old(triton.__version__):
+        pytest.skip("the kernels need triton 3.2")
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "cache"))
+    assert environment.triton_cache_note() == f"compiled kernels and tile choices cached in {tmp_path / 'cache'}"
+    monkeypatch.setattr(environment.os, "access", lambda path, mode: False)
+    assert environment.triton_cache_note().endswith("is not writable, so every start compiles and tunes again: "
+                                                    "set TRITON_CACHE_DIR")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import platform
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from stgcn_rt import __version__
 
@@ -67,7 +69,24 @@ def _triton_kernels(cuda: bool) -> Capability:
         return Capability("triton kernels", False, f"triton {version} is older than 3.2")
     if not cuda:
         return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")
-    return Capability("triton kernels", True, f"triton {version}")
+    return Capability("triton kernels", True, f"triton {version}; {triton_cache_note()}")
+
+
+def triton_cache_note() -> str:
+    """Where Triton keeps the kernels it compiled and the tiles it chose: a first start spends
+    minutes on both, a restart reads them back if that folder persists and is writable."""
+    try:
+        from triton import knobs
+
+        folder = Path(knobs.cache.dir)
+    except ImportError:  # Triton before 3.4
+        from triton.runtime.cache import default_cache_dir
+
+        folder = Path(default_cache_dir())
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if os.access(existing, os.W_OK):
+        return f"compiled kernels and tile choices cached in {folder}"
+    return f"its cache {folder} is not writable, so every start compiles and tunes again: set TRITON_CACHE_DIR"
 
 
 def _onnxruntime() -> Capability:
