@@ -6,8 +6,12 @@ cache, then restarts on it. Forms: ``project`` is the project's code; ``tma_choi
 leaves the TMA temporal kernel's tile choice to Triton alone, which stores none for candidates with
 a pre_hook, so it times them again at every start; ``specialized`` lets Triton specialize the tuned
 kernels' batch-dependent integers as it does by default, so each batch size that makes one of them
-1 or a multiple of 16 compiles every candidate again. Counts the autotuner's candidate timings per
-kernel. Writes <out>/startup-max-batch-<N>-<gpu>-<date>.json, as profile_kernels.py writes its
+1 or a multiple of 16 compiles every candidate again; ``compiled_one_by_one`` leaves the
+candidates to be compiled as Triton times them, one after another, instead of in threads before;
+``timed_10ms`` times each candidate in CUDA-graph replays of about 10 ms instead of the project's 2. The forms'
+restarts take turns. Reports each start's tile choices.
+Counts the autotuner's candidate timings per kernel, and the time spent compiling candidates in
+threads. Writes <out>/startup-max-batch-<N>-<gpu>-<date>.json, as profile_kernels.py writes its
 report.
 
     python scripts/measure_startup.py [--forms project,specialized] [--max-batch 32] [--restarts 1] [--out .]
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import subprocess
@@ -28,7 +33,7 @@ from pathlib import Path
 STARTED = time.perf_counter()
 
 
-FORMS = ("project", "tma_choice_not_kept", "specialized")
+FORMS = ("project", "tma_choice_not_kept", "specialized", "compiled_one_by_one", "timed_10ms")
 
 
 def start_once(max_batch: int, form: str) -> dict:
@@ -37,11 +42,28 @@ def start_once(max_batch: int, form: str) -> dict:
     import triton.runtime.autotuner as autotuner
 
     from stgcn_rt.model import triton_kernels as kernels
+    from stgcn_rt.model import triton_tuning
     from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     if form == "tma_choice_not_kept":  # back to Triton's own check_disk_cache, which skips pre_hooks
         del kernels._temporal_conv_tma_kernel.check_disk_cache
+    if form == "compiled_one_by_one":  # as on a machine with one CPU
+        triton_tuning.compile_threads = lambda: 1
+    if form == "timed_10ms":  # each candidate timed in CUDA-graph replays of about 10 ms (before session 18)
+        import triton.testing
+
+        for tuner in (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel):
+            tuner.__dict__["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
+    threads, compiling = triton_tuning.compile_threads(), [0.0]
+    compile_candidates = triton_tuning.compile_candidates
+
+    def timed_compile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        began = time.perf_counter()
+        compile_candidates(*args, **kwargs)
+        compiling[0] += time.perf_counter() - began
+
+    triton_tuning.compile_candidates = timed_compile
     if form == "specialized":  # Triton's default for every integer argument, set before the first launch
         for tuner in (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel):
             for param in tuner.fn.params:
@@ -72,10 +94,14 @@ def start_once(max_batch: int, form: str) -> dict:
     while time.perf_counter() - began < 2.0:
         classifier.predict(batch)
         count += 1
+    tuners = (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel)
+    tiles = {t.base_fn.__name__: {str(key): str(config) for key, config in t.cache.items()} for t in tuners}
     return {"import_s": round(imported - STARTED, 2), "warm_up_s": round(warm - imported, 2),
-            "ready_s": round(ready - STARTED, 2), "candidates_timed": dict(timings),
+            "ready_s": round(ready - STARTED, 2), "candidates_timed": dict(timings), "compile_threads": threads,
+            "compiling_in_threads_s": round(compiling[0], 2),
             "batch_1_p50_ms": round(float(np.median(calls)) * 1e3, 4),
-            f"batch_{max_batch}_windows_per_s": round(count * max_batch / (time.perf_counter() - began))}
+            f"batch_{max_batch}_windows_per_s": round(count * max_batch / (time.perf_counter() - began)),
+            "tiles": {name: chosen for name, chosen in tiles.items() if chosen}}
 
 
 def main() -> None:
@@ -93,16 +119,17 @@ def main() -> None:
     if not set(forms) <= set(FORMS):
         parser.error(f"--forms: choose from {', '.join(FORMS)}")
     results = []
-    for form in forms:
-        env = os.environ | {"TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="triton-cache-")}
-        for start in range(1 + args.restarts):
+    caches = {form: tempfile.mkdtemp(prefix="triton-cache-") for form in forms}
+    for start in range(1 + args.restarts):  # the forms' restarts take turns, so that a drift of the GPU's speed
+        for form in forms:                   # over the run is not read as the forms' difference
             began = time.perf_counter()
             done = subprocess.run([sys.executable, __file__, "--child", form, "--max-batch", str(args.max_batch)],
-                                  env=env, capture_output=True, text=True, check=True)
+                                  env=os.environ | {"TRITON_CACHE_DIR": caches[form]}, capture_output=True, text=True,
+                                  check=True)
             child = json.loads(done.stdout.splitlines()[-1])
             results.append({"form": form, "start": "first (empty cache)" if start == 0 else f"restart {start}",
                             "process_s": round(time.perf_counter() - began, 2)} | child)
-            print(results[-1], flush=True)
+            print({k: v for k, v in results[-1].items() if k != "tiles"}, flush=True)
     from profile_kernels import write_gpu_report  # this folder's script, on the path when run as a script
 
     write_gpu_report(f"startup-max-batch-{args.max_batch}", f"python scripts/measure_startup.py --forms {args.forms} "
@@ -110,7 +137,9 @@ def main() -> None:
                      "each start a new process; process_s: its whole run (warm-up, then 2,000 batch-1 calls and 2 s "
                      "at the largest bucket), as the parent saw it; ready_s: from the child's first line to one window "
                      "classified; warm_up_s: compiling, tuning and capturing the batch buckets up to --max-batch; "
-                     "candidates_timed: the autotuner's timings per kernel; batch_1_p50_ms: predict on a host window",
+                     "candidates_timed: the autotuner's timings per kernel; compiling_in_threads_s: of warm_up_s, the "
+                     "time spent compiling candidates in compile_threads threads before timing them; "
+                     "batch_1_p50_ms: predict on a host window; tiles: the tile chosen per tuning key",
                      results, Path(args.out))
 
 

@@ -16,6 +16,7 @@ from triton.compiler import ASTSource
 
 from stgcn_rt.model import triton_kernels as kernels
 from stgcn_rt.model.network import TEMPORAL_KERNEL, block_shapes
+from stgcn_rt.model.triton_tuning import prune_tiles
 
 DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
 
@@ -73,7 +74,7 @@ def main(archs: list[int], all_tiles: bool) -> None:
             if (name == "temporal_tma" or constants.get("PLANES", 1) > 1) and not arch >= 90:
                 continue  # the tensor memory accelerator is Hopper's: kernels.tma_available
             tuner = tuners[name]
-            configs = kernels._prune(tuner.configs, {}, **constants)
+            configs = prune_tiles(tuner.configs, {}, **constants)
             for config in configs if all_tiles else configs[:1]:
                 m, n, k = (config.kwargs[f"BLOCK_{d}"] for d in "MNK")
                 descriptors = {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"}

@@ -33,32 +33,15 @@ pointer loads). Under
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
-import os
-from collections.abc import Callable
-
 import torch
 import triton
 import triton.language as tl
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+from stgcn_rt.model.triton_tuning import INTERPRETED, autotune
+
 #: compile options every launch names: fused multiply-adds, the form every measurement of these
 #: kernels used (Triton 3.10 stops fusing by default, and Triton 3.9 warns that it will)
 _COMPILE_OPTIONS = {"enable_fp_fusion": True}
-
-
-def _configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False,
-             pre_hook: Callable[[dict], None] | None = None) -> list[triton.Config]:
-    """``pipelined_flag``: the kernel takes a PIPELINED constexpr, set where a size has pipeline stages;
-    ``pre_hook``: called with the launch's arguments before each launch of a candidate."""
-    if INTERPRETED:  # one large tile: the interpreter cannot time candidates, and runs each program in Python
-        sizes = [(128, 256, 64, 4, 1)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k,
-                           **({"PIPELINED": s > 1} if pipelined_flag else {})},
-                          num_warps=w, num_stages=s, pre_hook=pre_hook)
-            for m, n, k, w, s in sizes]
 
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages): small row tiles give a batch of 1 enough programs
@@ -74,67 +57,6 @@ _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), 
 # pointer loads' (the loads cost the threads no address arithmetic and no registers)
 _TEMPORAL_TMA_SIZES = [(64, 64, 64, 4, 4), (64, 128, 128, 8, 4), (64, 128, 64, 4, 4), (64, 128, 128, 8, 3),
                        (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3)]
-
-
-def _prune(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
-    """Drop tiles wider than the layer's output or input channels, down to the narrowest tiles (the
-    first block's three input channels still get every tile of the narrowest depth to choose from)."""
-    values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
-    width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
-    narrowest = min(c.kwargs["BLOCK_N"] for c in configs), min(c.kwargs["BLOCK_K"] for c in configs)
-    return [c for c in configs if c.kwargs["BLOCK_N"] <= max(width, narrowest[0])
-            and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
-
-
-def _autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False,  # noqa: ANN202
-              pre_hook: Callable[[dict], None] | None = None):
-    """Time the candidate tiles once per (size class, layer shape), and keep the choice in Triton's
-    cache directory where this Triton can, so a restart does not retime.
-
-    Candidates are timed inside a CUDA graph (short runs): at batch 1 a kernel takes a few
-    microseconds, less than its launch from Python, so timing launches one by one ranks the
-    host's overhead instead of the kernels (it chose a tile twice as slow as the best for the first
-    block's graph convolution)."""
-    options: dict[str, object] = {"prune_configs_by": {"early_config_prune": _prune}}
-    accepted = inspect.signature(triton.autotune).parameters
-    if "do_bench" in accepted:
-        options["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
-    if "cache_results" in accepted:
-        options["cache_results"] = True
-    tune = triton.autotune(configs=_configs(sizes, pipelined_flag, pre_hook), key=key, **options)
-    if pre_hook is None or "cache_results" not in accepted:
-        return tune
-    return lambda fn: _cache_hooked_choices(tune(fn))
-
-
-def _unhooked(config: triton.Config) -> triton.Config:
-    bare = copy.copy(config)
-    bare.pre_hook = None
-    return bare
-
-
-def _cache_hooked_choices(tuner):  # noqa: ANN001, ANN202 (Triton's Autotuner, untyped)
-    """Let Triton's disk cache keep the tile chosen for a kernel whose candidates have a pre_hook.
-
-    Triton writes no choice to disk for such a kernel (a hook cannot be stored as JSON), so it was
-    timed again at every process start. Our hooks only hand the candidate's tile shapes to the
-    tensor descriptors, so a candidate is known by its parameters alone: the cache is shown the
-    candidates without their hook, and the choice it returns is mapped back to the one with it."""
-    triton_check = tuner.check_disk_cache
-
-    def check_disk_cache(tuning_key, configs, bench_fn) -> bool:  # noqa: ANN001
-        hooked = {str(c): c for c in configs}
-
-        def bench_then_unhook() -> None:
-            bench_fn()
-            tuner.configs_timings = {_unhooked(c): t for c, t in tuner.configs_timings.items()}
-
-        hit = triton_check(tuning_key, [_unhooked(c) for c in configs], bench_then_unhook)
-        tuner.cache[tuning_key] = hooked[str(tuner.cache[tuning_key])]
-        return hit
-
-    tuner.check_disk_cache = check_disk_cache
-    return tuner
 
 
 def size_class(rows: int) -> int:
@@ -170,7 +92,7 @@ def _mix_and_multiply(acc, x_stream, index_ptr, weight_ptr, w_ptr, s, joint, fra
 # unspecialized: Triton would otherwise compile every candidate tile again for each batch size that
 # makes one of them 1 or a multiple of 16 (four sets of compilations for buckets 1 to 32, most of a
 # first start). Their address arithmetic gets its alignment from the channel counts, not from these.
-@_autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
+@autotune(_GRAPH_SIZES, ["ROWS_CLASS", "C_IN", "C_OUT", "PLANES"], pipelined_flag=True)
 @triton.jit(do_not_specialize=["rows", "out_rows", "ROWS_CLASS"])
 def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                        rows, out_rows, T, V, ROWS_CLASS,
@@ -228,7 +150,7 @@ def _graph_conv_kernel(x_ptr, index_ptr, weight_ptr, w_ptr, bias_ptr, out_ptr,
                      mask=mask & beyond[:, None])
 
 
-@_autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
+@autotune(_TEMPORAL_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL"])
 @triton.jit(do_not_specialize=["rows", "in_rows", "ROWS_CLASS"])
 def _temporal_conv_kernel(y_ptr, w_ptr, bias_ptr, res_ptr, res_w_ptr, out_ptr,
                           rows, in_rows, T_OUT, T_IN, V, ROWS_CLASS,
@@ -354,7 +276,7 @@ def _set_tma_blocks(args: dict) -> None:
     args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
 
 
-@_autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
+@autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
            pre_hook=_set_tma_blocks)
 @triton.jit(do_not_specialize=["samples", "ROWS_CLASS"])
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
