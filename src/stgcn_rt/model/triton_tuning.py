@@ -22,7 +22,7 @@ from triton.runtime import driver
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 #: how long each candidate is timed, in ms of CUDA-graph replays (Triton's default is 20): on an
-#: H100, 2 instead of 10 made a first start 31 s shorter and chose tiles as well (in as many keys
+#: H100, 2 instead of 10 made a first start 26-31 s shorter and chose tiles as well (in as many keys
 #: differently from a 10-ms tuning as two 10-ms tunings differ from each other)
 TIMING_MS = 2
 
