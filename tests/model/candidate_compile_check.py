@@ -3,7 +3,7 @@ candidates: a stand-in active driver names an sm_90 target, and a stand-in timin
 launch at the first candidate's timing, noting what was compiled by then and in which threads.
 Prints one JSON line per kernel: the candidates, the compiled kernels (warps, stages and the tensor
 descriptors' tiles), the threads that compiled them, and the tiles of the launch's own descriptors.
-Run by tests/model/test_triton_model.py in a subprocess, because the interpreter those tests use
+Run by tests/model/test_triton_tuning.py in a subprocess, because the interpreter those tests use
 must not be on here."""
 
 from __future__ import annotations

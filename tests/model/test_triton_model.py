@@ -236,45 +236,6 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
 
 
-def test_a_restart_reuses_the_tma_kernels_tuning(tmp_path):
-    """Triton stores no tuning for kernels whose candidates have a pre_hook; the TMA temporal
-    kernel's is stored all the same, and a second process takes it, hook included, untimed."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_CACHE_DIR": str(tmp_path)}
-    script = Path(__file__).with_name("tuning_cache_check.py")
-    runs = []
-    for _ in range(2):
-        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs.append(json.loads(done.stdout.splitlines()[-1]))
-    first, restart = runs
-    assert (first["hit"], first["benched"], restart["hit"], restart["benched"]) == (False, 1, True, 0)
-    assert first["candidate"] == restart["candidate"] == 2
-    assert first["hooked"] and restart["hooked"]
-    assert len(list(tmp_path.rglob("_temporal_conv_tma_kernel.autotune.json"))) == 1
-
-
-def test_candidates_are_compiled_in_threads_before_they_are_timed(tmp_path):
-    """A first start compiles every candidate tile. Triton compiles each when it first times it, one
-    after another; ours are all compiled, in worker threads, before the first is timed, each TMA
-    candidate with its own descriptor tiles and the launch's descriptors left as they were."""
-    from stgcn_rt.model.triton_tuning import compile_threads
-
-    if compile_threads() < 2:
-        pytest.skip("one CPU: the candidates compile one after another")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_CACHE_DIR": str(tmp_path)}
-    script = Path(__file__).with_name("candidate_compile_check.py")
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    graph, temporal = (json.loads(line) for line in done.stdout.splitlines())
-    for seen in (graph, temporal):
-        assert [c[:5] for c in seen["compiled"]] == seen["candidates"]
-        assert len(seen["candidates"]) > 1
-        assert len(seen["threads"]) > 1 and all(t.startswith("triton-compile") for t in seen["threads"])
-    assert all(c[5] == [] for c in graph["compiled"])
-    assert all(tiles == [[1, m, k], [k, n]] for _, _, m, n, k, tiles in temporal["compiled"])
-    assert temporal["launch_tiles"] == [[1, 64, 64], [64, 64]]  # temporal_conv's placeholders
-
-
 @pytest.mark.parametrize(("tma_loads", "kernels"), [
     (True, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_tma_kernel", "_classify_kernel"}),
     (False, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_kernel", "_pool_kernel", "_classify_kernel"})])

@@ -3,7 +3,7 @@ without a GPU: Triton's own cache code runs against a stand-in active driver tha
 target, and timing the candidates is a stand-in that picks the third. Prints one JSON line:
 whether the cache answered, how often the candidates were timed, which candidate the choice is
 (None for a copy) and whether it has its pre_hook. Run twice on one TRITON_CACHE_DIR by
-tests/model/test_triton_model.py, in subprocesses, because the interpreter those tests use must
+tests/model/test_triton_tuning.py, in subprocesses, because the interpreter those tests use must
 not be on here."""
 
 from __future__ import annotations

@@ -66,3 +66,14 @@ def test_the_triton_cache_folder_is_named_and_checked(monkeypatch, tmp_path):
     monkeypatch.setattr(environment.os, "access", lambda path, mode: False)
     assert environment.triton_cache_note().endswith("is not writable, so every start compiles and tunes again: "
                                                     "set TRITON_CACHE_DIR")
+
+
+def test_check_says_how_many_candidates_compile_at_once(monkeypatch):
+    triton = pytest.importorskip("triton")
+    if environment.triton_too_old(triton.__version__):
+        pytest.skip("the kernels need triton 3.2")
+    monkeypatch.setenv("STGCN_RT_COMPILE_THREADS", "4")
+    assert environment.compile_threads_note() == ("a first start compiles 4 candidate tiles at once "
+                                                  "(STGCN_RT_COMPILE_THREADS)")
+    monkeypatch.setenv("STGCN_RT_COMPILE_THREADS", "four")
+    assert environment.compile_threads_note().startswith("STGCN_RT_COMPILE_THREADS='four': give a whole number")

@@ -20,11 +20,15 @@ from typing import Any
 import triton
 from triton.runtime import driver
 
+from stgcn_rt.errors import StgcnError
+
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 #: how long each candidate is timed, in ms of CUDA-graph replays (Triton's default is 20): on an
 #: H100, 2 instead of 10 made a first start 26-31 s shorter and chose tiles as well (in as many keys
 #: differently from a 10-ms tuning as two 10-ms tunings differ from each other)
 TIMING_MS = 2
+#: the environment variable that sets :func:`compile_threads`
+COMPILE_THREADS_VARIABLE = "STGCN_RT_COMPILE_THREADS"
 
 def tile_configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False,
                  pre_hook: Callable[[dict], None] | None = None) -> list[triton.Config]:
@@ -118,8 +122,16 @@ def _tune_through_disk_cache(tuner: Any) -> Any:  # Triton's Autotuner, untyped
 
 
 def compile_threads() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """How many candidates may compile at once: ``$STGCN_RT_COMPILE_THREADS``, else the CPUs this
+    process may run on. Each compilation holds its own LLVM module, so a device short of memory
+    (a Jetson running the pipeline) may want fewer."""
+    asked = os.environ.get(COMPILE_THREADS_VARIABLE)
+    if asked is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not asked.strip().isdigit() or int(asked) < 1:
+        raise StgcnError(f"{COMPILE_THREADS_VARIABLE}={asked!r}: give a whole number of threads, 1 or more "
+                         "(1 compiles the Triton kernels' candidate tiles one after another)")
+    return int(asked)
 
 
 def compile_candidates(tuner: Any, configs: list[triton.Config], args: tuple, kwargs: dict) -> None:

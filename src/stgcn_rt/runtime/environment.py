@@ -69,7 +69,7 @@ def _triton_kernels(cuda: bool) -> Capability:
         return Capability("triton kernels", False, f"triton {version} is older than 3.2")
     if not cuda:
         return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")
-    return Capability("triton kernels", True, f"triton {version}; {triton_cache_note()}")
+    return Capability("triton kernels", True, f"triton {version}; {triton_cache_note()}; {compile_threads_note()}")
 
 
 def triton_cache_note() -> str:
@@ -87,6 +87,17 @@ def triton_cache_note() -> str:
     if os.access(existing, os.W_OK):
         return f"compiled kernels and tile choices cached in {folder}"
     return f"its cache {folder} is not writable, so every start compiles and tunes again: set TRITON_CACHE_DIR"
+
+
+def compile_threads_note() -> str:
+    """How many candidate tiles a first start compiles at once, and how to change it."""
+    from stgcn_rt.errors import StgcnError
+    from stgcn_rt.model.triton_tuning import COMPILE_THREADS_VARIABLE, compile_threads
+
+    try:
+        return f"a first start compiles {compile_threads()} candidate tiles at once ({COMPILE_THREADS_VARIABLE})"
+    except StgcnError as exc:
+        return str(exc)
 
 
 def _onnxruntime() -> Capability:
