@@ -73,7 +73,7 @@ def test_check_says_how_many_candidates_compile_at_once(monkeypatch):
     if environment.triton_too_old(triton.__version__):
         pytest.skip("the kernels need triton 3.2")
     monkeypatch.setenv("STGCN_RT_COMPILE_THREADS", "4")
-    assert environment.compile_threads_note() == ("a first start compiles 4 candidate tiles at once "
+    assert environment.compile_threads_note() == ("a first start compiles up to 4 candidate tiles at once "
                                                   "(STGCN_RT_COMPILE_THREADS)")
     monkeypatch.setenv("STGCN_RT_COMPILE_THREADS", "four")
     assert environment.compile_threads_note().startswith("STGCN_RT_COMPILE_THREADS='four': give a whole number")

@@ -30,6 +30,7 @@ TIMING_MS = 2
 #: the environment variable that sets :func:`compile_threads`
 COMPILE_THREADS_VARIABLE = "STGCN_RT_COMPILE_THREADS"
 
+
 def tile_configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bool = False,
                  pre_hook: Callable[[dict], None] | None = None) -> list[triton.Config]:
     """Candidates from ``sizes``, each (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages).

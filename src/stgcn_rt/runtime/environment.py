@@ -95,7 +95,7 @@ def compile_threads_note() -> str:
     from stgcn_rt.model.triton_tuning import COMPILE_THREADS_VARIABLE, compile_threads
 
     try:
-        return f"a first start compiles {compile_threads()} candidate tiles at once ({COMPILE_THREADS_VARIABLE})"
+        return f"a first start compiles up to {compile_threads()} candidate tiles at once ({COMPILE_THREADS_VARIABLE})"
     except StgcnError as exc:
         return str(exc)
 
