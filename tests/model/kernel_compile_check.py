@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -16,7 +17,7 @@ from triton.compiler import ASTSource
 
 from stgcn_rt.model import triton_kernels as kernels
 from stgcn_rt.model.network import TEMPORAL_KERNEL, block_shapes
-from stgcn_rt.model.triton_tuning import prune_tiles
+from stgcn_rt.model.triton_tuning import compile_threads, prune_tiles
 
 DEPTHS = 1 + (4 << 4) + (1 << 8)  # MediaPipe 33, spatial partitions: 1, 4 and 1 neighbours
 
@@ -69,6 +70,7 @@ def main(archs: list[int], all_tiles: bool) -> None:
     tuners = {"graph": kernels._graph_conv_kernel, "temporal": kernels._temporal_conv_kernel,
               "temporal_tma": kernels._temporal_conv_tma_kernel}
     half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
+    builds = []  # (what to print, build's arguments)
     for arch in archs:
         for name, constants in layer_shapes():
             if (name == "temporal_tma" or constants.get("PLANES", 1) > 1) and not arch >= 90:
@@ -78,15 +80,16 @@ def main(archs: list[int], all_tiles: bool) -> None:
             for config in configs if all_tiles else configs[:1]:
                 m, n, k = (config.kwargs[f"BLOCK_{d}"] for d in "MNK")
                 descriptors = {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"}
-                shared = build(tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"} | descriptors,
-                               arch, config.num_warps, config.num_stages)
-                print(json.dumps({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs,
-                                  "shared": shared}), flush=True)
+                builds.append(({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs},
+                               (tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"} | descriptors,
+                                arch, config.num_warps, config.num_stages)))
         for jit, constants, pointers, warps in FIXED:
-            shared = build(jit, constants, pointers, arch, warps, 1)
-            print(json.dumps({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {},
-                              "shared": shared}), flush=True)
-
+            builds.append(({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {}},
+                           (jit, constants, pointers, arch, warps, 1)))
+    # in threads, as the project compiles candidate tiles (Triton's compiler mostly runs outside the GIL)
+    with ThreadPoolExecutor(compile_threads()) as pool:
+        for (described, _), shared in zip(builds, pool.map(lambda b: build(*b[1]), builds)):
+            print(json.dumps(described | {"shared": shared}), flush=True)
 
 if __name__ == "__main__":
     main([int(a) for a in sys.argv[1:] if a != "--all-tiles"], "--all-tiles" in sys.argv)
