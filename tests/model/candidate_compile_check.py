@@ -95,5 +95,6 @@ def main() -> None:
                                                          residual=wide, tma=True),
            kernels._temporal_conv_tma_kernel, {"C": 2 * channels, "C_OUT": 2 * channels}, hopper)
 
+
 if __name__ == "__main__":
     main()
