@@ -46,6 +46,7 @@ def start_once(max_batch: int, form: str) -> dict:
     from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
+    tuners = (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel)
     if form == "tma_choice_not_kept":  # back to Triton's own check_disk_cache, which skips pre_hooks
         del kernels._temporal_conv_tma_kernel.check_disk_cache
     if form == "compiled_one_by_one":  # as on a machine with one CPU
@@ -53,7 +54,7 @@ def start_once(max_batch: int, form: str) -> dict:
     if form == "timed_10ms":  # each candidate timed in CUDA-graph replays of about 10 ms (before session 18)
         import triton.testing
 
-        for tuner in (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel):
+        for tuner in tuners:
             tuner.__dict__["do_bench"] = functools.partial(triton.testing.do_bench_cudagraph, rep=10)
     threads, compiling = triton_tuning.compile_threads(), [0.0]
     compile_candidates = triton_tuning.compile_candidates
@@ -65,7 +66,7 @@ def start_once(max_batch: int, form: str) -> dict:
 
     triton_tuning.compile_candidates = timed_compile
     if form == "specialized":  # Triton's default for every integer argument, set before the first launch
-        for tuner in (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel):
+        for tuner in tuners:
             for param in tuner.fn.params:
                 param.do_not_specialize = param.do_not_specialize_on_alignment = False
     timings: collections.Counter[str] = collections.Counter()
@@ -94,7 +95,6 @@ def start_once(max_batch: int, form: str) -> dict:
     while time.perf_counter() - began < 2.0:
         classifier.predict(batch)
         count += 1
-    tuners = (kernels._graph_conv_kernel, kernels._temporal_conv_kernel, kernels._temporal_conv_tma_kernel)
     tiles = {t.base_fn.__name__: {str(key): str(config) for key, config in t.cache.items()} for t in tuners}
     return {"import_s": round(imported - STARTED, 2), "warm_up_s": round(warm - imported, 2),
             "ready_s": round(ready - STARTED, 2), "candidates_timed": dict(timings), "compile_threads": threads,

@@ -91,5 +91,6 @@ def main(archs: list[int], all_tiles: bool) -> None:
         for (described, _), shared in zip(builds, pool.map(lambda b: build(*b[1]), builds)):
             print(json.dumps(described | {"shared": shared}), flush=True)
 
+
 if __name__ == "__main__":
     main([int(a) for a in sys.argv[1:] if a != "--all-tiles"], "--all-tiles" in sys.argv)
