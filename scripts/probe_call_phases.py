@@ -1,14 +1,14 @@
-"""Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and
-what the last temporal convolution pooling its own rows (``pool_in_epilogue``) changes, measured
-interleaved in one process: ``predict`` on a host window (what a user calls and ``stgcn-rt bench``
-times), ``predict`` plus a device synchronisation (what the bench timed before session 12), one
-replay of the captured graph plus its synchronisation (no host copies), one replay with the host
-spinning until the first probability arrives in the pinned output instead (what a completion flag
-would cost, timing only), copying a window into the pinned input, the graph replayed back to back
-(the GPU's pass), and batch-512 throughput. Writes <out>/call-phases-<gpu>-<date>.json, as
-profile_kernels.py writes its report.
+"""Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and what the
+last temporal convolution pooling its own rows (``pool_in_epilogue``) or fp8 operands for the
+temporal convolutions (``fp8``) change, measured interleaved in one process: ``predict`` on a host
+window (what a user calls and ``stgcn-rt bench`` times), ``predict`` plus a device synchronisation
+(what the bench timed before session 12), one replay of the captured graph plus its synchronisation
+(no host copies), one replay with the host spinning until the first probability arrives in the
+pinned output instead (what a completion flag would cost, timing only), copying a window into the
+pinned input, the graph replayed back to back (the GPU's pass), and batch-512 throughput. Writes
+<out>/call-phases-<gpu>-<date>.json, as profile_kernels.py writes its report.
 
-    python scripts/probe_call_phases.py [--calls 3000] [--rounds 2] [--out .]
+    python scripts/probe_call_phases.py [--calls 3000] [--rounds 2] [--forms pool_in_epilogue,fp8] [--out .]
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from profile_kernels import write_gpu_report  # this folder's script, on the pat
 
 from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
 from stgcn_rt.runtime.backends.torch_runner import PROBABILITIES, TorchClassifier
+
+#: form name -> (pool_in_epilogue, fp8_temporal)
+FORMS = {"pool_in_epilogue": (True, False), "pooling_kernel": (False, False), "fp8": (True, True)}
 
 
 def median_us(step: Callable[[], object], calls: int) -> float:
@@ -72,15 +75,19 @@ def phases(classifier: TorchClassifier, window: np.ndarray, batch: np.ndarray, c
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls per median")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both forms")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the forms")
+    parser.add_argument("--forms", default="pool_in_epilogue,pooling_kernel",
+                        help=f"comma-separated, of: {', '.join(FORMS)}")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     forms = {}
-    for pooled in (True, False):
-        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True)
+    for name in args.forms.split(","):
+        pooled, fp8 = FORMS[name]
+        classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
+                                     fp8_temporal=fp8)
         classifier.model.pool_in_epilogue = pooled
-        forms["pool_in_epilogue" if pooled else "pooling_kernel"] = classifier
+        forms[name] = classifier
     rng = np.random.default_rng(0)
     window = rng.random((1, 3, 150, 33, 1), dtype=np.float32)
     batch = rng.random((512, 3, 150, 33, 1), dtype=np.float32)
@@ -90,11 +97,12 @@ def main() -> None:
             figures = phases(classifier, window, batch, args.calls)
             results.append({"form": name, "round": round_} | figures)
             print(results[-1], flush=True)
-    write_gpu_report("call-phases", f"python scripts/probe_call_phases.py --calls {args.calls} --rounds {args.rounds}",
+    write_gpu_report("call-phases", f"python scripts/probe_call_phases.py --calls {args.calls} --rounds {args.rounds} "
+                                    f"--forms {args.forms}",
                      "medians of single calls (batch 1, M=1); back_to_back_pass_us: the batch-1 graph replayed 1,000 "
                      "times, per replay; replay_and_spin_us: the host spins until the first probability (set to NaN "
                      "before) arrives in the pinned output, a stand-in for a completion flag; window_copy_us: "
-                     "np.copyto of one window into the pinned input; the two forms interleaved in one process",
+                     "np.copyto of one window into the pinned input; the forms interleaved in one process",
                      results, Path(args.out))
 
 

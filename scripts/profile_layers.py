@@ -4,7 +4,7 @@ pass replayed back to back. At batch 1 a kernel takes a few microseconds, less t
 from Python, so only timings inside CUDA graphs rank the kernels rather than the host. Writes
 <out>/layer-profile-<gpu>-<date>.json, as profile_kernels.py writes its report.
 
-    python scripts/profile_layers.py [--batch 1,512] [--out .]
+    python scripts/profile_layers.py [--batch 1,512] [--fp8] [--out .]
 """
 
 from __future__ import annotations
@@ -85,12 +85,14 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", default="1,512", help="batch sizes, comma-separated")
+    parser.add_argument("--fp8", action="store_true", help="temporal convolutions on fp8 operands")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True)
+    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True, fp8_temporal=args.fp8)
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
-    write_gpu_report("layer-profile", "python scripts/profile_layers.py --batch " + args.batch,
+    write_gpu_report("layer-profile" + ("-fp8" if args.fp8 else ""),
+                     "python scripts/profile_layers.py --batch " + args.batch + (" --fp8" if args.fp8 else ""),
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
                      "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
                      results, Path(args.out))

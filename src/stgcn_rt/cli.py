@@ -83,8 +83,9 @@ fast_option = click.option(
     "--fast", type=click.Choice(list(FAST_MODES)), is_flag=False, flag_value=DEFAULT_FAST_MODE, default=None,
     help="With --device cuda and a .pt checkpoint, the fastest PyTorch backends, fp16 with CUDA graphs: "
          "--fast (or --fast kernels) runs this project's Triton kernels (fastest measured: per window, per "
-         "batch and in cameras), --fast compile the optimized rewrite under torch.compile; both compile and "
-         "tune for a minute or more at start.")
+         "batch and in cameras), --fast kernels-fp8 the same with the temporal convolutions on fp8 operands "
+         "(Hopper GPUs: faster, probabilities within about 1e-4 of fp32), --fast compile the optimized rewrite "
+         "under torch.compile; all compile and tune for a minute or more at their first start.")
 persons_option = click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
                               help="Persons per window, M (1 single person, 5 multi person).")
 
@@ -498,7 +499,7 @@ def int_list(text: str) -> list[int]:
               help=f"Subset of: {', '.join(BACKEND_NAMES)} (default: all this machine can run). 'optimized' is "
                    "the channels-last, sparse-graph rewrite (two CUDA streams unless 'serial'); 'autotune' compiles "
                    "with max-autotune (minutes); 'triton-kernels' runs this project's Triton kernels ('pointer-loads': "
-                   "without Hopper's tensor memory accelerator); "
+                   "without Hopper's tensor memory accelerator; 'fp8': the temporal convolutions on fp8 operands); "
                    "'onnxruntime-as-exported' runs the export's graph steps as written (the runner otherwise "
                    "mixes joints first on the CPU); 'triton' is a Triton Inference Server given by --model URL.")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")

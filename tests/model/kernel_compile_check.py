@@ -33,8 +33,9 @@ def layer_shapes() -> list[tuple[str, dict]]:
         shapes += [("graph", graph | {"PLANES": 1}), ("temporal", temporal)]
         if kernels.takes_tma_loads(True, out, out):  # on Hopper: TMA loads, their input in frame planes
             pooled = kernels.POOL_ROWS if b is blocks[-1] else 0  # the last one pools its rows
-            shapes += [("graph", graph | {"PLANES": kernels.frame_planes(True, b.stride, out, out)}),
-                       ("temporal_tma", temporal | {"POOL_ROWS": pooled})]
+            planes = graph | {"PLANES": kernels.frame_planes(True, b.stride, out, out)}
+            shapes += [("graph", planes), ("temporal_tma", temporal | {"POOL_ROWS": pooled}),
+                       ("graph_fp8", planes), ("temporal_tma", temporal | {"POOL_ROWS": pooled, "FP8": True})]
     unique = {json.dumps(s, sort_keys=True): s for s in shapes}
     return [tuple(json.loads(k)) for k in unique]
 
@@ -67,21 +68,25 @@ def build(jit: triton.runtime.JITFunction, constants: dict, pointers: dict[str, 
 
 
 def main(archs: list[int], all_tiles: bool) -> None:
-    tuners = {"graph": kernels._graph_conv_kernel, "temporal": kernels._temporal_conv_kernel,
-              "temporal_tma": kernels._temporal_conv_tma_kernel}
+    tuners = {"graph": kernels._graph_conv_kernel, "graph_fp8": kernels._graph_conv_kernel,
+              "temporal": kernels._temporal_conv_kernel, "temporal_tma": kernels._temporal_conv_tma_kernel}
     half = {name: "*fp16" for name in ("x_ptr", "w_ptr", "out_ptr", "y_ptr", "res_ptr", "res_w_ptr")}
     builds = []  # (what to print, build's arguments)
     for arch in archs:
         for name, constants in layer_shapes():
-            if (name == "temporal_tma" or constants.get("PLANES", 1) > 1) and not arch >= 90:
-                continue  # the tensor memory accelerator is Hopper's: kernels.tma_available
+            if (name in ("temporal_tma", "graph_fp8") or constants.get("PLANES", 1) > 1) and not arch >= 90:
+                continue  # the tensor memory accelerator (and so fp8) is Hopper's: kernels.tma_available
             tuner = tuners[name]
             configs = prune_tiles(tuner.configs, {}, **constants)
             for config in configs if all_tiles else configs[:1]:
                 m, n, k = (config.kwargs[f"BLOCK_{d}"] for d in "MNK")
-                descriptors = {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"}
+                descriptors = ({"y_desc": f"tensordesc<fp8e4nv[1,{m},{k}]>", "w_desc": f"tensordesc<fp8e4nv[{n},{k}]>"}
+                               if constants.get("FP8") else
+                               {"y_desc": f"tensordesc<fp16[1,{m},{k}]>", "w_desc": f"tensordesc<fp16[{k},{n}]>"})
+                output = {"out_ptr": "*fp8e4nv"} if name == "graph_fp8" else {}
                 builds.append(({"arch": arch, "kernel": name, "shape": constants, "tile": config.kwargs},
-                               (tuner.fn, {**constants, **config.kwargs}, half | {"index_ptr": "*i32"} | descriptors,
+                               (tuner.fn, {**constants, **config.kwargs},
+                                half | {"index_ptr": "*i32"} | descriptors | output,
                                 arch, config.num_warps, config.num_stages)))
         for jit, constants, pointers, warps in FIXED:
             builds.append(({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {}},

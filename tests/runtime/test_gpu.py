@@ -53,6 +53,7 @@ VARIANTS = [  # precision, options
     ("fp16", {"triton_kernels": True}),
     ("fp16", {"cuda_graphs": True, "triton_kernels": True}),
     ("fp16", {"cuda_graphs": True, "triton_kernels": True, "tma_loads": False}),
+    ("fp16", {"cuda_graphs": True, "triton_kernels": True, "fp8_temporal": True}),
 ]
 
 
@@ -192,6 +193,35 @@ def test_triton_kernels_with_five_persons(demo_models, real_windows):
     diff = float(np.abs(probs - ref_p).max())
     report("fp16 triton kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
     assert diff <= 1e-3
+
+
+def test_fp8_scales_inputs_beyond_its_range(demo_models, real_windows):
+    """A block whose temporal-convolution inputs reach about 16,000 (e4m3 ends at 448): with fp8
+    operands its output stays within 5% (relative norm) of the fp16 kernels' and the probabilities
+    within 1e-3 of fp32; its inputs are scaled down first (tests/model/test_triton_model.py)."""
+    from helpers import amplified
+
+    from stgcn_rt.model.checkpoint import load_checkpoint
+    from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
+
+    ckpt, _ = demo_models
+    loaded = amplified(load_checkpoint(ckpt), 2, 2.0 ** 16)
+    x = torch.from_numpy(real_windows[:4]).cuda()
+    outputs = {}
+    for fp8 in (False, True):
+        with TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True,
+                             fp8_temporal=fp8) as model:
+            hook = model.model.blocks[2].register_forward_hook(
+                lambda _m, _i, out, fp8=fp8: outputs.__setitem__(fp8, out.float()))
+            with torch.inference_mode():
+                probs = torch.softmax(model.model(x), 1).cpu().numpy()
+            hook.remove()
+    with TorchClassifier(loaded) as reference:
+        ref_p = reference.predict(real_windows[:4])
+    relative = float((outputs[True] - outputs[False]).norm() / outputs[False].norm())
+    diff = float(np.abs(probs - ref_p).max())
+    report("fp8 temporal, block 2 inputs x 65536", block_relative_error=relative, max_prob_diff=diff)
+    assert relative <= 0.05 and diff <= 1e-3
 
 
 def test_torch_compile(demo_models, real_windows, cpu_reference):

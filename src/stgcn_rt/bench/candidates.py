@@ -63,10 +63,11 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool = False,
                 parallel_streams: bool = True, autotune: bool = False, triton_kernels: bool = False,
-                tma_loads: bool = True, **_: Any) -> str:
+                tma_loads: bool = True, fp8_temporal: bool = False, **_: Any) -> str:
     """How the benchmark names a configuration of the PyTorch runner (its keyword options)."""
     return ("pytorch" + (" triton kernels" if triton_kernels else "")
             + (" (pointer loads)" if triton_kernels and not tma_loads else "")
+            + (" fp8 temporal" if fp8_temporal else "")
             + ((" optimized" + (" parallel" if parallel_streams else " serial")) if optimize else "")
             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
             + (" + CUDA graphs" if cuda_graphs else ""))
@@ -74,13 +75,14 @@ def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool
 
 def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
                     optimize: bool = False, parallel: bool = True, autotune: bool = False,
-                    triton_kernels: bool = False, tma_loads: bool = True) -> Candidate:
+                    triton_kernels: bool = False, tma_loads: bool = True, fp8_temporal: bool = False) -> Candidate:
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     options: dict[str, Any] = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
-                                   autotune=autotune, triton_kernels=triton_kernels, tma_loads=tma_loads)
+                                   autotune=autotune, triton_kernels=triton_kernels, tma_loads=tma_loads,
+                                   fp8_temporal=fp8_temporal)
     classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
     label = torch_label(**options)
 
@@ -169,6 +171,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
                                                              triton_kernels=True),
             "triton-kernels-pointer-loads-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
                                                                            triton_kernels=True, tma_loads=False),
+            "triton-kernels-fp8-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
+                                                                 triton_kernels=True, fp8_temporal=True),
         })
     found.update({
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),

@@ -8,7 +8,8 @@ from stgcn_rt.runtime.modes import FAST_MODES, FP16_GRAPHS
 
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
-                 "triton-kernels-graphs", "triton-kernels-pointer-loads-graphs", "onnxruntime",
+                 "triton-kernels-graphs", "triton-kernels-pointer-loads-graphs", "triton-kernels-fp8-graphs",
+                 "onnxruntime",
                  "onnxruntime-as-exported", "onnxruntime-int8", "onnxruntime-int8-bn", "onnxruntime-int8-symmetric",
                  "onnxruntime-int8-nchw-steps", "tensorrt", "triton")
 
@@ -18,4 +19,5 @@ SCHEDULER_BACKENDS: dict[str, dict[str, Any]] = {
     "optimized-compile-graphs": FAST_MODES["compile"],
     "optimized-autotune-graphs": {**FAST_MODES["compile"], "autotune": True},
     "triton-kernels-graphs": FAST_MODES["kernels"],
+    "triton-kernels-fp8-graphs": FAST_MODES["kernels-fp8"],
 }

@@ -56,7 +56,8 @@ _TEMPORAL_SIZES = [(32, 64, 64, 4, 3), (64, 64, 64, 4, 3), (64, 128, 64, 4, 4), 
 # the temporal convolution with tensor-memory-accelerator loads: deeper pipelines than the
 # pointer loads' (the loads cost the threads no address arithmetic and no registers)
 _TEMPORAL_TMA_SIZES = [(64, 64, 64, 4, 4), (64, 128, 128, 8, 4), (64, 128, 64, 4, 4), (64, 128, 128, 8, 3),
-                       (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3)]
+                       (64, 64, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3),
+                       (64, 128, 256, 8, 3), (64, 64, 256, 4, 3), (128, 128, 256, 8, 3)]
 
 
 def size_class(rows: int) -> int:
@@ -249,7 +250,8 @@ def _store_row_sums(y, sums_ptr, clip, r0, mask_m, offs_n, mask_n, clip_rows, C_
 
 @triton.jit
 def _tma_taps_product(y_desc, w_desc, clip, s, r0, n0, V, C: tl.constexpr, TAPS: tl.constexpr, STRIDE: tl.constexpr,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FP8: tl.constexpr = False,
+                     C_OUT: tl.constexpr = 0):
     """The main loop of :func:`_temporal_conv_tma_kernel`: the fp32 (BLOCK_M, BLOCK_N) sum over the
     taps and channel blocks of output rows ``r0``.. of clip ``clip`` times stream ``s``'s weights
     from column ``n0``, both operands loaded through the tensor memory accelerator (one flat loop,
@@ -265,25 +267,31 @@ def _tma_taps_product(y_desc, w_desc, clip, s, r0, n0, V, C: tl.constexpr, TAPS:
         shift = tap - (TAPS - 1) // 2
         plane = (shift + STRIDE * TAPS) % STRIDE
         a = y_desc.load([clip * STRIDE + plane, r0 + (shift - plane) // STRIDE * V, c0]).reshape(BLOCK_M, BLOCK_K)
-        w = w_desc.load([(s * TAPS + tap) * C + c0, n0])
-        acc = tl.dot(a, w, acc)
+        if FP8:  # (C_OUT, C) weights per tap: 8-bit tensor-core products take both operands K-major
+            w = w_desc.load([(s * TAPS + tap) * C_OUT + n0, c0])
+            acc = tl.dot(a, w.T, acc)
+        else:
+            w = w_desc.load([(s * TAPS + tap) * C + c0, n0])
+            acc = tl.dot(a, w, acc)
     return acc
 
 
 def _set_tma_blocks(args: dict) -> None:
     """Give the launch's tensor descriptors the candidate's tile shapes."""
     args["y_desc"].block_shape = [1, args["BLOCK_M"], args["BLOCK_K"]]
-    args["w_desc"].block_shape = [args["BLOCK_K"], args["BLOCK_N"]]
+    args["w_desc"].block_shape = ([args["BLOCK_N"], args["BLOCK_K"]] if args.get("FP8")
+                                  else [args["BLOCK_K"], args["BLOCK_N"]])
 
 
-@autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS"],
+@autotune(_TEMPORAL_TMA_SIZES, ["ROWS_CLASS", "C", "C_OUT", "C_RES", "STRIDE", "RESIDUAL", "POOL_ROWS", "FP8"],
            pre_hook=_set_tma_blocks)
 @triton.jit(do_not_specialize=["samples", "ROWS_CLASS"])
 def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_ptr, clip_rows, samples, T_IN, V,
                               ROWS_CLASS, C: tl.constexpr, C_OUT: tl.constexpr, C_RES: tl.constexpr,
                               TAPS: tl.constexpr, STRIDE: tl.constexpr, RESIDUAL: tl.constexpr,
                               POOL_ROWS: tl.constexpr,
-                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                              scale_ptr=None, FP8: tl.constexpr = False):
     """The temporal convolution with both operands loaded by the tensor memory accelerator
     (Hopper's TMA). ``y_desc`` is (streams x samples x STRIDE planes, frames per plane x joints, C):
     each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``), so that
@@ -302,7 +310,10 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     mask_m, mask_n = clip_row < clip_rows, offs_n < C_OUT
     identity = _identity_residual(res_ptr, s, offs_m, mask_m, offs_n, mask_n, samples * clip_rows, C_OUT) \
         if RESIDUAL == 1 else 0.0
-    acc = _tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M, BLOCK_N, BLOCK_K)
+    acc = _tma_taps_product(y_desc, w_desc, clip, s, r0, pid_n * BLOCK_N, V, C, TAPS, STRIDE, BLOCK_M, BLOCK_N, BLOCK_K,
+                            FP8, C_OUT)
+    if FP8:
+        acc = acc * tl.load(scale_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
     res_rows = (sample * T_IN + clip_row // V * STRIDE) * V + clip_row % V  # the block input's row (frame STRIDE t)
     y = _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, offs_n, mask_n, res_rows,
                          samples * T_IN * V, C_OUT, C_RES, RESIDUAL, BLOCK_K)
@@ -341,7 +352,8 @@ def pack_depths(depth_per_partition: tuple[int, ...]) -> int:
 
 
 def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth_per_partition: tuple[int, ...],
-               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1) -> torch.Tensor:
+               w: torch.Tensor, bias: torch.Tensor, joints: int, frames: int, planes: int = 1,
+               out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """``x`` (S, R, C_in) -> relu(graph convolution + folded BatchNorm) (S, R', C_out).
 
     ``index``/``weight`` (S, K, D, V): each output joint's neighbours per partition and their
@@ -357,7 +369,7 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     _, partitions, depth, _ = index.shape
     c_out = w.shape[-1]
     out_rows = rows // frames * planes * triton.cdiv(frames, planes)
-    out = torch.empty((streams, out_rows, c_out), dtype=x.dtype, device=x.device)
+    out = torch.empty((streams, out_rows, c_out), dtype=out_dtype or x.dtype, device=x.device)
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
@@ -370,7 +382,8 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
 
 def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: int, joints: int, stride: int,
                   residual: torch.Tensor | None = None, residual_w: torch.Tensor | None = None,
-                  tma: bool = False, pool: bool = False) -> torch.Tensor:
+                  tma: bool = False, pool: bool = False, scale: torch.Tensor | None = None,
+                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """``y`` (S, R, C) -> relu(temporal conv + folded BatchNorm + residual) (S, N*T'*V, C_out).
 
     ``y`` holds N clips of ``frames`` frames in the layout :func:`frame_planes` names (R = N*T*V
@@ -383,10 +396,13 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     ceil(T'V / POOL_ROWS), C_out) fp32, for :func:`classify_row_sums`; the rows are never stored.
     """
     streams, in_rows, channels = y.shape
-    taps, c_out = w.shape[1], w.shape[-1]
+    taps, c_out = w.shape[1], w.shape[-2] if scale is not None else w.shape[-1]
     tma_kernel = takes_tma_loads(tma, channels, c_out)
     if pool and not tma_kernel:
         raise ValueError("temporal_conv pools in its epilogue only with tensor-memory-accelerator loads")
+    if scale is not None and not tma_kernel:
+        raise ValueError("temporal_conv takes fp8 operands (scale) only with tensor-memory-accelerator loads")
+    out_dtype = out_dtype or y.dtype
     planes = frame_planes(tma, stride, channels, c_out)
     t_out = (frames - 1) // stride + 1
     samples = in_rows // (planes * triton.cdiv(frames, planes) * joints)
@@ -401,11 +417,11 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         # one plane of a clip per descriptor row block; block shapes are placeholders: each
         # candidate sets its own (_set_tma_blocks)
         y_desc = TensorDescriptor.from_tensor(y.view(streams * samples * planes, -1, channels), [1, 64, 64])
-        w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * channels, c_out), [64, 64])
+        w_desc = TensorDescriptor.from_tensor(w.view(streams * taps * w.shape[-2], w.shape[-1]), [64, 64])
         clip_rows = t_out * joints
         out = (torch.empty((streams, samples * triton.cdiv(clip_rows, POOL_ROWS), c_out), dtype=torch.float32,
                            device=y.device) if pool
-               else torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device))
+               else torch.empty((streams, rows, c_out), dtype=out_dtype, device=y.device))
 
         def clip_grid(meta: dict) -> tuple[int, int, int]:
             return triton.cdiv(clip_rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams * samples
@@ -413,13 +429,14 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
         _temporal_conv_tma_kernel[clip_grid](y_desc, w_desc, bias, res, res_w, out, clip_rows, samples, frames, joints,
                                              size_class(rows), C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps,
                                              STRIDE=stride, RESIDUAL=kind,
-                                             POOL_ROWS=POOL_ROWS if pool else 0, **_COMPILE_OPTIONS)
+                                             POOL_ROWS=POOL_ROWS if pool else 0, scale_ptr=scale, FP8=scale is not None,
+                                             **_COMPILE_OPTIONS)
         return out
 
     def grid(meta: dict) -> tuple[int, int, int]:
         return triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(c_out, meta["BLOCK_N"]), streams
 
-    out = torch.empty((streams, rows, c_out), dtype=y.dtype, device=y.device)
+    out = torch.empty((streams, rows, c_out), dtype=out_dtype, device=y.device)
     _temporal_conv_kernel[grid](y, w, bias, res, res_w, out, rows, in_rows, t_out, frames, joints, size_class(rows),
                                 C=channels, C_OUT=c_out, C_RES=c_res, TAPS=taps, STRIDE=stride, RESIDUAL=kind,
                                 **_COMPILE_OPTIONS)

@@ -9,6 +9,13 @@ memory accelerator's loads the last temporal convolution sums its rows for the c
 which then pools them, instead of writing them for a pooling kernel). The streams of a
 two-stream model are stacked on a leading axis, so each kernel launch serves both.
 ``triton_kernels=True`` in the PyTorch runner selects it; the ONNX export never uses it.
+
+With ``fp8_temporal`` (and the tensor memory accelerator's loads) the temporal convolutions
+multiply fp8 (e4m3) operands with fp32 sums: the graph convolution before each writes its rows in
+fp8, the weights are scaled per output channel, and the epilogue scales the sums back. At batch 1
+their time follows the bytes they pull from L2, which fp8 halves; unlike int8, converting the
+graph convolution's output costs it about what fp16 does, and e4m3's range needs no calibration
+(see :func:`fp8_input_scale`).
 """
 
 from __future__ import annotations
@@ -67,6 +74,51 @@ def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> d
     return params
 
 
+#: e4m3's largest finite value: an fp8 temporal convolution's input saturates there
+FP8_MAX = 448.0
+#: how far below :data:`FP8_MAX` the largest input :func:`range_windows` bring is kept, in factors of
+#: two: room for windows that reach further than those
+FP8_HEADROOM_BITS = 3
+
+
+def range_windows(joints: int, channels: int) -> torch.Tensor:
+    """Windows that show a model's activation ranges without the user's data: the shipped real
+    MediaPipe windows where the model takes them, and uniform [0, 1) keypoints (the contract's range)."""
+    windows = [torch.rand(4, channels, 150, joints, 1, generator=torch.Generator().manual_seed(0))]
+    if (joints, channels) == (33, 3):
+        from stgcn_rt.data import real_windows
+
+        windows.append(torch.from_numpy(real_windows(stride=50)))
+    return torch.cat(windows)
+
+
+def temporal_input_maxima(streams: list[STGCN], windows: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """(blocks, S): the largest value entering each block's temporal convolution, per stream, when
+    ``model`` (whose streams are ``streams``) runs ``windows`` in fp32 on the CPU."""
+    maxima = torch.zeros(len(streams[0].blocks), len(streams))
+    hooks = []
+    for s, stream in enumerate(streams):
+        for b, block in enumerate(stream.blocks):
+            def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], b: int = b, s: int = s) -> None:
+                maxima[b, s] = torch.maximum(maxima[b, s], inputs[0].detach().float().amax())
+            hooks.append(block.temporal_conv.register_forward_pre_hook(record))
+    try:
+        with torch.no_grad():
+            for part in windows.split(8):
+                model(part)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maxima
+
+
+def fp8_input_scale(maxima: torch.Tensor) -> torch.Tensor:
+    """Per stream, the power of two at most 1 that keeps ``maxima`` :data:`FP8_HEADROOM_BITS` factors
+    of two below :data:`FP8_MAX` (1 for every model measured: their inputs stayed under 20)."""
+    room = torch.floor(torch.log2(FP8_MAX / maxima.clamp(min=1e-30))) - FP8_HEADROOM_BITS
+    return torch.exp2(room.clamp(max=0))
+
+
 class TritonBlock(nn.Module):
     """One block of every stream: (S, R, C_in) fp16 -> (S, R', C_out) fp16."""
 
@@ -77,6 +129,8 @@ class TritonBlock(nn.Module):
     tcn_w: torch.Tensor
     tcn_bias: torch.Tensor
     res_w: torch.Tensor | None
+    tcn_w8: torch.Tensor | None
+    tcn_scale: torch.Tensor | None
 
     def __init__(self, blocks: list[STGCNBlock], adjacencies: list[torch.Tensor]) -> None:
         super().__init__()
@@ -94,6 +148,31 @@ class TritonBlock(nn.Module):
         self.residual_kind = blocks[0].residual_kind
         if "res_w" not in folded[0]:
             self.res_w = None
+        for name in ("tcn_w8", "tcn_scale"):  # set by quantize_temporal
+            self.register_buffer(name, None)
+
+    def quantize_temporal(self, scale: torch.Tensor) -> None:
+        """fp8 (e4m3) operands for the temporal convolution. Its input is the graph convolution's
+        output times ``scale`` (S,) per stream, a power of two folded into the graph convolution's
+        weights and bias (ReLU commutes with it); the weights are scaled per output channel so that
+        each channel's largest reaches e4m3's 448. The epilogue undoes both."""
+        w = self.tcn_w.float()  # (S, taps, C_in, C_out)
+        w_scale = w.abs().amax(dim=(1, 2)).clamp(min=1e-12) / FP8_MAX  # (S, C_out)
+        self.tcn_w8 = (w / w_scale[:, None, None, :]).to(torch.float8_e4m3fn).transpose(2, 3) \
+            .contiguous()  # (S, taps, C_out, C_in): 8-bit products take both operands K-major
+        self.tcn_scale = (w_scale / scale[:, None]).contiguous()
+        self.gcn_w = self.gcn_w * scale.to(self.gcn_w.dtype)[:, None, None, None]
+        self.gcn_bias = self.gcn_bias * scale[:, None, None]
+
+    def takes_fp8(self, tma: bool) -> bool:
+        """Whether the temporal convolution multiplies fp8 operands: quantized, with the tensor
+        memory accelerator's loads, and fp8 rows of whole 16-byte units."""
+        return self.tcn_w8 is not None and self.takes_tma_loads(tma)
+
+    def can_take_fp8(self, tma: bool) -> bool:
+        """Whether :meth:`quantize_temporal` would give this block fp8 operands: the tensor memory
+        accelerator's loads and fp8 rows of whole 16-byte units (the descriptors' strides)."""
+        return self.takes_tma_loads(tma) and self.tcn_w.shape[-2] % 16 == 0
 
     def set_dtype(self, dtype: torch.dtype) -> None:
         """Weights in ``dtype``; the tables, biases and accumulation stay fp32."""
@@ -114,13 +193,18 @@ class TritonBlock(nn.Module):
     def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
-        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes)
+        return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
+                          torch.float8_e4m3fn if self.takes_fp8(tma) else None)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
                  pool: bool = False) -> torch.Tensor:
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
         input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
+        if mixed.dtype == torch.float8_e4m3fn:
+            assert self.tcn_w8 is not None
+            return temporal_conv(mixed, self.tcn_w8, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
+                                 tma, pool, scale=self.tcn_scale, out_dtype=x.dtype)
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
                              tma, pool)
 
@@ -131,7 +215,8 @@ class TritonSTGCN(nn.Module):
     ``tma_loads``: the temporal convolutions load through the tensor memory accelerator
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
     ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
-    its rows to a pooling kernel."""
+    its rows to a pooling kernel. ``fp8_temporal``, with those loads only: the temporal
+    convolutions multiply fp8 operands (module docstring)."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
@@ -140,7 +225,8 @@ class TritonSTGCN(nn.Module):
     blocks: Sequence[TritonBlock]
     motion: str | None
 
-    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True) -> None:
+    def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
+                 fp8_temporal: bool = False) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
@@ -161,6 +247,15 @@ class TritonSTGCN(nn.Module):
         self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())
         self.register_buffer("fcn_b", torch.stack([conv_bias(s.fcn) for s in streams]).detach().contiguous())
         self.block_dtype = torch.float32
+        if fp8_temporal:
+            if not tma_loads:
+                raise StgcnError("fp8 temporal convolutions need the tensor memory accelerator's loads (a Hopper "
+                                 "or newer GPU): leave fp8 off")
+            maxima = temporal_input_maxima(streams, range_windows(joints, streams[0].data_bn.num_features // joints),
+                                           model)
+            for block, block_maxima in zip(self.blocks, maxima):
+                if block.can_take_fp8(tma_loads):
+                    block.quantize_temporal(fp8_input_scale(block_maxima))
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
         for block in self.blocks:

@@ -49,9 +49,10 @@ def prune_tiles(configs: list[triton.Config], named_args: dict, **constants: obj
     first block's three input channels still get every tile of the narrowest depth to choose from)."""
     values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
     width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
+    deepest = 256 if values.get("FP8") else 128
     narrowest = min(c.kwargs["BLOCK_N"] for c in configs), min(c.kwargs["BLOCK_K"] for c in configs)
     return [c for c in configs if c.kwargs["BLOCK_N"] <= max(width, narrowest[0])
-            and c.kwargs["BLOCK_K"] <= max(depth, narrowest[1])]
+            and c.kwargs["BLOCK_K"] <= min(max(depth, narrowest[1]), deepest)]
 
 
 def autotune(sizes: list[tuple[int, int, int, int, int]], key: list[str], pipelined_flag: bool = False,  # noqa: ANN201

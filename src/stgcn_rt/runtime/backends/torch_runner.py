@@ -52,9 +52,10 @@ def compile_model(model: torch.nn.Module, autotune: bool = False) -> Any:
 
 
 def triton_network(model: torch.nn.Module, device: torch.device, precision: str, compile: bool,
-                   tma_loads: bool = True) -> torch.nn.Module:
+                   tma_loads: bool = True, fp8_temporal: bool = False) -> torch.nn.Module:
     """The model on the project's Triton kernels, blocks in fp16; with ``tma_loads`` the temporal
-    convolutions load through the tensor memory accelerator where the GPU has one."""
+    convolutions load through the tensor memory accelerator where the GPU has one, and with
+    ``fp8_temporal`` too they multiply fp8 operands."""
     if compile:
         raise StgcnError("the Triton kernels replace torch.compile's: turn compile off")
     if precision != "fp16" or device.type != "cuda":
@@ -67,7 +68,7 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     from stgcn_rt.model.triton_kernels import tma_available
     from stgcn_rt.model.triton_model import TritonSTGCN
 
-    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device)).to(device)
+    network = TritonSTGCN(model.eval(), tma_loads and tma_available(device), fp8_temporal=fp8_temporal).to(device)
     network.set_block_dtype(PRECISIONS[precision])
     return network
 
@@ -224,7 +225,8 @@ class TorchClassifier(Classifier):
     ``triton_kernels=True`` runs the blocks on the project's Triton kernels instead
     (:mod:`stgcn_rt.model.triton_model`: both streams in each launch, two launches per block; CUDA,
     fp16, no torch.compile), best with ``cuda_graphs=True``; on Hopper GPUs their temporal
-    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads).
+    convolutions load through the tensor memory accelerator (``tma_loads=False``: pointer loads),
+    and with ``fp8_temporal=True`` they multiply fp8 operands (:mod:`stgcn_rt.model.triton_model`).
 
     With ``cuda_graphs=True`` every batch bucket gets a captured graph; the graphs share one memory
     pool unless ``shared_graph_memory=False`` (then each holds its own, about twice the memory).
@@ -248,6 +250,7 @@ class TorchClassifier(Classifier):
         parallel_streams: bool = True,
         triton_kernels: bool = False,
         tma_loads: bool = True,
+        fp8_temporal: bool = False,
         layout: str | None = None,
         center: int | None = None,
         motion: str | None = None,
@@ -270,9 +273,11 @@ class TorchClassifier(Classifier):
         self.input_shape = (None, config.in_channels, seq_len, config.num_joints, persons)
         if autotune and not compile:
             raise StgcnError("autotune tunes torch.compile's kernels: turn compile on too")
+        if fp8_temporal and not triton_kernels:
+            raise StgcnError("fp8 temporal convolutions are the Triton kernels' option: turn triton_kernels on too")
         network: torch.nn.Module
         if triton_kernels:
-            network = triton_network(loaded.model, self._device, precision, compile, tma_loads)
+            network = triton_network(loaded.model, self._device, precision, compile, tma_loads, fp8_temporal)
             self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
