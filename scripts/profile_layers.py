@@ -46,11 +46,9 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
             tma = block.takes_tma_loads(net.tma_loads)
             pool = tma and i == len(net.blocks) - 1  # as the forward pass runs it: row-group sums, not rows
 
-            rows = torch.float8_e4m3fn if net.fp8_rows and i < len(net.blocks) - 1 else None
-
-            def temporal(block=block, mixed=mixed, y=y, frames=frames, pool=pool, rows=rows):  # noqa: ANN202
-                return block.temporal(mixed, y, frames, joints, net.tma_loads, pool, rows)
-            out = block.temporal(mixed, y, frames, joints, net.tma_loads, out_dtype=rows)
+            def temporal(block=block, mixed=mixed, y=y, frames=frames, pool=pool):  # noqa: ANN202
+                return block.temporal(mixed, y, frames, joints, net.tma_loads, pool)
+            out = block.temporal(mixed, y, frames, joints, net.tma_loads)
             for kind, run, tuner in (("graph", graph, kernels._graph_conv_kernel),
                                      ("temporal", temporal, kernels._temporal_conv_tma_kernel if tma
                                       else kernels._temporal_conv_kernel)):
@@ -88,16 +86,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", default="1,512", help="batch sizes, comma-separated")
     parser.add_argument("--fp8", action="store_true", help="temporal convolutions on fp8 operands")
-    parser.add_argument("--fp8-rows", action="store_true", help="with --fp8: every block but the last writes fp8 rows")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     classifier = TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True, fp8_temporal=args.fp8)
-    classifier.model.fp8_rows = args.fp8_rows
     results = [layer_times(classifier.model, int(b)) for b in args.batch.split(",")]
-    write_gpu_report("layer-profile" + ("-fp8" if args.fp8 else "") + ("-rows" if args.fp8_rows else ""),
-                     "python scripts/profile_layers.py --batch " + args.batch + (" --fp8" if args.fp8 else "")
-                     + (" --fp8-rows" if args.fp8_rows else ""),
+    write_gpu_report("layer-profile" + ("-fp8" if args.fp8 else ""),
+                     "python scripts/profile_layers.py --batch " + args.batch + (" --fp8" if args.fp8 else ""),
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
                      "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
                      results, Path(args.out))

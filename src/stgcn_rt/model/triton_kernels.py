@@ -215,7 +215,7 @@ def _temporal_result(acc, identity, bias_ptr, res_ptr, res_w_ptr, s, mask_m, off
             a = tl.load(res_stream + src[:, None] + offs_c[None, :], mask=mask_m[:, None] & mask_c[None, :], other=0.0)
             w = tl.load(res_w_ptr + (s * C_RES + offs_c)[:, None] * C_OUT + offs_n[None, :],
                         mask=mask_c[:, None] & mask_n[None, :], other=0.0)
-            acc += tl.dot(a.to(w.dtype), w)
+            acc += tl.dot(a, w)
     acc += tl.load(bias_ptr + s * C_OUT + offs_n, mask=mask_n, other=0.0)[None, :]
     if RESIDUAL == 1:
         acc += identity.to(tl.float32)

@@ -180,10 +180,10 @@ class TritonBlock(nn.Module):
             if getattr(self, name, None) is not None:
                 setattr(self, name, getattr(self, name).to(dtype))
 
-    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, pool: bool = False,
-                out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False, pool: bool = False
+                ) -> torch.Tensor:
         """The block's rows, or with ``pool`` its temporal convolution's row-group sums (:meth:`temporal`)."""
-        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma, pool, out_dtype)
+        return self.temporal(self.graph(x, frames, joints, tma), x, frames, joints, tma, pool)
 
     def takes_tma_loads(self, tma: bool) -> bool:
         """Whether this block's temporal convolution runs the tensor-memory-accelerator kernel when asked
@@ -194,19 +194,19 @@ class TritonBlock(nn.Module):
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
         return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
-                          torch.float8_e4m3fn if self.takes_fp8(tma) else self.gcn_w.dtype)
+                          torch.float8_e4m3fn if self.takes_fp8(tma) else None)
 
     def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
-                 pool: bool = False, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                 pool: bool = False) -> torch.Tensor:
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
         input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
         if mixed.dtype == torch.float8_e4m3fn:
             assert self.tcn_w8 is not None
             return temporal_conv(mixed, self.tcn_w8, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                                 tma, pool, scale=self.tcn_scale, out_dtype=out_dtype or self.gcn_w.dtype)
+                                 tma, pool, scale=self.tcn_scale, out_dtype=x.dtype)
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                             tma, pool, out_dtype=out_dtype or self.gcn_w.dtype)
+                             tma, pool)
 
 
 class TritonSTGCN(nn.Module):
@@ -226,7 +226,7 @@ class TritonSTGCN(nn.Module):
     motion: str | None
 
     def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
-                 fp8_temporal: bool = False, fp8_rows: bool = False) -> None:
+                 fp8_temporal: bool = False) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
@@ -256,7 +256,6 @@ class TritonSTGCN(nn.Module):
             for block, block_maxima in zip(self.blocks, maxima):
                 if block.can_take_fp8(tma_loads):
                     block.quantize_temporal(fp8_input_scale(block_maxima))
-        self.fp8_rows = fp8_rows
 
     def set_block_dtype(self, dtype: torch.dtype) -> None:
         for block in self.blocks:
@@ -274,7 +273,7 @@ class TritonSTGCN(nn.Module):
         y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
         *body, last = self.blocks
         for block in body:
-            y = block(y, frames, v, self.tma_loads, out_dtype=torch.float8_e4m3fn if self.fp8_rows else None)
+            y = block(y, frames, v, self.tma_loads)
             frames = (frames - 1) // block.stride + 1
         # with TMA loads the last temporal convolution sums its rows in groups instead of storing them,
         # and the classifier kernel pools those sums (no pooling kernel, no rows written and read back)
