@@ -357,7 +357,7 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
                f"classes {', '.join(classifier.classes)}")
         if fast:
             report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start "
-                   "(minutes on a first start; restarts read the kernels from Triton's cache)")
+                   "(a minute or more on a first start; restarts read the kernels from Triton's cache)")
             warm_up_with_progress(classifier, config.max_batch, report)
         pipeline = Pipeline(config, classifier)
         with startup_objects_frozen():

@@ -173,8 +173,8 @@ class Classifier(ABC):
 
 def warm_up_with_progress(classifier: Classifier, max_batch: int, report: Callable[[str], None]) -> None:
     """:meth:`Classifier.warm_up`, reporting each batch size made ready and the time so far: a
-    first start of the Triton kernels compiles and tunes them for minutes (later starts read
-    Triton's cache)."""
+    first start of the Triton kernels compiles and tunes them for about a minute on a 16-core H100
+    host, longer with fewer cores (later starts read Triton's cache)."""
     started = time.monotonic()
     classifier.warm_up(max_batch, lambda batch: report(f"  batch size {batch} ready after "
                                                        f"{time.monotonic() - started:.0f} s"))

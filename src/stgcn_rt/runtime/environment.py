@@ -73,8 +73,9 @@ def _triton_kernels(cuda: bool) -> Capability:
 
 
 def triton_cache_note() -> str:
-    """Where Triton keeps the kernels it compiled and the tiles it chose: a first start spends
-    minutes on both, a restart reads them back if that folder persists and is writable."""
+    """Where Triton keeps the kernels it compiled and the tiles it chose: a first start spends about
+    a minute on both on a 16-core H100 host (more with fewer cores), a restart reads them back if
+    that folder persists and is writable."""
     try:
         from triton import knobs
 
