@@ -297,7 +297,8 @@ def _temporal_conv_tma_kernel(y_desc, w_desc, bias_ptr, res_ptr, res_w_ptr, out_
     each clip's frames split by their index mod STRIDE (:func:`graph_conv`'s ``planes``), so that
     each tap's rows are one box (:func:`_tma_taps_product`). A program covers rows of one clip
     only. POOL_ROWS > 0: ``out_ptr`` gets the tile's row-group sums (:func:`_store_row_sums`)
-    instead of its rows."""
+    instead of its rows. FP8: ``y_desc`` and ``w_desc`` hold e4m3 values, the weights (S x TAPS x
+    C_OUT, C), and ``scale_ptr`` (S, C_OUT) fp32 scales the sums back (:func:`temporal_conv`)."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     clip = tl.program_id(2)  # stream * samples + sample
@@ -364,6 +365,8 @@ def graph_conv(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, depth
     planes) frames, frame t in plane t mod planes at position t // planes, a plane's frames beyond
     the clip zero (so R' = clips x planes x ceil(frames / planes) x joints); the input of a
     strided temporal convolution with tensor-memory-accelerator loads (:func:`frame_planes`).
+    ``out_dtype``: the output's dtype (default ``x``'s; float8_e4m3fn for a temporal convolution
+    on fp8 operands, the values then saturating at 448).
     """
     streams, rows, c_in = x.shape
     _, partitions, depth, _ = index.shape
@@ -394,6 +397,9 @@ def temporal_conv(y: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames: 
     :func:`takes_tma_loads` allows (check :func:`tma_available` first). ``pool`` (with those loads
     only): instead of the rows, each clip's column sums of every :data:`POOL_ROWS` rows, (S, N x
     ceil(T'V / POOL_ROWS), C_out) fp32, for :func:`classify_row_sums`; the rows are never stored.
+    ``scale`` (S, C_out) fp32, with those loads only: ``y`` and ``w`` are float8_e4m3fn, ``w`` as
+    (S, taps, C_out, C) (K-major, as 8-bit tensor-core products take it), and the convolution is
+    their fp32 sum times ``scale``. ``out_dtype``: the rows' dtype (default ``y``'s).
     """
     streams, in_rows, channels = y.shape
     taps, c_out = w.shape[1], w.shape[-2] if scale is not None else w.shape[-1]

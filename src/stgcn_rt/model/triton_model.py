@@ -94,7 +94,7 @@ def range_windows(joints: int, channels: int) -> torch.Tensor:
 
 def temporal_input_maxima(streams: list[STGCN], windows: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """(blocks, S): the largest value entering each block's temporal convolution, per stream, when
-    ``model`` (whose streams are ``streams``) runs ``windows`` in fp32 on the CPU."""
+    ``model`` (whose streams are ``streams``) runs ``windows`` in fp32."""
     maxima = torch.zeros(len(streams[0].blocks), len(streams))
     hooks = []
     for s, stream in enumerate(streams):
@@ -102,10 +102,11 @@ def temporal_input_maxima(streams: list[STGCN], windows: torch.Tensor, model: nn
             def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], b: int = b, s: int = s) -> None:
                 maxima[b, s] = torch.maximum(maxima[b, s], inputs[0].detach().float().amax())
             hooks.append(block.temporal_conv.register_forward_pre_hook(record))
+    device = next(model.parameters()).device
     try:
         with torch.no_grad():
             for part in windows.split(8):
-                model(part)
+                model(part.to(device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -165,8 +166,9 @@ class TritonBlock(nn.Module):
         self.gcn_bias = self.gcn_bias * scale[:, None, None]
 
     def takes_fp8(self, tma: bool) -> bool:
-        """Whether the temporal convolution multiplies fp8 operands: quantized, with the tensor
-        memory accelerator's loads, and fp8 rows of whole 16-byte units."""
+        """Whether the temporal convolution multiplies fp8 operands: quantized (:meth:`quantize_temporal`,
+        which :class:`TritonSTGCN` runs where :meth:`can_take_fp8`) and asked for the tensor memory
+        accelerator's loads."""
         return self.tcn_w8 is not None and self.takes_tma_loads(tma)
 
     def can_take_fp8(self, tma: bool) -> bool:
