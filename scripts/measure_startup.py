@@ -8,8 +8,9 @@ a pre_hook, so it times them again at every start; ``specialized`` lets Triton s
 kernels' batch-dependent integers as it does by default, so each batch size that makes one of them
 1 or a multiple of 16 compiles every candidate again; ``compiled_one_by_one`` leaves the
 candidates to be compiled as Triton times them, one after another, instead of in threads before;
-``timed_10ms`` times each candidate in CUDA-graph replays of about 10 ms instead of the project's 2. The forms'
-restarts take turns. Reports each start's tile choices.
+``timed_10ms`` times each candidate in CUDA-graph replays of about 10 ms instead of the project's 2;
+``fp8`` is the project's code with the temporal convolutions on fp8 operands (``--fast kernels-fp8``).
+The forms' restarts take turns. Reports each start's tile choices.
 Counts the autotuner's candidate timings per kernel, and the time spent compiling candidates in
 threads. Writes <out>/startup-max-batch-<N>-<gpu>-<date>.json, as profile_kernels.py writes its
 report.
@@ -33,7 +34,7 @@ from pathlib import Path
 STARTED = time.perf_counter()
 
 
-FORMS = ("project", "tma_choice_not_kept", "specialized", "compiled_one_by_one", "timed_10ms")
+FORMS = ("project", "tma_choice_not_kept", "specialized", "compiled_one_by_one", "timed_10ms", "fp8")
 
 
 def start_once(max_batch: int, form: str) -> dict:
@@ -79,7 +80,8 @@ def start_once(max_batch: int, form: str) -> dict:
     autotuner.Autotuner._bench = counted
     imported = time.perf_counter()
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
-    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True)
+    classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
+                                 fp8_temporal=form == "fp8")
     classifier.warm_up(max_batch)
     warm = time.perf_counter()
     rng = np.random.default_rng(0)
