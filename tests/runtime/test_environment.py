@@ -13,7 +13,7 @@ from stgcn_rt.cli import cli
 from stgcn_rt.runtime import environment
 from stgcn_rt.runtime.environment import capabilities
 
-NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt", "triton kernels",
+NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt", "triton kernels", "fp8 kernels",
          "pose (mediapipe)", "video (opencv)", "triton client"]
 
 
@@ -26,6 +26,23 @@ def test_every_part_is_listed_with_what_was_found():
     assert found["pytorch (cuda)"].ok == torch.cuda.is_available()
     if not torch.cuda.is_available():
         assert not found["triton kernels"].ok
+        assert found["fp8 kernels"] == environment.Capability("fp8 kernels", False,
+                                                              "they need the triton kernels (the row above)")
+
+
+@pytest.mark.parametrize(("capability", "triton", "ok", "detail"), [
+    ((8, 7), "3.6.0", False, "compute capability 8.7: they load through the tensor memory accelerator of Hopper "
+                             "(9.0) and newer GPUs; --fast (fp16) runs here"),
+    ((9, 0), "3.3.1", False, "triton 3.3.1 has no tensor descriptors: they need triton 3.4 or later"),
+    ((9, 0), "3.6.0", True, "--fast kernels-fp8 (fp8_temporal=True)"),
+])
+def test_fp8_kernels_need_hopper_and_tensor_descriptors(monkeypatch, capability, triton, ok, detail):
+    """A Jetson Orin (8.7) or an older triton is told why --fast kernels-fp8 cannot run, and what can."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capability)
+    monkeypatch.setattr(environment, "_installed", lambda name: triton)
+    kernels = environment.Capability("triton kernels", True, f"triton {triton}")
+    assert environment._fp8_kernels(kernels) == environment.Capability("fp8 kernels", ok, detail)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="describes a machine without a GPU")

@@ -252,7 +252,8 @@ class TritonSTGCN(nn.Module):
         if fp8_temporal:
             if not tma_loads:
                 raise StgcnError("fp8 temporal convolutions need the tensor memory accelerator's loads (a Hopper "
-                                 "or newer GPU): leave fp8 off")
+                                 "or newer GPU and triton 3.4 or later; stgcn-rt check says what this machine has): "
+                                 "use --fast kernels, the fp16 kernels, instead")
             maxima = temporal_input_maxima(streams, range_windows(joints, streams[0].data_bn.num_features // joints),
                                            model)
             for block, block_maxima in zip(self.blocks, maxima):

@@ -22,12 +22,14 @@ from stgcn_rt import __version__
 
 #: the oldest triton whose autotuner and TMA API the project's kernels use (torch 2.0 brings 2.0)
 TRITON_KERNELS_MIN = (3, 2)
+#: the oldest triton with tensor descriptors, through which the fp8 temporal convolutions load
+TRITON_TMA_MIN = (3, 4)
 
 
-def triton_too_old(version: str) -> bool:
-    """Whether triton ``version`` ("3.6.0", "3.2.0rc1", "2.0.0") predates :data:`TRITON_KERNELS_MIN`."""
+def triton_too_old(version: str, minimum: tuple[int, int] = TRITON_KERNELS_MIN) -> bool:
+    """Whether triton ``version`` ("3.6.0", "3.2.0rc1", "2.0.0") predates ``minimum``."""
     match = re.match(r"(\d+)\.(\d+)", version)
-    return match is None or (int(match.group(1)), int(match.group(2))) < TRITON_KERNELS_MIN
+    return match is None or (int(match.group(1)), int(match.group(2))) < minimum
 
 
 @dataclass
@@ -70,6 +72,23 @@ def _triton_kernels(cuda: bool) -> Capability:
     if not cuda:
         return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")
     return Capability("triton kernels", True, f"triton {version}; {triton_cache_note()}; {compile_threads_note()}")
+
+
+def _fp8_kernels(kernels: Capability) -> Capability:
+    """``--fast kernels-fp8``: the Triton kernels with the tensor memory accelerator's loads."""
+    name = "fp8 kernels"
+    if not kernels.ok:
+        return Capability(name, False, "they need the triton kernels (the row above)")
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(torch.cuda.current_device())
+    if major < 9:
+        return Capability(name, False, f"compute capability {major}.{minor}: they load through the tensor memory "
+                                       "accelerator of Hopper (9.0) and newer GPUs; --fast (fp16) runs here")
+    version = str(_installed("triton"))
+    if triton_too_old(version, TRITON_TMA_MIN):
+        return Capability(name, False, f"triton {version} has no tensor descriptors: they need triton 3.4 or later")
+    return Capability(name, True, "--fast kernels-fp8 (fp8_temporal=True)")
 
 
 def triton_cache_note() -> str:
@@ -134,10 +153,12 @@ def capabilities() -> list[Capability]:
                                           f"{platform.machine()} {sys.platform}")]
     found += _torch()
     cuda = found[-1].ok
+    kernels = _triton_kernels(cuda)
     found += [
         _onnxruntime(),
         _tensorrt(),
-        _triton_kernels(cuda),
+        kernels,
+        _fp8_kernels(kernels),
         # MediaPipe's import takes seconds, so its version comes from the package metadata; OpenCV
         # may be JetPack's system module, which has none
         _optional("pose (mediapipe)", "mediapipe", "pipeline", lambda: f"mediapipe {_installed('mediapipe')}"),
