@@ -110,8 +110,9 @@ def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     assert np.abs(logits - cpu_reference).max() <= 1e-4
 
 
-@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}, {"triton_kernels": True}],
-                         ids=["graphs", "optimized-compile", "triton-kernels"])
+@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}, {"triton_kernels": True},
+                                     {"triton_kernels": True, "fp8_temporal": True}],
+                         ids=["graphs", "optimized-compile", "triton-kernels", "triton-kernels-fp8"])
 def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     ckpt, _ = demo_models
     rng = np.random.default_rng(0)
