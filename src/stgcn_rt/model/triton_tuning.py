@@ -46,7 +46,8 @@ def tile_configs(sizes: list[tuple[int, int, int, int, int]], pipelined_flag: bo
 
 def prune_tiles(configs: list[triton.Config], named_args: dict, **constants: object) -> list[triton.Config]:
     """Drop tiles wider than the layer's output or input channels, down to the narrowest tiles (the
-    first block's three input channels still get every tile of the narrowest depth to choose from)."""
+    first block's three input channels still get every tile of the narrowest depth to choose from),
+    and tiles deeper than 128 values (256 with fp8 operands: the same 256 bytes of a row)."""
     values = {**named_args, **constants}  # constexprs come as keywords in some Triton versions
     width, depth = values["C_OUT"], values.get("C_IN", values.get("C"))
     deepest = 256 if values.get("FP8") else 128
