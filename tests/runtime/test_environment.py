@@ -30,16 +30,22 @@ def test_every_part_is_listed_with_what_was_found():
                                                               "they need the triton kernels (the row above)")
 
 
-@pytest.mark.parametrize(("capability", "triton", "ok", "detail"), [
-    ((8, 7), "3.6.0", False, "compute capability 8.7: they load through the tensor memory accelerator of Hopper "
-                             "(9.0) and newer GPUs; --fast (fp16) runs here"),
-    ((9, 0), "3.3.1", False, "triton 3.3.1 has no tensor descriptors: they need triton 3.4 or later"),
-    ((9, 0), "3.6.0", True, "--fast kernels-fp8 (fp8_temporal=True)"),
+@pytest.mark.parametrize(("capability", "triton", "available", "ok", "detail"), [
+    ((8, 7), "3.6.0", False, False, "compute capability 8.7: they load through the tensor memory accelerator of "
+                                    "Hopper (9.0) and newer GPUs; --fast (fp16) runs here"),
+    ((9, 0), "3.3.1", False, False, "triton 3.3.1 has no tensor descriptors: they need triton 3.4 or later"),
+    ((9, 0), "3.6.0", True, True, "--fast kernels-fp8 (fp8_temporal=True)"),
 ])
-def test_fp8_kernels_need_hopper_and_tensor_descriptors(monkeypatch, capability, triton, ok, detail):
-    """A Jetson Orin (8.7) or an older triton is told why --fast kernels-fp8 cannot run, and what can."""
+def test_fp8_kernels_need_hopper_and_tensor_descriptors(monkeypatch, capability, triton, available, ok, detail):
+    """A Jetson Orin (8.7) or an older triton is told why --fast kernels-fp8 cannot run, and what can;
+    whether it can is the kernels' own check (tma_available)."""
+    if environment.triton_too_old(pytest.importorskip("triton").__version__):
+        pytest.skip("the kernels need triton 3.2")
+    from stgcn_rt.model import triton_kernels
+
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capability)
+    monkeypatch.setattr(triton_kernels, "tma_available", lambda device: available)
     monkeypatch.setattr(environment, "_installed", lambda name: triton)
     kernels = environment.Capability("triton kernels", True, f"triton {triton}")
     assert environment._fp8_kernels(kernels) == environment.Capability("fp8 kernels", ok, detail)

@@ -22,14 +22,12 @@ from stgcn_rt import __version__
 
 #: the oldest triton whose autotuner and TMA API the project's kernels use (torch 2.0 brings 2.0)
 TRITON_KERNELS_MIN = (3, 2)
-#: the oldest triton with tensor descriptors, through which the fp8 temporal convolutions load
-TRITON_TMA_MIN = (3, 4)
 
 
-def triton_too_old(version: str, minimum: tuple[int, int] = TRITON_KERNELS_MIN) -> bool:
-    """Whether triton ``version`` ("3.6.0", "3.2.0rc1", "2.0.0") predates ``minimum``."""
+def triton_too_old(version: str) -> bool:
+    """Whether triton ``version`` ("3.6.0", "3.2.0rc1", "2.0.0") predates :data:`TRITON_KERNELS_MIN`."""
     match = re.match(r"(\d+)\.(\d+)", version)
-    return match is None or (int(match.group(1)), int(match.group(2))) < minimum
+    return match is None or (int(match.group(1)), int(match.group(2))) < TRITON_KERNELS_MIN
 
 
 @dataclass
@@ -75,20 +73,24 @@ def _triton_kernels(cuda: bool) -> Capability:
 
 
 def _fp8_kernels(kernels: Capability) -> Capability:
-    """``--fast kernels-fp8``: the Triton kernels with the tensor memory accelerator's loads."""
+    """``--fast kernels-fp8``: the Triton kernels with the tensor memory accelerator's loads, where
+    :func:`~stgcn_rt.model.triton_kernels.tma_available` finds them (as the kernels decide)."""
     name = "fp8 kernels"
     if not kernels.ok:
         return Capability(name, False, "they need the triton kernels (the row above)")
     import torch
 
-    major, minor = torch.cuda.get_device_capability(torch.cuda.current_device())
+    from stgcn_rt.model.triton_kernels import tma_available
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    if tma_available(device):
+        return Capability(name, True, "--fast kernels-fp8 (fp8_temporal=True)")
+    major, minor = torch.cuda.get_device_capability(device)
     if major < 9:
         return Capability(name, False, f"compute capability {major}.{minor}: they load through the tensor memory "
                                        "accelerator of Hopper (9.0) and newer GPUs; --fast (fp16) runs here")
-    version = str(_installed("triton"))
-    if triton_too_old(version, TRITON_TMA_MIN):
-        return Capability(name, False, f"triton {version} has no tensor descriptors: they need triton 3.4 or later")
-    return Capability(name, True, "--fast kernels-fp8 (fp8_temporal=True)")
+    return Capability(name, False, f"triton {_installed('triton')} has no tensor descriptors: they need triton 3.4 "
+                                   "or later")
 
 
 def triton_cache_note() -> str:
