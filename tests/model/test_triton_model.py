@@ -53,6 +53,26 @@ def test_triton_model_computes_the_reference_function(reference_checkpoint, two_
         torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
 
 
+
+@pytest.mark.parametrize("motion", ["forward", "central"])
+def test_prepared_rows_are_each_streams_normalised_input(reference_checkpoint, motion):
+    """Several windows of several persons: each position lands in its (window, person, frame, joint)
+    row, the motion stream's rows hold the temporal differences, both after the input BatchNorm."""
+    from stgcn_rt.model.network import motion_of
+    from stgcn_rt.model.triton_kernels import prepare_input
+
+    loaded = load_checkpoint(reference_checkpoint(), motion=motion)
+    model = TritonSTGCN(loaded.model)
+    n, c, t, v, m = 2, 3, 5, 33, 3
+    x = torch.rand(n, c, t, v, m)
+    rows = prepare_input(x, model.input_scale, model.input_shift, motion, torch.float32)
+    for s, (stream, inputs) in enumerate([(loaded.model.origin_stream, x),
+                                          (loaded.model.motion_stream, motion_of(x, motion))]):
+        with torch.no_grad():  # data_bn on (N*M, V*C, T), as the reference network applies it
+            normalised = stream.data_bn(inputs.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t))
+        expected = normalised.reshape(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m * t * v, c)
+        torch.testing.assert_close(rows[s], expected, rtol=0, atol=1e-6)
+
 def in_planes(y: torch.Tensor, frames: int, joints: int, planes: int) -> torch.Tensor:
     """(S, clips x frames x joints, C) -> the frame-plane layout of graph_conv(..., planes=planes)."""
     streams, _, channels = y.shape

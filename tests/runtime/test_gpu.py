@@ -103,6 +103,20 @@ def test_kernels_refuse_host_windows_that_are_not_pinned(demo_models):
         model.scores(torch.zeros(1, 3, 150, 33, 1))
 
 
+def test_kernels_read_pinned_windows_of_several_persons(demo_models, real_windows):
+    """The first kernel reads pinned host windows in place, positions in the windows' memory order:
+    windows of several persons give what the same windows on the GPU give."""
+    from stgcn_rt.model.checkpoint import load_checkpoint
+    from stgcn_rt.model.triton_model import TritonSTGCN
+
+    model = TritonSTGCN(load_checkpoint(demo_models[0]).model).cuda()
+    persons = torch.from_numpy(np.concatenate([real_windows[:6], real_windows[6:12]], axis=-1))  # M=2
+    windows = torch.cat([persons] * 3, dim=-1)[..., :5].contiguous()  # (6, 3, 150, 33, 5)
+    with torch.inference_mode():
+        on_gpu = model.scores(windows.cuda())
+        in_place = model.scores(windows.pin_memory())
+    torch.testing.assert_close(in_place, on_gpu, rtol=0, atol=0)
+
 def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     ckpt, _ = demo_models
     with load_classifier(ckpt, device="cuda") as model:

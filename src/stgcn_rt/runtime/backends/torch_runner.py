@@ -83,11 +83,13 @@ def buckets_up_to(count: int) -> list[int]:
     return [1 << i for i in range(count.bit_length())]
 
 
-#: the largest batch bucket whose windows a model with ``scores`` (the Triton kernels) reads straight
-#: from the pinned host buffer; larger batches come in by one copy. On an H100 the two forms took
-#: the same time at 16 and 512 windows and in place saved under 1% at one (docs/performance.md);
-#: five persons' strided reads from host memory were not measured, so large batches keep the copy
-IN_PLACE_MAX_BATCH = 16
+#: the largest batch bucket, and the most persons per window, that a model with ``scores`` (the
+#: Triton kernels) reads straight from the pinned host buffer; larger batches and windows of more
+#: persons come in by one copy. On H100s the two forms took the same time at 16 and 512 windows, in
+#: place kept the GPU's pass 6-7 µs shorter at one window of one person, and one window of five
+#: persons took 60-85 µs longer in place: its first kernel reads it over the bus three times, every
+#: fifth value per thread (docs/benchmarks/call-phases-in-place-h100-2026-11-27-s20.md)
+IN_PLACE_MAX_BATCH, IN_PLACE_MAX_PERSONS = 16, 1
 
 #: the two rows of a host-I/O graph's output, per window
 LOGITS, PROBABILITIES = 0, 1
@@ -121,9 +123,10 @@ class CapturedBatch:
     probabilities (N, 2, classes) out into a pinned host buffer, so one call costs one graph launch
     and one synchronisation. A model with a ``scores(x, out)`` method (the Triton kernels) reads and
     writes the pinned buffers itself, with no copy node in the graph (up to :data:`IN_PLACE_MAX_BATCH`
-    windows; larger batches are copied in); for any other model the graph copies the windows in,
-    and the logits with their softmax out. ``pool`` (a ``torch.cuda.graph_pool_handle()``) lets
-    graphs that never run at the same time share their intermediate memory.
+    windows of up to :data:`IN_PLACE_MAX_PERSONS` persons; others are copied in); for any other model the
+    graph copies the windows in, and the logits with their softmax out. ``pool`` (a
+    ``torch.cuda.graph_pool_handle()``) lets graphs that never run at the same time share their
+    intermediate memory.
     """
 
     def __init__(self, model: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
@@ -144,7 +147,7 @@ class CapturedBatch:
         host_in = torch.zeros(shape, dtype=torch.float32).pin_memory()
         host_out = torch.zeros((shape[0], 2, out.shape[-1]), dtype=torch.float32).pin_memory()
         scores = getattr(model, "scores", None)
-        in_place = scores is not None and shape[0] <= IN_PLACE_MAX_BATCH
+        in_place = scores is not None and shape[0] <= IN_PLACE_MAX_BATCH and shape[-1] <= IN_PLACE_MAX_PERSONS
         with torch.cuda.graph(self.graph, pool=pool):
             if not in_place:
                 self.static_in.copy_(host_in, non_blocking=True)
