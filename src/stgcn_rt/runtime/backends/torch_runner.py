@@ -83,13 +83,15 @@ def buckets_up_to(count: int) -> list[int]:
     return [1 << i for i in range(count.bit_length())]
 
 
-#: the largest batch bucket, and the most persons per window, that a model with ``scores`` (the
-#: Triton kernels) reads straight from the pinned host buffer; larger batches and windows of more
-#: persons come in by one copy. On H100s the two forms took the same time at 16 and 512 windows, in
-#: place kept the GPU's pass 6-7 µs shorter at one window of one person, and one window of five
-#: persons took 60-85 µs longer in place: its first kernel reads it over the bus three times, every
-#: fifth value per thread (docs/benchmarks/call-phases-in-place-h100-2026-11-27-s20.md)
-IN_PLACE_MAX_BATCH, IN_PLACE_MAX_PERSONS = 16, 1
+#: the largest batch bucket whose windows a model with ``scores`` (the Triton kernels) reads straight
+#: from the pinned host buffer; larger batches come in by one copy. On an H100 the two forms took the
+#: same time at 16 and 512 windows, and in place kept the GPU's pass 6-7 µs shorter at one window
+IN_PLACE_MAX_BATCH = 16
+
+#: the most persons per window read in place: one window of five persons took 60-85 µs longer in
+#: place on an H100, its first kernel reading it over the bus three times, every fifth value per
+#: thread (docs/benchmarks/call-phases-in-place-h100-2026-11-27-s20.md)
+IN_PLACE_MAX_PERSONS = 1
 
 #: the two rows of a host-I/O graph's output, per window
 LOGITS, PROBABILITIES = 0, 1
