@@ -53,7 +53,6 @@ def test_triton_model_computes_the_reference_function(reference_checkpoint, two_
         torch.testing.assert_close(model(x), loaded.model(x), rtol=0, atol=2e-5)
 
 
-
 @pytest.mark.parametrize("motion", ["forward", "central"])
 def test_prepared_rows_are_each_streams_normalised_input(reference_checkpoint, motion):
     """Several windows of several persons: each position lands in its (window, person, frame, joint)
@@ -72,6 +71,7 @@ def test_prepared_rows_are_each_streams_normalised_input(reference_checkpoint, m
             normalised = stream.data_bn(inputs.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t))
         expected = normalised.reshape(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m * t * v, c)
         torch.testing.assert_close(rows[s], expected, rtol=0, atol=1e-6)
+
 
 def in_planes(y: torch.Tensor, frames: int, joints: int, planes: int) -> torch.Tensor:
     """(S, clips x frames x joints, C) -> the frame-plane layout of graph_conv(..., planes=planes)."""

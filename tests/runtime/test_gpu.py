@@ -104,8 +104,9 @@ def test_kernels_refuse_host_windows_that_are_not_pinned(demo_models):
 
 
 def test_kernels_read_pinned_windows_of_several_persons(demo_models, real_windows):
-    """The first kernel reads pinned host windows in place, positions in the windows' memory order:
-    windows of several persons give what the same windows on the GPU give."""
+    """``scores`` reads pinned host windows in place (the classifier's graphs copy windows of several
+    persons in, but the model's own method takes them): windows of five persons give, to the bit,
+    what the same windows on the GPU give."""
     from stgcn_rt.model.checkpoint import load_checkpoint
     from stgcn_rt.model.triton_model import TritonSTGCN
 
@@ -116,6 +117,7 @@ def test_kernels_read_pinned_windows_of_several_persons(demo_models, real_window
         on_gpu = model.scores(windows.cuda())
         in_place = model.scores(windows.pin_memory())
     torch.testing.assert_close(in_place, on_gpu, rtol=0, atol=0)
+
 
 def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     ckpt, _ = demo_models
