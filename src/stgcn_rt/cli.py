@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from stgcn_rt import __version__
-from stgcn_rt.bench.names import BACKEND_NAMES, SCHEDULER_BACKENDS
+from stgcn_rt.bench.names import BACKEND_NAMES, DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
 
@@ -515,8 +515,8 @@ def int_list(text: str) -> list[int]:
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
 @click.option("--scheduler-backend", type=click.Choice(list(SCHEDULER_BACKENDS)),
-              default="optimized-compile-graphs", show_default=True,
-              help="On a GPU, what the batching scheduler runs in the camera test.")
+              default=DEFAULT_SCHEDULER_BACKEND, show_default=True,
+              help="On a GPU, what the batching scheduler runs in the camera test (default: what --fast runs).")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
 @handle_errors

@@ -156,6 +156,35 @@ def test_a_backend_that_fails_is_reported_and_the_run_goes_on(monkeypatch):
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
 
 
+def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
+    """The camera test's scheduler failing to start (the Triton kernels without a new enough triton,
+    say) is one line under "skipped" after the latency and throughput rows, not a lost run; with
+    nothing measured before it, the run fails in one line."""
+    from stgcn_rt.errors import StgcnError
+
+    def cannot_start(config, loaded):
+        raise StgcnError("the Triton kernels need triton >= 3.2 and this environment has 2.0.0\n(details)")
+
+    monkeypatch.setattr(bench_run, "in_process_backend", cannot_start)
+    fine = Candidate("fine", "fp32", "cpu", lambda batch: np.full((len(batch), 2), 0.5, np.float32), baseline=True)
+    monkeypatch.setattr(bench_run, "available", lambda *args: ([fine], []))
+    report = run_bench(BenchConfig(batches=[1], cameras=[1, 2], iterations=5, warmup=1, seconds=0.2))
+    assert [r["backend"] for r in report["latency"]] == ["fine"] and report["cameras"] == []
+    assert report["skipped"] == ["camera test: the batching scheduler cannot start here: the Triton kernels need "
+                                 "triton >= 3.2 and this environment has 2.0.0 (see stgcn-rt check)"]
+    jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+    monkeypatch.setattr(bench_run, "available", lambda *args: ([], []))
+    with pytest.raises(StgcnError, match="^the batching scheduler cannot start here: the Triton kernels need"):
+        run_bench(BenchConfig(batches=[1], cameras=[1], iterations=5, warmup=1, seconds=0.2))
+
+
+def test_the_camera_test_runs_what_fast_runs_by_default():
+    from stgcn_rt.bench.names import DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
+    from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
+
+    assert SCHEDULER_BACKENDS[DEFAULT_SCHEDULER_BACKEND] == FAST_MODES[DEFAULT_FAST_MODE]
+    assert BenchConfig().scheduler_backend == DEFAULT_SCHEDULER_BACKEND
+
 def test_every_backend_name_has_a_maker(tmp_path):
     """The CLI's --backends choices (torch-free names) and the makers agree, on a machine with everything."""
     found = makers(None, 1, np.zeros((1, 3, 150, 33, 1), np.float32), tmp_path, cuda=True,

@@ -21,3 +21,6 @@ SCHEDULER_BACKENDS: dict[str, dict[str, Any]] = {
     "triton-kernels-graphs": FAST_MODES["kernels"],
     "triton-kernels-fp8-graphs": FAST_MODES["kernels-fp8"],
 }
+
+#: the camera test's scheduler on a GPU unless told otherwise: what a bare ``--fast`` runs
+DEFAULT_SCHEDULER_BACKEND = "triton-kernels-graphs"

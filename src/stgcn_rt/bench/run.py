@@ -17,7 +17,7 @@ from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available, torch_label
 from stgcn_rt.bench.measure import latency, throughput
-from stgcn_rt.bench.names import SCHEDULER_BACKENDS
+from stgcn_rt.bench.names import DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.runtime.heap import startup_objects_frozen
 
@@ -36,7 +36,7 @@ class BenchConfig:
     seconds: float = 3.0  # per throughput point and per camera count
     threads: int | None = None  # ONNX Runtime intra-op threads
     p99_limit_ms: float = 100.0  # a camera count is served when p99 stays under this, nothing dropped
-    scheduler_backend: str = "optimized-compile-graphs"  # on a GPU; or "graphs" (fp16 + CUDA graphs)
+    scheduler_backend: str = DEFAULT_SCHEDULER_BACKEND  # on a GPU: a key of SCHEDULER_BACKENDS
     cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)
     server: str | None = None  # a Triton address (http:// or grpc://) timed beside the in-process backends
     clients: list[int] = field(default_factory=lambda: [1, 4, 16])  # concurrent clients, with a server
@@ -101,14 +101,16 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
             measure_candidate(candidate, config, windows, report, tick)
     report["cameras"] = []
     if config.cameras or config.server:
-        classifier, label = in_process_backend(config, loaded)
-        try:
-            with startup_objects_frozen():
-                report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
-                if config.server:
-                    report["clients"] = client_rows(config, windows, classifier, label, tick)
-        finally:
-            classifier.close()
+        scheduler = scheduler_or_skip(config, loaded, report)
+        if scheduler is not None:
+            classifier, label = scheduler
+            try:
+                with startup_objects_frozen():
+                    report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
+                    if config.server:
+                        report["clients"] = client_rows(config, windows, classifier, label, tick)
+            finally:
+                classifier.close()
     for candidate in candidates:
         candidate.close()
     if torch.cuda.is_available():
@@ -194,6 +196,26 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, classifie
             rows.append({"design": design, "label": label, "cameras": count, **result})
             alive[design] = result["ok"]
     return rows
+
+
+def scheduler_or_skip(config: BenchConfig, loaded: Any, report: dict[str, Any]) -> tuple[Any, str] | None:
+    """:func:`in_process_backend`, or None with the reason under the report's "skipped" where it cannot
+    start here (the Triton kernels without a new enough triton, say): the rows measured so far are
+    kept. With no rows at all the run fails in one line instead."""
+    import torch
+
+    try:
+        return in_process_backend(config, loaded)
+    except Exception as exc:  # a backend that cannot start here: torch, triton and our own errors alike
+        on_gpu = torch.cuda.is_available()
+        which = f" on {config.scheduler_backend}" if on_gpu else ""
+        reason = f"the batching scheduler{which} cannot start here: {first_line(exc)}"
+        hint = "pick another with --scheduler-backend" if on_gpu else "see stgcn-rt check"
+        if not report["latency"]:
+            raise StgcnError(f"{reason}; {hint}") from exc
+        part = "camera test and clients" if config.server else "camera test"
+        report["skipped"].append(f"{part}: {reason} ({hint})")
+        return None
 
 
 def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:

@@ -9,8 +9,8 @@ FP16_GRAPHS: dict[str, Any] = {"precision": "fp16", "cuda_graphs": True}
 
 #: ``--fast [MODE]`` in the CLI: the fastest PyTorch configurations measured on GPUs (docs/performance.md)
 FAST_MODES: dict[str, dict[str, Any]] = {
-    # the project's Triton kernels: the fastest per window and per batch on the H100, and 1,536
-    # cameras in the camera test (the default)
+    # the project's Triton kernels: the fastest per window and per batch on the H100, and the most
+    # cameras in the camera test after their fp8 form (the default)
     "kernels": {**FP16_GRAPHS, "triton_kernels": True},
     # the same with the temporal convolutions on fp8 operands (Hopper GPUs): faster per batch and per
     # window, probabilities within about 1e-4 of fp32 instead of 1e-5
