@@ -203,7 +203,7 @@ class TritonBlock(nn.Module):
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
         input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
-        if mixed.dtype == torch.float8_e4m3fn:
+        if self.takes_fp8(tma):  # the rule by which graph() wrote ``mixed`` in fp8
             assert self.tcn_w8 is not None
             return temporal_conv(mixed, self.tcn_w8, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
                                  tma, pool, scale=self.tcn_scale, out_dtype=x.dtype)
