@@ -1,8 +1,7 @@
 """Where a batch-1 call of the Triton-kernel classifier spends its time on this GPU host, and what the
 last temporal convolution pooling its own rows (``pool_in_epilogue``), fp8 operands for the temporal
-convolutions (``fp8``), a graph that copies the window in before its first kernel instead of that
-kernel reading it from the pinned buffer in place (``*_copied_in``) or the input kernel writing rows for
-the first graph convolution instead of one kernel for both (``*_input_kernel``) change, measured interleaved in
+convolutions (``fp8``) or a graph that copies the window in before its first kernel instead of that
+kernel reading it from the pinned buffer in place (``*_copied_in``) change, measured interleaved in
 one process: ``predict`` on a host window (what a user calls and ``stgcn-rt bench`` times),
 ``predict`` plus a device synchronisation (what the bench timed before session 12), one replay of the
 captured graph plus its synchronisation (no host copies), one replay with the host spinning until the
@@ -30,12 +29,9 @@ from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
 from stgcn_rt.runtime.backends import torch_runner
 from stgcn_rt.runtime.backends.torch_runner import PROBABILITIES, TorchClassifier
 
-#: form name -> (pool_in_epilogue, fp8_temporal, in place: the first kernel reads batch 1 from the pinned input,
-#: fuse_input: the first block's graph convolution computed from the windows)
-FORMS = {"pool_in_epilogue": (True, False, True, True), "pooling_kernel": (False, False, True, True),
-         "fp8": (True, True, True, True), "pool_in_epilogue_copied_in": (True, False, False, True),
-         "fp8_copied_in": (True, True, False, True), "pool_in_epilogue_input_kernel": (True, False, True, False),
-         "fp8_input_kernel": (True, True, True, False)}
+#: form name -> (pool_in_epilogue, fp8_temporal, in place: the first kernel reads batch 1 from the pinned input)
+FORMS = {"pool_in_epilogue": (True, False, True), "pooling_kernel": (False, False, True), "fp8": (True, True, True),
+         "pool_in_epilogue_copied_in": (True, False, False), "fp8_copied_in": (True, True, False)}
 
 
 def median_us(step: Callable[[], object], calls: int) -> float:
@@ -95,11 +91,10 @@ def main() -> None:
     loaded = load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo.pt"))
     forms = {}
     for name in args.forms.split(","):
-        pooled, fp8, in_place, fused = FORMS[name]
+        pooled, fp8, in_place = FORMS[name]
         classifier = TorchClassifier(loaded, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
                                      fp8_temporal=fp8)
         classifier.model.pool_in_epilogue = pooled
-        classifier.model.fuse_input = fused
         kept = torch_runner.IN_PLACE_MAX_BATCH, torch_runner.IN_PLACE_MAX_PERSONS
         torch_runner.IN_PLACE_MAX_BATCH, torch_runner.IN_PLACE_MAX_PERSONS = (1, args.persons) if in_place else (0, 0)
         classifier.predict(window)  # captures the batch-1 graph read in place or copied in, as the form says

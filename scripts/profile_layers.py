@@ -38,20 +38,6 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
     y = kernels.prepare_input(x, net.input_scale, net.input_shift, net.motion, net.block_dtype)
     frames, joints, layers = 150, 33, []
     with torch.inference_mode():
-        # the input kernel, and the first block's graph convolution computed from the windows in one
-        # kernel (``fuse_input``), which a pass runs instead of the input kernel and block 0's graph kernel
-        first = net.blocks[0]
-        inputs = [("input", lambda: kernels.prepare_input(x, net.input_scale, net.input_shift, net.motion,
-                                                          net.block_dtype))]
-        if net.fuse_input:
-            inputs.append(("input_graph", lambda: kernels.input_graph_conv(
-                x, net.input_scale, net.input_shift, net.motion, net.input_mix, first.gcn_w, first.gcn_bias,
-                first.mixed_dtype(net.tma_loads))))
-        for kind, run in inputs:
-            us = do_bench_cudagraph(run, rep=50) * 1000
-            layers.append({"block": 0, "kernel": kind, "in_channels": 3, "out_channels": run().shape[-1],
-                           "rows": y.shape[1], "us": round(us, 2), "tile": "", "loads": "pointer", "pooled": False})
-            print(f"batch {batch} {kind}: {us:.1f} us", flush=True)
         for i, block in enumerate(net.blocks):
             def graph(block=block, y=y, frames=frames):  # noqa: ANN202
                 return block.graph(y, frames, joints, net.tma_loads)
@@ -92,9 +78,7 @@ def layer_times(net: torch.nn.Module, batch: int) -> dict:
         torch.cuda.synchronize()
     per_pass = start.elapsed_time(end) * 1000 / PASSES
     print(f"batch {batch}: {per_pass:.1f} us per pass back to back", flush=True)
-    replaced = {"input", "graph"} if net.fuse_input else {"input_graph"}
-    in_pass = [r for r in layers if not (r["block"] == 0 and r["kernel"] in replaced)]
-    return {"batch": batch, "pass_us": round(per_pass, 1), "layers_us": round(sum(r["us"] for r in in_pass), 1),
+    return {"batch": batch, "pass_us": round(per_pass, 1), "layers_us": round(sum(r["us"] for r in layers), 1),
             "layers": layers}
 
 
@@ -110,10 +94,7 @@ def main() -> None:
     write_gpu_report("layer-profile" + ("-fp8" if args.fp8 else ""),
                      "python scripts/profile_layers.py --batch " + args.batch + (" --fp8" if args.fp8 else ""),
                      "each layer's kernel timed alone inside a CUDA graph (do_bench_cudagraph); pass_us: the whole "
-                     "forward pass (21 kernels with TMA loads, 22 without: the first block's graph convolution "
-                     "computed from the windows, 'input_graph') replayed back to back, input on the GPU; layers_us: "
-                     "the sum of the kernels a pass runs ('input' and block 0's 'graph' are the two kernels "
-                     "'input_graph' replaces)",
+                     "forward pass (22 kernels with TMA loads, 23 without) replayed back to back, input on the GPU",
                      results, Path(args.out))
 
 

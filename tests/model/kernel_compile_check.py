@@ -41,19 +41,14 @@ def layer_shapes() -> list[tuple[str, dict]]:
 
 
 #: the kernels launched once per forward pass, as the demo model launches them: (kernel, constants,
-#: pointer types other than fp32, warps, the oldest architecture that runs it)
+#: pointer types other than fp32, warps)
 FIXED = [
-    (kernels._prepare_kernel, {"C": 3, "MOTION": 1, "BLOCK": 128, "C_PAD": 4}, {"out_ptr": "*fp16"}, 4, 0),
-    # the first block's graph convolution from the windows, writing fp16 rows or, for fp8 temporal
-    # convolutions (Hopper's), fp8 rows
-    *((kernels._input_graph_conv_kernel, {"C": 3, "C_OUT": 64, "K": 3, "MOTION": 1, "FRAMES": 1, "V_PAD": 64,
-                                          "C_PAD": 16, "N_PAD": 64}, {"w_ptr": "*fp16", "out_ptr": out}, 4, arch)
-      for out, arch in (("*fp16", 0), ("*fp8e4nv", 90))),
-    (kernels._pool_kernel, {"C": 256, "BLOCK_R": 2048, "BLOCK_C": 8}, {"y_ptr": "*fp16"}, 8, 0),
+    (kernels._prepare_kernel, {"C": 3, "MOTION": 1, "BLOCK": 128, "C_PAD": 4}, {"out_ptr": "*fp16"}, 4),
+    (kernels._pool_kernel, {"C": 256, "BLOCK_R": 2048, "BLOCK_C": 8}, {"y_ptr": "*fp16"}, 8),
     (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2,
-                                "BLOCK_GROUPS": 0}, {}, 4, 0),
+                                "BLOCK_GROUPS": 0}, {}, 4),
     (kernels._classify_kernel, {"S": 2, "C": 256, "CLASSES": 2, "BLOCK_C": 256, "BLOCK_CLASSES": 2,
-                                "BLOCK_GROUPS": 16}, {}, 4, 0),
+                                "BLOCK_GROUPS": 16}, {}, 4),
 ]
 
 
@@ -93,10 +88,9 @@ def main(archs: list[int], all_tiles: bool) -> None:
                                (tuner.fn, {**constants, **config.kwargs},
                                 half | {"index_ptr": "*i32"} | descriptors | output,
                                 arch, config.num_warps, config.num_stages)))
-        for jit, constants, pointers, warps, oldest in FIXED:
-            if arch >= oldest:
-                builds.append(({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {}},
-                               (jit, constants, pointers, arch, warps, 1)))
+        for jit, constants, pointers, warps in FIXED:
+            builds.append(({"arch": arch, "kernel": jit.__name__, "shape": constants, "tile": {}},
+                           (jit, constants, pointers, arch, warps, 1)))
     # in threads, as the project compiles candidate tiles (Triton's compiler mostly runs outside the GIL)
     with ThreadPoolExecutor(compile_threads()) as pool:
         for (described, _), shared in zip(builds, pool.map(lambda b: build(*b[1]), builds)):

@@ -199,13 +199,12 @@ def test_kernels_compile_for_jetson_orin_and_hopper(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = [json.loads(line) for line in done.stdout.splitlines()]
     shapes = {(c["kernel"], json.dumps(c["shape"], sort_keys=True)) for c in compiled}
-    # six graph and six temporal specialisations; input, the first graph convolution from the windows,
-    # pooling, the classifier from means and from row-group sums; for sm_90 only, seven temporal ones
-    # with tensor-memory-accelerator loads (the last block's twice: rows or row-group sums) and the two
-    # graph ones writing frame planes; and for fp8 operands, those seven temporal ones again and the
-    # six graph ones and the first one writing fp8 rows
-    assert len(shapes) == 39
-    assert len(compiled) == 2 * len(shapes) - 21
+    # six graph and six temporal specialisations; input, pooling, the classifier from means and from
+    # row-group sums; for sm_90 only, seven temporal ones with tensor-memory-accelerator loads (the
+    # last block's twice: rows or row-group sums) and the two graph ones writing frame planes; and for
+    # fp8 operands, those seven temporal ones again and the six graph ones writing fp8 rows
+    assert len(shapes) == 38
+    assert len(compiled) == 2 * len(shapes) - 22
     shared_limit = {87: 163 * 1024, 90: 227 * 1024}  # bytes per block, opted in
     assert all(c["shared"] <= shared_limit[c["arch"]] for c in compiled)
 
@@ -261,9 +260,8 @@ def test_pipelined_and_unrolled_graph_convolutions_agree(demo_models, block_inde
 
 
 @pytest.mark.parametrize(("tma_loads", "kernels"), [
-    (True, {"_input_graph_conv_kernel", "_graph_conv_kernel", "_temporal_conv_tma_kernel", "_classify_kernel"}),
-    (False, {"_input_graph_conv_kernel", "_graph_conv_kernel", "_temporal_conv_kernel", "_pool_kernel",
-             "_classify_kernel"})])
+    (True, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_tma_kernel", "_classify_kernel"}),
+    (False, {"_prepare_kernel", "_graph_conv_kernel", "_temporal_conv_kernel", "_pool_kernel", "_classify_kernel"})])
 def test_every_launch_asks_for_fused_multiply_adds(monkeypatch, reference_checkpoint, tma_loads, kernels):
     """Triton 3.10 stops fusing multiply-adds unless a launch asks for them: every kernel of a forward
     pass asks, so the kernels stay the ones every measurement used."""

@@ -490,66 +490,6 @@ def _prepare_kernel(x_ptr, scale_ptr, shift_ptr, out_ptr, rows, T, V, M,
 
 
 @triton.jit
-def _input_graph_conv_kernel(x_ptr, scale_ptr, shift_ptr, mix_ptr, w_ptr, bias_ptr, out_ptr, frames_total, T, V, M,
-                             C: tl.constexpr, C_OUT: tl.constexpr, K: tl.constexpr, MOTION: tl.constexpr,
-                             FRAMES: tl.constexpr, V_PAD: tl.constexpr, C_PAD: tl.constexpr, N_PAD: tl.constexpr):
-    """The first block's graph convolution straight from the windows: per frame, the input rows as
-    :func:`_prepare_kernel` computes them (kept in registers, never stored), each partition's joint
-    mixing as a dense (V, V) tile product, its weights' product, the bias and ReLU. A program serves
-    FRAMES consecutive frames of one stream; the mixing matrices and weights are loaded once for them."""
-    s = tl.program_id(1)
-    v = tl.arange(0, V_PAD)
-    c = tl.arange(0, C_PAD)
-    n = tl.arange(0, N_PAD)
-    mask_v, mask_c, mask_n = v < V, c < C, n < C_OUT
-    affine = (s * V + v)[:, None] * C + c[None, :]
-    mask_in = mask_v[:, None] & mask_c[None, :]
-    scale = tl.load(scale_ptr + affine, mask=mask_in, other=0.0)
-    shift = tl.load(shift_ptr + affine, mask=mask_in, other=0.0)
-    bias = tl.load(bias_ptr + (s * V + v)[:, None] * C_OUT + n[None, :], mask=mask_v[:, None] & mask_n[None, :],
-                   other=0.0)
-    mix_at = mix_ptr + (s * K * V_PAD + v[:, None]) * V_PAD + v[None, :]
-    w_at = w_ptr + (s * K * C + c)[:, None] * C_OUT + n[None, :]
-    w_mask = mask_c[:, None] & mask_n[None, :]
-    mix0 = tl.load(mix_at)
-    w0 = tl.load(w_at, mask=w_mask, other=0.0)
-    if K > 1:
-        mix1 = tl.load(mix_at + V_PAD * V_PAD)
-        w1 = tl.load(w_at + C * C_OUT, mask=w_mask, other=0.0)
-    if K > 2:
-        mix2 = tl.load(mix_at + 2 * V_PAD * V_PAD)
-        w2 = tl.load(w_at + 2 * C * C_OUT, mask=w_mask, other=0.0)
-    motion = (v * 0 + s)[:, None] + c[None, :] * 0 == 1  # tile-shaped: the interpreter rejects a broadcast scalar
-    step = V * M  # from one frame to the next in x
-    out_stream = out_ptr + s.to(tl.int64) * frames_total * V * C_OUT
-    for i in range(FRAMES):
-        f = v * 0 + tl.program_id(0) * FRAMES + i  # (n * M + m) * T + t, per joint: the interpreter's masks
-        t = f % T                                   # take no broadcast scalar
-        sample = f // T
-        live = mask_in & (f < frames_total)[:, None]
-        at = x_ptr + ((sample // M)[:, None] * C + c[None, :]).to(tl.int64) * T * step \
-            + (t * step + v * M + sample % M)[:, None]
-        val = tl.load(at, mask=live, other=0.0)
-        if MOTION == 1:
-            has = live & (t > 0)[:, None]
-            val = tl.where(motion, tl.where(has, val - tl.load(at - step, mask=has, other=0.0), 0.0), val)
-        if MOTION == 2:
-            has = live & ((t > 0) & (t < T - 1))[:, None]
-            after = tl.load(at + step, mask=has, other=0.0)
-            before = tl.load(at - step, mask=has, other=0.0)
-            val = tl.where(motion, tl.where(has, val - 0.5 * after - 0.5 * before, 0.0), val)
-        rows = (val * scale + shift).to(mix0.dtype)  # zero beyond the joints and channels
-        acc = tl.dot(tl.dot(mix0, rows).to(w0.dtype), w0)
-        if K > 1:
-            acc += tl.dot(tl.dot(mix1, rows).to(w1.dtype), w1)
-        if K > 2:
-            acc += tl.dot(tl.dot(mix2, rows).to(w2.dtype), w2)
-        y = tl.maximum(acc + bias, 0.0)
-        tl.store(out_stream + (f * V + v).to(tl.int64)[:, None] * C_OUT + n[None, :], y.to(out_ptr.dtype.element_ty),
-                 mask=(mask_v & (f < frames_total))[:, None] & mask_n[None, :])
-
-
-@triton.jit
 def _pool_kernel(y_ptr, out_ptr, per_window, windows, C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """Mean over one window's rows (persons x frames x joints) of a column block, fp32."""
     n = tl.program_id(0)
@@ -632,7 +572,9 @@ def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, mot
     """``x`` (N, C, T, V, M) fp32 -> (S, N*M*T*V, C) in ``dtype`` on ``scale``'s device: S = 2 with a
     ``motion`` stream (``forward`` or ``central``), else 1; ``scale``/``shift`` (S, V, C) the input
     BatchNorm. ``x`` may be pinned host memory, which the kernel reads in place (no copy)."""
-    x = kernel_input(x, scale.device)
+    if x.device != scale.device and not (x.dtype == torch.float32 and x.is_contiguous() and x.is_pinned()):
+        raise ValueError("windows on the host must be a pinned, contiguous float32 tensor for the kernels to read")
+    x = x.float().contiguous()
     n, c, t, v, m = x.shape
     streams, rows = scale.shape[0], n * m * t * v
     out = torch.empty((streams, rows, c), dtype=dtype, device=scale.device)
@@ -640,35 +582,6 @@ def prepare_input(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, mot
     _prepare_kernel[(triton.cdiv(rows, block), streams)](x, scale, shift, out, rows, t, v, m, C=c,
                                                           MOTION=MOTION_CODES[motion], BLOCK=block,
                                                           C_PAD=triton.next_power_of_2(c), **_COMPILE_OPTIONS)
-    return out
-
-
-def kernel_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``x`` as the input kernels read: on ``device``, or pinned contiguous fp32 host memory read in place."""
-    if x.device != device and not (x.dtype == torch.float32 and x.is_contiguous() and x.is_pinned()):
-        raise ValueError("windows on the host must be a pinned, contiguous float32 tensor for the kernels to read")
-    return x.float().contiguous()
-
-
-def input_graph_conv(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, motion: str | None,
-                     mix: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
-    """:func:`prepare_input` then :func:`graph_conv` in one kernel, for a first block with few input
-    channels: ``x`` (N, C, T, V, M) fp32 windows (on the GPU or pinned host memory) -> (S, N*M*T*V,
-    C_out) in ``out_dtype``. ``mix`` (S, K, V_pad, V_pad) fp32: each partition's joint mixing as a
-    dense matrix, [w, v] the coefficient of joint v in output joint w, zero beyond V; ``w`` (S, K, C,
-    C_out) and ``bias`` (S, V, C_out) as :func:`graph_conv` takes them."""
-    x = kernel_input(x, scale.device)
-    n, c, t, v, m = x.shape
-    streams, partitions, v_pad = mix.shape[:3]
-    c_out = w.shape[-1]
-    frames_total = n * m * t
-    out = torch.empty((streams, frames_total * v, c_out), dtype=out_dtype, device=scale.device)
-    # one frame per program: on an H100 more frames per program (2, 4, 8) were slower at every batch
-    # size from 1 to 512 windows (scripts/probe_input_graph_conv.py), the frames' products in series
-    _input_graph_conv_kernel[(frames_total, streams)](
-        x, scale, shift, mix, w, bias, out, frames_total, t, v, m, C=c, C_OUT=c_out, K=partitions,
-        MOTION=MOTION_CODES[motion], FRAMES=1, V_PAD=v_pad, C_PAD=max(16, triton.next_power_of_2(c)),
-        N_PAD=max(16, triton.next_power_of_2(c_out)), **_COMPILE_OPTIONS)
     return out
 
 

@@ -33,7 +33,6 @@ from stgcn_rt.model.triton_kernels import (
     classify_row_sums,
     frame_planes,
     graph_conv,
-    input_graph_conv,
     pool_and_classify,
     prepare_input,
     takes_tma_loads,
@@ -55,15 +54,6 @@ def neighbours_per_partition(adjacency: torch.Tensor, depth: int) -> tuple[torch
         index[k, :len(rows)] = rows.to(torch.int32)
         weight[k, :len(rows)] = coefficients.float()
     return index, weight
-
-
-def dense_mixing(index: torch.Tensor, weight: torch.Tensor, padded: int) -> torch.Tensor:
-    """(S, K, padded, padded) fp32: the neighbour tables (S, K, D, W) of :func:`neighbours_per_partition`
-    as dense matrices, [s, k, w, v] the coefficient of joint v in output joint w, zero beyond W."""
-    streams, partitions, _, joints = index.shape
-    mix = torch.zeros(streams, partitions, joints, padded)
-    mix.scatter_add_(3, index.transpose(2, 3).long(), weight.transpose(2, 3).float())
-    return torch.nn.functional.pad(mix, (0, 0, 0, padded - joints)).contiguous()
 
 
 def _kernel_layouts(block: STGCNBlock, adjacency: torch.Tensor, depth: int) -> dict[str, torch.Tensor]:
@@ -128,19 +118,6 @@ def fp8_input_scale(maxima: torch.Tensor) -> torch.Tensor:
     of two below :data:`FP8_MAX` (1 for every model measured: their inputs stayed under 20)."""
     room = torch.floor(torch.log2(FP8_MAX / maxima.clamp(min=1e-30))) - FP8_HEADROOM_BITS
     return torch.exp2(room.clamp(max=0))
-
-
-#: the first blocks whose graph convolution :class:`TritonSTGCN` computes from the windows in one kernel
-#: (``fuse_input``): at most this many input channels, joints (its dense mixing matrices), partitions
-#: and output channels
-FUSED_INPUT_LIMITS = {"channels": 16, "joints": 64, "partitions": 3, "out_channels": 256}
-
-#: the most frames (windows x persons x frames per window) whose first graph convolution the fused
-#: kernel computes: on an H100 it took 5.4 µs for one window of one person (150 frames) where the
-#: input kernel and the graph convolution took 6.7, and lost from four windows (600 frames) on, its
-#: dense mixing products outweighing the saved pass over the rows
-#: (docs/benchmarks/input-graph-conv-h100-2026-11-27-s21.json)
-FUSED_INPUT_MAX_FRAMES = 256
 
 
 class TritonBlock(nn.Module):
@@ -215,26 +192,21 @@ class TritonBlock(nn.Module):
         to (``tma``): :func:`~stgcn_rt.model.triton_kernels.takes_tma_loads` for its channels."""
         return takes_tma_loads(tma, *self.tcn_w.shape[-2:])
 
-    def mixed_dtype(self, tma: bool) -> torch.dtype:
-        """The dtype of the graph convolution's output: fp8 where :meth:`takes_fp8`, else the blocks'."""
-        return torch.float8_e4m3fn if self.takes_fp8(tma) else self.gcn_w.dtype
-
     def graph(self, x: torch.Tensor, frames: int, joints: int, tma: bool = False) -> torch.Tensor:
         """The graph convolution, its output in the frame layout :meth:`temporal` reads."""
         planes = frame_planes(tma, self.stride, *self.tcn_w.shape[-2:])
         return graph_conv(x, self.index, self.weight, self.depths, self.gcn_w, self.gcn_bias, joints, frames, planes,
-                          self.mixed_dtype(tma))
+                          torch.float8_e4m3fn if self.takes_fp8(tma) else None)
 
-    def temporal(self, mixed: torch.Tensor, x: torch.Tensor | None, frames: int, joints: int, tma: bool = False,
+    def temporal(self, mixed: torch.Tensor, x: torch.Tensor, frames: int, joints: int, tma: bool = False,
                  pool: bool = False) -> torch.Tensor:
         """The temporal convolution of :meth:`graph`'s output ``mixed``, with the residual of the block
-        input ``x`` (None for a block without one); ``pool``: its row-group sums instead
-        (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
+        input ``x``; ``pool``: its row-group sums instead (:func:`~stgcn_rt.model.triton_kernels.temporal_conv`)."""
         residual = None if self.residual_kind == "none" else x
         if self.takes_fp8(tma):  # the rule by which graph() wrote ``mixed`` in fp8
             assert self.tcn_w8 is not None
             return temporal_conv(mixed, self.tcn_w8, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
-                                 tma, pool, scale=self.tcn_scale, out_dtype=self.tcn_w.dtype)
+                                 tma, pool, scale=self.tcn_scale, out_dtype=x.dtype)
         return temporal_conv(mixed, self.tcn_w, self.tcn_bias, frames, joints, self.stride, residual, self.res_w,
                              tma, pool)
 
@@ -246,22 +218,17 @@ class TritonSTGCN(nn.Module):
     (:func:`~stgcn_rt.model.triton_kernels.tma_available` says where it exists); with them,
     ``pool_in_epilogue`` has the last one hand row-group sums to the classifier kernel instead of
     its rows to a pooling kernel. ``fp8_temporal``, with those loads only: the temporal
-    convolutions multiply fp8 operands (module docstring). ``fuse_input``: where the first block
-    allows (:data:`FUSED_INPUT_LIMITS`) and the batch is small (:data:`FUSED_INPUT_MAX_FRAMES`), one
-    kernel computes its graph convolution from the windows
-    (:func:`~stgcn_rt.model.triton_kernels.input_graph_conv`) instead of the input kernel writing
-    rows for it to read; ``fuse_input=False`` keeps the two."""
+    convolutions multiply fp8 operands (module docstring)."""
 
     input_scale: torch.Tensor
     input_shift: torch.Tensor
-    input_mix: torch.Tensor | None
     fcn_w: torch.Tensor
     fcn_b: torch.Tensor
     blocks: Sequence[TritonBlock]
     motion: str | None
 
     def __init__(self, model: nn.Module, tma_loads: bool = False, pool_in_epilogue: bool = True,
-                 fp8_temporal: bool = False, fuse_input: bool = True) -> None:
+                 fp8_temporal: bool = False) -> None:
         super().__init__()
         self.tma_loads, self.pool_in_epilogue = tma_loads, pool_in_epilogue
         if isinstance(model, TwoStreamSTGCN):
@@ -277,14 +244,6 @@ class TritonSTGCN(nn.Module):
         blocks = [TritonBlock([s.blocks[i] for s in streams], [s.adjacency(i) for s in streams])
                   for i in range(len(streams[0].blocks))]
         self.blocks = cast(Sequence[TritonBlock], nn.ModuleList(blocks))
-        first = self.blocks[0]
-        partitions, c_in, c_out = first.gcn_w.shape[-3:]
-        limits = FUSED_INPUT_LIMITS
-        self.fuse_input = (fuse_input and first.residual_kind == "none" and first.stride == 1 and
-                           c_in <= limits["channels"] and joints <= limits["joints"] and
-                           partitions <= limits["partitions"] and c_out <= limits["out_channels"])
-        padded = max(16, 1 << (joints - 1).bit_length())  # the mixing product's smallest tile is 16
-        self.register_buffer("input_mix", dense_mixing(first.index, first.weight, padded) if self.fuse_input else None)
         # (S, C, classes) and (S, classes): both classifiers in one kernel
         weights = [s.fcn.weight[:, :, 0, 0].t() for s in streams]
         self.register_buffer("fcn_w", torch.stack(weights).detach().contiguous())
@@ -304,38 +263,25 @@ class TritonSTGCN(nn.Module):
     def set_block_dtype(self, dtype: torch.dtype) -> None:
         for block in self.blocks:
             block.set_dtype(dtype)
-        if self.input_mix is not None:  # the first block's mixing, a tile product in the blocks' dtype
-            self.input_mix = self.input_mix.to(dtype)
         self.block_dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scores(x)[:, 0]
-
-    def first_block(self, x: torch.Tensor, pool: bool = False) -> torch.Tensor:
-        """The first block's output (or with ``pool`` its row-group sums) from the windows ``x``."""
-        windows, _, frames, joints, persons = x.shape
-        first = self.blocks[0]
-        if self.fuse_input and windows * persons * frames <= FUSED_INPUT_MAX_FRAMES:
-            assert self.input_mix is not None
-            mixed = input_graph_conv(x, self.input_scale, self.input_shift, self.motion, self.input_mix, first.gcn_w,
-                                     first.gcn_bias, first.mixed_dtype(self.tma_loads))
-            return first.temporal(mixed, None, frames, joints, self.tma_loads, pool)
-        y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
-        return first(y, frames, joints, self.tma_loads, pool)
 
     def scores(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 2, classes) fp32: [:, 0] the logits, [:, 1] the probabilities. ``x`` on the GPU or in
         pinned host memory; written into ``out`` if given (GPU or pinned host memory): a CUDA graph
         of this call moves no data but through the kernels themselves."""
         n, _, frames, v, persons = x.shape
-        last = self.blocks[-1]
+        y = prepare_input(x, self.input_scale, self.input_shift, self.motion, self.block_dtype)
+        *body, last = self.blocks
+        for block in body:
+            y = block(y, frames, v, self.tma_loads)
+            frames = (frames - 1) // block.stride + 1
         # with TMA loads the last temporal convolution sums its rows in groups instead of storing them,
         # and the classifier kernel pools those sums (no pooling kernel, no rows written and read back)
         pool = self.pool_in_epilogue and last.takes_tma_loads(self.tma_loads)
-        y = self.first_block(x, pool and len(self.blocks) == 1)
-        for before, block in zip(self.blocks, self.blocks[1:]):
-            frames = (frames - 1) // before.stride + 1
-            y = block(y, frames, v, self.tma_loads, pool and block is last)
+        y = last(y, frames, v, self.tma_loads, pool)
         if not pool:
             return pool_and_classify(y, n, self.fcn_w, self.fcn_b, out)
         per_window = persons * ((frames - 1) // last.stride + 1) * v
