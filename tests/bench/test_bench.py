@@ -159,7 +159,7 @@ def test_a_backend_that_fails_is_reported_and_the_run_goes_on(monkeypatch):
 def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
     """The camera test's scheduler failing to start (the Triton kernels without a new enough triton,
     say) is one line under "skipped" after the latency and throughput rows, not a lost run; with
-    nothing measured before it, the run fails in one line."""
+    nothing measured before it, the run fails in one line, its candidates closed first."""
     from stgcn_rt.errors import StgcnError
 
     def cannot_start(config, loaded):
@@ -173,9 +173,15 @@ def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
     assert report["skipped"] == ["camera test: the batching scheduler cannot start here: the Triton kernels need "
                                  "triton >= 3.2 and this environment has 2.0.0 (see stgcn-rt check)"]
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
-    monkeypatch.setattr(bench_run, "available", lambda *args: ([], []))
+    def fails(batch):
+        raise RuntimeError("CUDA error: out of memory")
+
+    closed = []
+    failing = Candidate("failing", "fp32", "cpu", fails, closers=[lambda: closed.append("failing")])
+    monkeypatch.setattr(bench_run, "available", lambda *args: ([failing], []))
     with pytest.raises(StgcnError, match="^the batching scheduler cannot start here: the Triton kernels need"):
         run_bench(BenchConfig(batches=[1], cameras=[1], iterations=5, warmup=1, seconds=0.2))
+    assert closed == ["failing"]  # a candidate that measured nothing is closed before the error
 
 
 def test_the_camera_test_runs_what_fast_runs_by_default():

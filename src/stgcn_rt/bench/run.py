@@ -96,25 +96,26 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
         k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
         "latency": [], "throughput": [], "cameras": []}
     tick = progress or (lambda text: None)
-    with startup_objects_frozen():  # as the pipeline and the server run: no full collection walks the models
+    try:  # the candidates are closed however the run ends (a scheduler that cannot start, say)
+        with startup_objects_frozen():  # as the pipeline and the server run: no full collection walks the models
+            for candidate in candidates:
+                measure_candidate(candidate, config, windows, report, tick)
+        if config.cameras or config.server:
+            scheduler = scheduler_or_skip(config, loaded, report)
+            if scheduler is not None:
+                classifier, label = scheduler
+                try:
+                    with startup_objects_frozen():
+                        report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
+                        if config.server:
+                            report["clients"] = client_rows(config, windows, classifier, label, tick)
+                finally:
+                    classifier.close()
+    finally:
         for candidate in candidates:
-            measure_candidate(candidate, config, windows, report, tick)
-    report["cameras"] = []
-    if config.cameras or config.server:
-        scheduler = scheduler_or_skip(config, loaded, report)
-        if scheduler is not None:
-            classifier, label = scheduler
-            try:
-                with startup_objects_frozen():
-                    report["cameras"] = camera_rows(config, loaded, windows, classifier, label, tick)
-                    if config.server:
-                        report["clients"] = client_rows(config, windows, classifier, label, tick)
-            finally:
-                classifier.close()
-    for candidate in candidates:
-        candidate.close()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+            candidate.close()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return report
 
 
