@@ -501,7 +501,9 @@ def int_list(text: str) -> list[int]:
                    "with max-autotune (minutes); 'triton-kernels' runs this project's Triton kernels ('pointer-loads': "
                    "without Hopper's tensor memory accelerator; 'fp8': the temporal convolutions on fp8 operands); "
                    "'onnxruntime-as-exported' runs the export's graph steps as written (the runner otherwise "
-                   "mixes joints first on the CPU); 'triton' is a Triton Inference Server given by --model URL.")
+                   "mixes joints first on the CPU); 'onnxruntime-one-session' runs a batch in one run with every "
+                   "core splitting each operator (the runner otherwise runs a window per core at a time); "
+                   "'triton' is a Triton Inference Server given by --model URL.")
 @click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
 @click.option("--cameras", default="1,4,16,64,256,1024", show_default=True,
               help="Camera counts to simulate, or 'none' to skip the camera test.")
@@ -511,7 +513,8 @@ def int_list(text: str) -> list[int]:
               help="Timed batch-1 runs per backend (after warm-up).")
 @click.option("--seconds", type=click.FloatRange(min=0.2), default=3.0, show_default=True,
               help="Seconds per throughput point and per camera count.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU cores for ONNX Runtime (default: all): threads for one window, or windows at a time.")
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
 @click.option("--scheduler-backend", type=click.Choice(list(SCHEDULER_BACKENDS)),

@@ -105,12 +105,13 @@ def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
                    calibration: np.ndarray | None, fold_batchnorms: bool = True,
                    integer_gemm: bool | None = None, aggregate_first: bool = True,
-                   channels_last_steps: bool = True) -> Candidate:
+                   channels_last_steps: bool = True, parallel_windows: bool = True) -> Candidate:
     """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
     unless ``fold_batchnorms`` is False (the form before the fold), and the wide temporal
     convolutions on the integer GEMM as the runner decides unless ``integer_gemm`` says; float
     graph steps aggregate-first unless ``aggregate_first`` is False (the export's form), quantized ones
-    channels-last unless ``channels_last_steps`` is False."""
+    channels-last unless ``channels_last_steps`` is False; a batch's windows across the cores unless
+    ``parallel_windows`` is False (the whole batch in one run)."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
@@ -124,12 +125,14 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
         path = _made_once(work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), lambda out: quantize_int8(
             fp32, out, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms))
     classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, aggregate_first=aggregate_first,
-                                channels_last_steps=channels_last_steps)
+                                channels_last_steps=channels_last_steps, parallel_windows=parallel_windows)
     routed = classifier.gemm_convolutions
     label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),
                        *([f"{routed} convolutions by integer GEMM"] if routed else []),
                        *(["graph steps aggregate-first"] if classifier.steps_aggregated_first else []),
-                       *(["graph steps channels-last"] if classifier.steps_channels_last else [])])
+                       *(["graph steps channels-last"] if classifier.steps_channels_last else []),
+                       *([f"batches {classifier.window_workers} windows at a time"]
+                         if classifier.window_workers > 1 else [])])
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
@@ -178,6 +181,8 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
         "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
         "onnxruntime-as-exported": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
                                                           aggregate_first=False),
+        "onnxruntime-one-session": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
+                                                          parallel_windows=False),
         "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
         "onnxruntime-int8-bn": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
                                                       fold_batchnorms=False),

@@ -9,8 +9,8 @@ from stgcn_rt.runtime.modes import FAST_MODES, FP16_GRAPHS
 BACKEND_NAMES = ("eager", "fp16", "graphs", "compile", "compile-graphs", "optimized-graphs",
                  "optimized-serial-compile-graphs", "optimized-compile-graphs", "optimized-autotune-graphs",
                  "triton-kernels-graphs", "triton-kernels-pointer-loads-graphs", "triton-kernels-fp8-graphs",
-                 "onnxruntime",
-                 "onnxruntime-as-exported", "onnxruntime-int8", "onnxruntime-int8-bn", "onnxruntime-int8-symmetric",
+                 "onnxruntime", "onnxruntime-as-exported", "onnxruntime-one-session",
+                 "onnxruntime-int8", "onnxruntime-int8-bn", "onnxruntime-int8-symmetric",
                  "onnxruntime-int8-nchw-steps", "tensorrt", "triton")
 
 #: what the batching scheduler of the camera test may run on a GPU: the PyTorch runner's options

@@ -138,15 +138,19 @@ class Classifier(ABC):
         fixed = self.batch_size
         if fixed is None or windows.shape[0] == fixed:
             return self._logits(windows)
-        # a static-batch model: run chunks of its batch size, padding the last one
-        parts = []
+        return np.concatenate([self._logits(chunk)[:count] for chunk, count in self.static_chunks(windows)])
+
+    def static_chunks(self, windows: Any) -> list[tuple[Any, int]]:
+        """``windows`` in chunks of a static-batch model's batch size, the last one padded with zeros:
+        (chunk, how many of its windows are real)."""
+        fixed = self.batch_size
+        assert fixed is not None, "static_chunks is for static-batch models"
+        chunks = []
         for start in range(0, windows.shape[0], fixed):
             chunk = windows[start:start + fixed]
             count = chunk.shape[0]
-            if count < fixed:
-                chunk = _pad_batch(chunk, fixed)
-            parts.append(self._logits(chunk)[:count])
-        return np.concatenate(parts)
+            chunks.append((_pad_batch(chunk, fixed) if count < fixed else chunk, count))
+        return chunks
 
     def predict(self, windows: Any) -> np.ndarray:
         """Class probabilities, (N, classes), float32."""

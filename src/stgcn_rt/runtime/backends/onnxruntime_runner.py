@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +17,38 @@ from stgcn_rt.runtime.classifier import Classifier
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
+def _single_thread_options(ort: Any) -> Any:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    return options
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 class OnnxClassifier(Classifier):
     name = "ONNX Runtime"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",
                  *, threads: int | None = None, providers: list[str] | None = None,
                  integer_gemm: bool | None = None, aggregate_first: bool = True,
-                 channels_last_steps: bool = True) -> None:
-        """On the CPU provider: ``integer_gemm`` runs an INT8 model's wide temporal convolutions
+                 channels_last_steps: bool = True, parallel_windows: bool = True) -> None:
+        """On the CPU provider: ``threads`` the cores ONNX Runtime uses (default: all this process may
+        run on); ``integer_gemm`` runs an INT8 model's wide temporal convolutions
         through ONNX Runtime's integer GEMM (:mod:`.onnxruntime_kernels`; None: where the CPU has
         AMX); ``aggregate_first`` runs a float model's graph steps aggregate-first
         (:mod:`.onnxruntime_aggregate`); ``channels_last_steps`` an INT8 model's channels-last
-        (:mod:`.onnxruntime_int8_steps`). All rewrite the runner's copy, never the file."""
+        (:mod:`.onnxruntime_int8_steps`). All rewrite the runner's copy, never the file.
+
+        ``parallel_windows``: a batch of at least as many windows as cores runs as single windows
+        (or static-batch chunks), one per core at a time, in a single-threaded session called from
+        one thread per core, instead of the whole batch with every core splitting each operator
+        (smaller batches keep that). On a 2-core CPU that gave 3-13% more windows per second at batch 8, interleaved
+        (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
         import onnxruntime as ort
 
         if precision != "fp32":
@@ -72,6 +94,15 @@ class OnnxClassifier(Classifier):
             self.session = ort.InferenceSession(model, options, providers=providers, disabled_optimizers=disabled)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc
+        #: how many windows of a batch run at a time (:meth:`logits`); 1: the whole batch in one run
+        self.window_workers = (threads or usable_cores()) if parallel_windows and providers == [
+            "CPUExecutionProvider"] else 1
+        # made on the first batch of several windows: one single-threaded session (ONNX Runtime
+        # sessions take concurrent runs, each on its caller's thread) and the threads that call it
+        self._single_thread_session = lambda: ort.InferenceSession(
+            model, _single_thread_options(ort), providers=providers, disabled_optimizers=disabled)
+        self._window_runner: tuple[Any, ThreadPoolExecutor] | None = None
+        self._window_runner_lock = threading.Lock()
         self.path = Path(path)
         self.device = device
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -85,10 +116,42 @@ class OnnxClassifier(Classifier):
             else [f"class_{i}" for i in range(num_classes)]
 
     def _release(self) -> None:
+        if self._window_runner is not None:
+            self._window_runner[1].shutdown()
+            self._window_runner = None
         self.session = None  # type: ignore[assignment]
 
+    def logits(self, windows: Any) -> np.ndarray:
+        """A batch of at least ``window_workers`` windows (or static-batch chunks) runs as that many of
+        them at a time (``parallel_windows``); fewer, as every backend runs them, every core on each
+        operator (so a machine with more cores than windows keeps them all busy)."""
+        self.require_open()
+        windows = self.check_windows(windows)
+        if self.window_workers < 2 or windows.shape[0] < self.window_workers * (self.batch_size or 1):
+            return super().logits(windows)
+        host = _host_float32(windows)
+        pieces = self.static_chunks(host) if self.batch_size else [(host[i:i + 1], 1) for i in range(len(host))]
+        session, pool = self._windows_at_a_time()
+        share = -(-len(pieces) // self.window_workers)  # each thread runs its share in order
+        shares = [pieces[i:i + share] for i in range(0, len(pieces), share)]
+        parts = pool.map(lambda part: [self._run(session, piece)[:count] for piece, count in part], shares)
+        return np.concatenate([logits for part in parts for logits in part])
+
+    def _windows_at_a_time(self) -> tuple[Any, ThreadPoolExecutor]:
+        with self._window_runner_lock:
+            if self._window_runner is None:
+                self._window_runner = (self._single_thread_session(),
+                                       ThreadPoolExecutor(self.window_workers, thread_name_prefix="onnxruntime-window"))
+            return self._window_runner
+
     def _logits(self, windows: Any) -> np.ndarray:
-        if not isinstance(windows, np.ndarray):
-            windows = windows.detach().cpu().numpy()
-        feed = {self.input_name: np.ascontiguousarray(windows, dtype=np.float32)}
-        return self.session.run([self.output_name], feed)[0].astype(np.float32, copy=False)
+        return self._run(self.session, _host_float32(windows))
+
+    def _run(self, session: Any, windows: np.ndarray) -> np.ndarray:
+        return session.run([self.output_name], {self.input_name: windows})[0].astype(np.float32, copy=False)
+
+
+def _host_float32(windows: Any) -> np.ndarray:
+    if not isinstance(windows, np.ndarray):
+        windows = windows.detach().cpu().numpy()
+    return np.ascontiguousarray(windows, dtype=np.float32)
