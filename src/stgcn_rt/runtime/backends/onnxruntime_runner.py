@@ -47,8 +47,8 @@ class OnnxClassifier(Classifier):
         ``parallel_windows``: a batch of at least as many windows as cores runs as single windows
         (or static-batch chunks), one per core at a time, in a single-threaded session called from
         one thread per core, instead of the whole batch with every core splitting each operator
-        (smaller batches keep that). On a 2-core CPU that gave 3-13% more windows per second at batch 8, interleaved
-        (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
+        (smaller batches keep that). On a 2-core CPU that gave 3-13% more windows per second at
+        batch 8, interleaved (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
         import onnxruntime as ort
 
         if precision != "fp32":
@@ -79,8 +79,9 @@ class OnnxClassifier(Classifier):
         #: how many quantized graph steps run channels-last
         self.steps_channels_last = 0
         model: str | bytes = str(path)
+        on_cpu = providers == ["CPUExecutionProvider"]
         try:
-            if providers == ["CPUExecutionProvider"]:
+            if on_cpu:
                 gemm = cpu_has_amx_int8() if integer_gemm is None else integer_gemm
                 if gemm or aggregate_first or channels_last_steps:
                     model, self.gemm_convolutions, self.steps_aggregated_first, self.steps_channels_last = \
@@ -95,8 +96,7 @@ class OnnxClassifier(Classifier):
         except Exception as exc:  # onnxruntime raises its own exception types
             raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc
         #: how many windows of a batch run at a time (:meth:`logits`); 1: the whole batch in one run
-        self.window_workers = (threads or usable_cores()) if parallel_windows and providers == [
-            "CPUExecutionProvider"] else 1
+        self.window_workers = (threads or usable_cores()) if parallel_windows and on_cpu else 1
         # made on the first batch of several windows: one single-threaded session (ONNX Runtime
         # sessions take concurrent runs, each on its caller's thread) and the threads that call it
         self._single_thread_session = lambda: ort.InferenceSession(
