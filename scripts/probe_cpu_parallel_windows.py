@@ -2,10 +2,10 @@
 default, ``parallel_windows``) against the whole batch in one run with every core splitting each
 operator, the two forms interleaved in one process (``stgcn-rt bench`` times its candidates one
 after the other, and this CPU's speed moves by several per cent from minute to minute). Demo model,
-fp32, dynamic-batch export, the shipped real windows. Writes
-<out>/cpu-parallel-windows-cpu<cores>-<date>.json.
+fp32 (``--int8``: quantized in ONNX Runtime's form, as the bench quantizes it), dynamic-batch export,
+the shipped real windows. Writes <out>/cpu-parallel-windows[-int8]-cpu<cores>-<date>.json.
 
-    python scripts/probe_cpu_parallel_windows.py [--batch 8] [--rounds 5] [--seconds 8] [--out .]
+    python scripts/probe_cpu_parallel_windows.py [--batch 8] [--rounds 5] [--seconds 8] [--int8] [--out .]
 """
 
 from __future__ import annotations
@@ -41,12 +41,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the two forms")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per form and round")
+    parser.add_argument("--int8", action="store_true", help="the INT8 model in ONNX Runtime's form")
     parser.add_argument("--out", default=".", help="folder for the JSON")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     loaded = load_checkpoint(make_demo_checkpoint(folder / "demo.pt"))
     path, _ = export_onnx(loaded, folder / "demo.onnx", ExportOptions(dynamic_batch=True), validate=False)
     windows = real_windows()
+    if args.int8:
+        from stgcn_rt.export.quantize import quantize_int8
+
+        path = quantize_int8(path, folder / "demo.int8.onnx", windows, "minmax", target="onnxruntime")
     batch = np.resize(windows, (args.batch, *windows.shape[1:])).astype(np.float32)
     forms = {"window per core": OnnxClassifier(path), "one run": OnnxClassifier(path, parallel_windows=False)}
     rounds = []
@@ -57,12 +62,14 @@ def main() -> None:
         rounds.append(row)
     report = {"cpu": platform.processor() or platform.machine(), "cores": usable_cores(),
               "onnxruntime": onnxruntime.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "precision": "int8" if args.int8 else "fp32",
               "command": f"python scripts/probe_cpu_parallel_windows.py --batch {args.batch} --rounds {args.rounds} "
-                         f"--seconds {args.seconds}",
+                         f"--seconds {args.seconds}" + (" --int8" if args.int8 else ""),
               "note": "windows per second of predict on a batch, the forms interleaved in one process; 'window per "
                       "core': the runner's default (parallel_windows), 'one run': parallel_windows=False",
               "results": rounds}
-    out = Path(args.out) / f"cpu-parallel-windows-cpu{usable_cores()}-{time.strftime('%Y-%m-%d')}.json"
+    kind = "cpu-parallel-windows" + ("-int8" if args.int8 else "")
+    out = Path(args.out) / f"{kind}-cpu{usable_cores()}-{time.strftime('%Y-%m-%d')}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
 

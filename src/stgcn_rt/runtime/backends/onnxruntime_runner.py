@@ -47,8 +47,9 @@ class OnnxClassifier(Classifier):
         ``parallel_windows``: a batch of at least as many windows as cores runs as single windows
         (or static-batch chunks), one per core at a time, in a single-threaded session called from
         one thread per core, instead of the whole batch with every core splitting each operator
-        (smaller batches keep that). On a 2-core CPU that gave 3-13% more windows per second at
-        batch 8, interleaved (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
+        (smaller batches keep that). On a 2-core CPU that gave 3-13% (fp32) and 6-15% (INT8) more
+        windows per second at batch 8, interleaved
+        (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
         import onnxruntime as ort
 
         if precision != "fp32":
