@@ -173,6 +173,7 @@ def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
     assert report["skipped"] == ["camera test: the batching scheduler cannot start here: the Triton kernels need "
                                  "triton >= 3.2 and this environment has 2.0.0 (see stgcn-rt check)"]
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+
     def fails(batch):
         raise RuntimeError("CUDA error: out of memory")
 
