@@ -192,6 +192,7 @@ def test_the_camera_test_runs_what_fast_runs_by_default():
     assert SCHEDULER_BACKENDS[DEFAULT_SCHEDULER_BACKEND] == FAST_MODES[DEFAULT_FAST_MODE]
     assert BenchConfig().scheduler_backend == DEFAULT_SCHEDULER_BACKEND
 
+
 def test_every_backend_name_has_a_maker(tmp_path):
     """The CLI's --backends choices (torch-free names) and the makers agree, on a machine with everything."""
     found = makers(None, 1, np.zeros((1, 3, 150, 33, 1), np.float32), tmp_path, cuda=True,

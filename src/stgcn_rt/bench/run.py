@@ -34,7 +34,7 @@ class BenchConfig:
     iterations: int = 100
     warmup: int = 10
     seconds: float = 3.0  # per throughput point and per camera count
-    threads: int | None = None  # ONNX Runtime intra-op threads
+    threads: int | None = None  # ONNX Runtime's CPU cores: threads for one window, or windows at a time
     p99_limit_ms: float = 100.0  # a camera count is served when p99 stays under this, nothing dropped
     scheduler_backend: str = DEFAULT_SCHEDULER_BACKEND  # on a GPU: a key of SCHEDULER_BACKENDS
     cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)

@@ -17,10 +17,12 @@ from stgcn_rt.runtime.classifier import Classifier
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-def _single_thread_options(ort: Any) -> Any:
+def _session_options(ort: Any, threads: int | None) -> Any:
+    """Quiet session options; ``threads`` intra-op threads (None: ONNX Runtime's default)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = threads
     return options
 
 
@@ -57,10 +59,7 @@ class OnnxClassifier(Classifier):
                 f"ONNX Runtime runs the model's own precision; for {precision} build a TensorRT "
                 "engine (stgcn-rt build) or export a quantized ONNX"
             )
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        options = _session_options(ort, threads)
         available = ort.get_available_providers()
         if providers is None:
             if device.startswith("cuda"):
@@ -101,7 +100,7 @@ class OnnxClassifier(Classifier):
         # made on the first batch of several windows: one single-threaded session (ONNX Runtime
         # sessions take concurrent runs, each on its caller's thread) and the threads that call it
         self._single_thread_session = lambda: ort.InferenceSession(
-            model, _single_thread_options(ort), providers=providers, disabled_optimizers=disabled)
+            model, _session_options(ort, 1), providers=providers, disabled_optimizers=disabled)
         self._window_runner: tuple[Any, ThreadPoolExecutor] | None = None
         self._window_runner_lock = threading.Lock()
         self.path = Path(path)
