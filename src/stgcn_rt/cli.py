@@ -152,12 +152,14 @@ def init_demo(output: str, seed: int) -> None:
                    "TensorRT-RTX); input normalisation, pooling and classifier stay fp32.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Real windows (.npy, (N, C, T, V, M)) to validate on besides random ones.")
+@click.option("--random", "random_count", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Number of random windows to validate on.")
 @click.option("--no-validate", is_flag=True, help="Skip the PyTorch vs ONNX Runtime check.")
 @handle_errors
 def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str | None,
            center: int | None, motion: str | None, classes: str | None, batch: int,
            dynamic_batch: bool, input_name: str, output_name: str, probs_output: str | None,
-           opset: int, precision: str, data: str | None, no_validate: bool) -> None:
+           opset: int, precision: str, data: str | None, random_count: int, no_validate: bool) -> None:
     """Export CHECKPOINT to a validated, static-shape ONNX model."""
     from stgcn_rt.export.onnx_export import ExportOptions, export_onnx, input_shape
     from stgcn_rt.files import check_output_path
@@ -179,7 +181,8 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
     step(2, total, f"exporting {precision} ONNX opset {opset}, input {options.input_name} {shape}")
     if not no_validate:
         step(3, total, "validating against PyTorch with ONNX Runtime")
-    path, comparisons = export_onnx(loaded, output, options, validate=not no_validate, data=data)
+    path, comparisons = export_onnx(loaded, output, options, validate=not no_validate, data=data,
+                                    random_count=random_count)
     for comparison in comparisons:
         click.echo(f"      {comparison.line()}", err=True)
     size = path.stat().st_size / 1e6

@@ -27,7 +27,8 @@ def exported(tmp_path_factory):
     loaded = load_checkpoint(ckpt, motion="central")
     out = {}
     for persons in (1, 5):
-        path, comparisons = export_onnx(loaded, folder / f"m{persons}.onnx", ExportOptions(persons=persons))
+        path, comparisons = export_onnx(loaded, folder / f"m{persons}.onnx", ExportOptions(persons=persons),
+                                        random_count=2)
         out[persons] = (path, comparisons)
     return loaded, out
 
@@ -47,7 +48,7 @@ def test_static_shape_opset_and_metadata(exported, persons):
     assert meta["layout"] == "mediapipe33" and meta["motion"] == "central"
     assert meta["classes"] == "normal,shoplifting"
     assert meta["checkpoint_sha256"] == loaded.sha256
-    assert all(c.passed for c in comparisons)
+    assert [(c.data, c.windows, c.passed) for c in comparisons] == [("random windows", 2, True)]
 
 
 def test_only_operators_tensorrt_parses(exported):
@@ -82,14 +83,15 @@ def test_parity_on_random_and_real_windows(exported, real_windows, persons):
             expected, got = ref.logits(data), onnx_model.logits(data)
             assert np.abs(expected - got).max() <= 1e-4
             np.testing.assert_array_equal(expected.argmax(1), got.argmax(1))
-            assert np.abs(ref.predict(data) - onnx_model.predict(data)).max() <= 1e-4
+            few = data[:2]  # probabilities: softmax on the same logits, so a few windows suffice
+            assert np.abs(ref.predict(few) - onnx_model.predict(few)).max() <= 1e-4
 
 
 def test_dynamic_batch_with_probabilities_and_custom_names(exported, tmp_path):
     loaded, _ = exported
     options = ExportOptions(dynamic_batch=True, input_name="skeleton", output_name="logits",
                             probs_output="probs", seq_len=64)
-    path, comparisons = export_onnx(loaded, tmp_path / "dyn.onnx", options)
+    path, comparisons = export_onnx(loaded, tmp_path / "dyn.onnx", options, random_count=2)
     model = onnx.load(str(path))
     assert dims(model.graph.input[0])[0] == "batch" and dims(model.graph.input[0])[2] == 64
     assert [o.name for o in model.graph.output] == ["logits", "probs"]
@@ -113,7 +115,7 @@ def test_validation_with_real_windows_file(exported, tmp_path, real_windows):
     loaded, _ = exported
     data = tmp_path / "real.npy"
     np.save(data, real_windows)
-    _, comparisons = export_onnx(loaded, tmp_path / "v.onnx", ExportOptions(), data=data)
+    _, comparisons = export_onnx(loaded, tmp_path / "v.onnx", ExportOptions(), data=data, random_count=1)
     assert [c.data for c in comparisons] == ["random windows", "real windows (real.npy)"]
     assert comparisons[1].windows == len(real_windows) and comparisons[1].passed
 

@@ -67,8 +67,8 @@ def test_tritons_own_parser_accepts_the_config(demo_models, tmp_path):
 
 def test_repository_from_a_checkpoint_and_from_an_engine(demo_models, tmp_path):
     ckpt, _ = demo_models
-    target = export_triton(ckpt, tmp_path / "repo", TritonOptions(name="multi", persons=5, kind="KIND_CPU"),
-                           report=lambda text: None)
+    options = TritonOptions(name="multi", persons=5, kind="KIND_CPU", random_count=2)
+    target = export_triton(ckpt, tmp_path / "repo", options, report=lambda text: None)
     config = parse_pbtxt((target / "config.pbtxt").read_text())
     assert config["dims"][0] == [3, 150, 33, 5] and config["kind"] == "KIND_CPU"
     engine = tmp_path / "m.engine"

@@ -129,9 +129,10 @@ def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, op
 
 
 def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: ExportOptions,
-                validate: bool = True, data: str | os.PathLike[str] | None = None
+                validate: bool = True, data: str | os.PathLike[str] | None = None, random_count: int = 8
                 ) -> tuple[Path, list[Comparison]]:
-    """Export ``loaded`` to ``output`` and, by default, validate it before it is renamed into place.
+    """Export ``loaded`` to ``output`` and, by default, validate it before it is renamed into place:
+    on ``random_count`` random windows and, when given, on the real windows in ``data``.
 
     The result passes ``onnx.checker``, has opset ``options.opset`` and carries the model's
     layout, persons, sequence length, classes, motion and checkpoint hash as metadata_props. A
@@ -185,7 +186,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         model.producer_version = __version__
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
-        comparisons = validate_against_torch(loaded, tmp, data, options.precision) if validate else []
+        comparisons = validate_against_torch(loaded, tmp, data, options.precision, random_count) if validate else []
         failed = [c for c in comparisons if not c.passed]
         if failed:
             raise StgcnError(f"validation failed, {out} not written: {failed[0].line()}")
@@ -203,13 +204,13 @@ def _cpu_runs_fp16_convolutions() -> bool:
 
 
 def validate_against_torch(loaded: LoadedModel, onnx_path: str | os.PathLike[str],
-                           data: str | os.PathLike[str] | None = None, precision: str = "fp32"
-                           ) -> list[Comparison]:
+                           data: str | os.PathLike[str] | None = None, precision: str = "fp32",
+                           random_count: int = 8) -> list[Comparison]:
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
     with TorchClassifier(loaded) as reference, OnnxClassifier(onnx_path) as candidate:
-        return validate(reference, candidate, data, precision=precision)
+        return validate(reference, candidate, data, random_count=random_count, precision=precision)
 
 
 def name_nodes_after_parameters(model) -> None:  # noqa: ANN001 - onnx.ModelProto

@@ -35,6 +35,7 @@ class TritonOptions:
     queue_delay_us: int = 2000
     kind: str = "KIND_GPU"  # or KIND_CPU (an onnxruntime model on a CPU-only server)
     persons: int = 1  # when exporting from a checkpoint
+    random_count: int = 8  # random windows that export is validated on
 
 
 @dataclass
@@ -135,7 +136,7 @@ def export_triton(source: str | os.PathLike[str], repository: str | os.PathLike[
 
             report(f"      exporting {source.name} to ONNX with a dynamic batch (validated)")
             export_onnx(load_checkpoint(source), staging / "1" / "model.onnx",
-                        ExportOptions(persons=options.persons, dynamic_batch=True))
+                        ExportOptions(persons=options.persons, dynamic_batch=True), random_count=options.random_count)
             facts = onnx_facts(staging / "1" / "model.onnx")
         elif suffix == ".onnx":
             facts = onnx_facts(source)
