@@ -51,7 +51,8 @@ class OnnxClassifier(Classifier):
         one thread per core, instead of the whole batch with every core splitting each operator
         (smaller batches keep that). On a 2-core CPU that gave 3-13% (fp32) and 6-15% (INT8) more
         windows per second at batch 8, interleaved
-        (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md)."""
+        (docs/benchmarks/cpu-parallel-windows-cpu2-2026-11-27-s21.md); on a 16-core VM no split of
+        a batch won every round (docs/benchmarks/cpu-window-split-cpu16-2026-11-27-s22.md)."""
         import onnxruntime as ort
 
         if precision != "fp32":
