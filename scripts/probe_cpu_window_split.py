@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from measure_cpu_fp32_ceiling import cpu_name  # this folder's scripts, on the path when run as a script
+from probe_cpu_parallel_windows import windows_per_s
 
 from stgcn_rt.data import real_windows
 from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
@@ -44,25 +45,6 @@ class SplitBatch:
         pieces = np.array_split(batch, len(self.sessions))
         return np.concatenate(list(self.pool.map(
             lambda i: self.sessions[i].run(None, {self.input_name: pieces[i]})[0], range(len(pieces)))))
-
-
-def cpu_name() -> str:
-    """The CPU's model name where Linux tells it, else the architecture."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
-    return names[0] if names else platform.machine()
-
-
-def windows_per_s(call: Callable[[], object], batch: int, seconds: float) -> float:
-    call()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        call()
-        count += batch
-    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
