@@ -133,6 +133,8 @@ def test_invalid_options_are_refused(exported, tmp_path):
                            (ExportOptions(input_name="x", output_name="x"), "distinct")):
         with pytest.raises(StgcnError, match=match):
             export_onnx(loaded, tmp_path / "m.onnx", options)
+    with pytest.raises(StgcnError, match="at least one random window, not 0"):
+        export_onnx(loaded, tmp_path / "m.onnx", ExportOptions(), random_count=0)
     assert not any(tmp_path.iterdir())
 
 

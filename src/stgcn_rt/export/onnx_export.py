@@ -142,6 +142,8 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
     import onnx
 
     options.check()
+    if validate and random_count < 1:
+        raise StgcnError(f"validation needs at least one random window, not {random_count}")
     out = check_output_path(output)
     module: torch.nn.Module = loaded.model.eval()
     if options.precision == "fp16":
