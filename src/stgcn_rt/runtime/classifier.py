@@ -134,7 +134,10 @@ class Classifier(ABC):
 
     def logits(self, windows: Any) -> np.ndarray:
         self.require_open()
-        windows = self.check_windows(windows)
+        return self._batch_logits(self.check_windows(windows))
+
+    def _batch_logits(self, windows: Any) -> np.ndarray:
+        """Logits of checked ``windows``: one :meth:`_logits` call, or one per static-batch chunk."""
         fixed = self.batch_size
         if fixed is None or windows.shape[0] == fixed:
             return self._logits(windows)

@@ -96,7 +96,7 @@ class OnnxClassifier(Classifier):
             self.session = ort.InferenceSession(model, options, providers=providers, disabled_optimizers=disabled)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise StgcnError(f"ONNX Runtime cannot open {path}: {first_line(exc)[:300]}") from exc
-        #: how many windows of a batch run at a time (:meth:`logits`); 1: the whole batch in one run
+        #: how many windows of a batch run at a time (:meth:`_batch_logits`); 1: the whole batch in one run
         self.window_workers = (threads or usable_cores()) if parallel_windows and on_cpu else 1
         # made on the first batch of several windows: one single-threaded session (ONNX Runtime
         # sessions take concurrent runs, each on its caller's thread) and the threads that call it
@@ -122,14 +122,12 @@ class OnnxClassifier(Classifier):
             self._window_runner = None
         self.session = None  # type: ignore[assignment]
 
-    def logits(self, windows: Any) -> np.ndarray:
+    def _batch_logits(self, windows: Any) -> np.ndarray:
         """A batch of at least ``window_workers`` windows (or static-batch chunks) runs as that many of
         them at a time (``parallel_windows``); fewer, as every backend runs them, every core on each
         operator (so a machine with more cores than windows keeps them all busy)."""
-        self.require_open()
-        windows = self.check_windows(windows)
         if self.window_workers < 2 or windows.shape[0] < self.window_workers * (self.batch_size or 1):
-            return super().logits(windows)
+            return super()._batch_logits(windows)
         host = _host_float32(windows)
         pieces = self.static_chunks(host) if self.batch_size else [(host[i:i + 1], 1) for i in range(len(host))]
         session, pool = self._windows_at_a_time()
