@@ -107,6 +107,8 @@ def bad_inputs(tmp_path, reference_checkpoint):
         "unwritable output": ["export", good, "-o", "/proc/stgcn-rt-test.onnx"],
         "fast on the cpu": ["run", "--source", tmp_path / "missing.mp4", "--model", good, "--fast",
                             "--events", tmp_path / "e.jsonl"],
+        "export an onnx": ["export", empty_onnx, "-o", out],
+        "validate's arguments swapped": ["validate", empty_onnx, good],
     }
 
 
@@ -114,15 +116,47 @@ def bad_inputs(tmp_path, reference_checkpoint):
                                   "unknown keys", "persons 0", "output dir missing", "unknown layout",
                                   "bad classes", "info on garbage", "info on a graph-less onnx",
                                   "quantize a graph-less onnx", "triton repository from a graph-less onnx",
-                                  "bench an onnx", "unwritable output", "fast on the cpu"])
+                                  "bench an onnx", "unwritable output", "fast on the cpu", "export an onnx",
+                                  "validate's arguments swapped"])
 def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     code, out, err = run(*bad_inputs[case])
-    if case in ("persons 0", "bad classes"):  # rejected by argument parsing: usage + one error line
-        assert code == 2 and "Traceback" not in err and "Error: Invalid value" in err
-    else:
-        assert_one_line_error(code, err)
+    assert_one_line_error(code, err)
+    if case == "export an onnx":
+        assert "notes.onnx is an ONNX model, not a PyTorch checkpoint" in err
+    if case == "validate's arguments swapped":
+        assert "good.pt is a checkpoint: validate takes the CHECKPOINT first" in err
     assert not (tmp_path / "out.onnx").exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["frob"], "No such command 'frob'. (stgcn-rt --help explains every option)"),
+    (["export"], "Missing argument 'CHECKPOINT'. (stgcn-rt export --help explains every option)"),
+    (["bench", "--batch", "8,0"], "Invalid value for '--batch': give positive whole numbers, e.g. 1,8,32 "
+                                  "(stgcn-rt bench --help"),
+    (["bench", "--cameras", "4,x"], "Invalid value for '--cameras': '4,x' is not a comma-separated list"),
+    (["export-triton", "m.onnx", "-o", "repo", "--preferred-batch", "0"], "Invalid value for '--preferred-batch'"),
+    (["serve", "m.onnx", "--http-port", "99999"], "Invalid value for '--http-port'"),
+])
+def test_argument_mistakes_are_one_line_naming_the_help(args, message):
+    code, out, err = run(*args)
+    assert code == 2 and out == "" and err.startswith("error: " + message) and len(err.splitlines()) == 1, err
+
+
+def test_bench_reads_lists_of_numbers(monkeypatch):
+    import stgcn_rt.bench.run as bench_run
+    from stgcn_rt.errors import StgcnError
+
+    seen = []
+
+    def record(config, progress=None):
+        seen.append(config)
+        raise StgcnError("recorded")
+
+    monkeypatch.setattr(bench_run, "run_bench", record)
+    code, _, err = run("bench", "--batch", "1, 8", "--cameras", "none", "--clients", "2")
+    assert err.strip().endswith("error: recorded")
+    assert (seen[0].batches, seen[0].cameras, seen[0].clients) == ([1, 8], [], [2])
 
 
 @pytest.mark.parametrize("missing", ["cv2", "mediapipe"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -28,7 +28,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except click.ClickException:
-            raise  # usage errors: click prints them with the usage line
+            raise  # argument mistakes: OneLineErrorGroup words them
         except StgcnError as exc:
             if Context.debug:
                 raise
@@ -37,9 +37,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # whoever read stdout stopped (stgcn-rt info m.onnx | head -3): no error to tell
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
-            sys.exit(1)
+        except BrokenPipeError:
+            exit_quietly_after_broken_pipe()
         except Exception as exc:  # an unexpected failure is still one line without --debug
             if Context.debug:
                 raise
@@ -48,6 +47,44 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
 
     return wrapper
+
+
+def exit_quietly_after_broken_pipe() -> None:
+    """Whoever read stdout stopped (stgcn-rt info m.onnx | head -3): no error to tell, nor at exit's flush."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
+
+
+# click >= 8.2 raises this for a bare command that shows its help; older click shows it and exits itself
+SHOWS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
+
+
+class OneLineErrorGroup(click.Group):
+    """Argument mistakes end like every other failure: one ``error:`` line, exit 2, no usage block."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except SHOWS_HELP as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "stgcn-rt"
+            click.echo(f"error: {exc.format_message()} ({where} --help explains every option)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            exit_quietly_after_broken_pipe()
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def parse_classes(value: str | None) -> list[str] | None:
@@ -90,7 +127,8 @@ persons_option = click.option("--persons", type=click.IntRange(min=1), default=1
                               help="Persons per window, M (1 single person, 5 multi person).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("stgcn-rt", cls=OneLineErrorGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="stgcn-rt")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and exporter logs.")
 def cli(debug: bool) -> None:
@@ -202,7 +240,7 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
 @handle_errors
 def validate(checkpoint: str, model: str, data: str | None, random_count: int, layout: str | None,
              center: int | None, motion: str | None) -> None:
-    """Compare MODEL (ONNX) with CHECKPOINT run by PyTorch: logits, probabilities, top-1.
+    """Compare MODEL (ONNX, or a TensorRT engine) with CHECKPOINT run by PyTorch: logits, probabilities, top-1.
 
     Layout, centre and motion default to what MODEL's metadata records. Exits 1 when the fp32
     difference exceeds 1e-4.
@@ -212,8 +250,11 @@ def validate(checkpoint: str, model: str, data: str | None, random_count: int, l
     from stgcn_rt.export.validate import validate as run_validation
     from stgcn_rt.model.checkpoint import load_checkpoint
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
-    from stgcn_rt.runtime.classifier import load_classifier
+    from stgcn_rt.runtime.classifier import is_checkpoint, load_classifier
 
+    if is_checkpoint(model):
+        raise StgcnError(f"{model} is a checkpoint: validate takes the CHECKPOINT first, then the MODEL exported "
+                         "from it (.onnx, .engine)")
     with load_classifier(model) as candidate:
         stored = json.loads(getattr(candidate, "metadata", {}).get("stgcn_rt.config", "{}"))
         loaded = load_checkpoint(
@@ -312,7 +353,8 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 
 @cli.command()
 @click.option("--source", "sources", multiple=True, required=True,
-              help="Video file, camera index or rtsp:// / http:// URL; repeat for more cameras.")
+              help="Video file, folder of videos (one camera each), camera index or rtsp:// / http:// URL; "
+                   "repeat for more cameras.")
 @click.option("--model", required=True, help="Classifier: .pt/.pth (PyTorch), .onnx, .engine/.plan.")
 @click.option("--events", default="events.jsonl", show_default=True, help="JSON Lines file events are appended to.")
 @click.option("--save-video", default=None, metavar="DIR", help="Write an annotated MP4 per camera into DIR.")
@@ -477,7 +519,8 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
                f"and {path}.json")
 
 
-def int_list(text: str) -> list[int]:
+def int_list(_ctx: click.Context, _param: click.Parameter, text: str) -> list[int]:
+    """Option callback: "1,8,32" -> [1, 8, 32], positive whole numbers only."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -487,6 +530,11 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> list[int]:
+    """As :func:`int_list`; "none" is the empty list."""
+    return [] if text == "none" else int_list(ctx, param, text)
+
+
 @cli.command()
 @click.option("--model", default="demo", show_default=True,
               help="demo (the untrained demo network), a .pt checkpoint, or a Triton server address "
@@ -494,7 +542,7 @@ def int_list(text: str) -> list[int]:
                    "running --compare.")
 @click.option("--compare", default="demo", show_default=True,
               help="With a server --model: the local checkpoint for the in-process side (the one the server serves).")
-@click.option("--clients", default="1,4,16", show_default=True,
+@click.option("--clients", default="1,4,16", show_default=True, callback=int_list,
               help="With a server --model: concurrent batch-1 clients to try.")
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
@@ -507,8 +555,9 @@ def int_list(text: str) -> list[int]:
                    "mixes joints first on the CPU); 'onnxruntime-one-session' runs a batch in one run with every "
                    "core splitting each operator (the runner otherwise runs a window per core at a time); "
                    "'triton' is a Triton Inference Server given by --model URL.")
-@click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, help="Batch sizes for throughput.")
-@click.option("--cameras", default="1,4,16,64,256,1024", show_default=True,
+@click.option("--batch", "batches", default="1,8,32,128,512", show_default=True, callback=int_list,
+              help="Batch sizes for throughput.")
+@click.option("--cameras", default="1,4,16,64,256,1024", show_default=True, callback=int_list_or_none,
               help="Camera counts to simulate, or 'none' to skip the camera test.")
 @click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
               help="A window every STRIDE frames per camera (25 fps).")
@@ -526,8 +575,8 @@ def int_list(text: str) -> list[int]:
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
 @handle_errors
-def bench(model: str, compare: str, clients: str, engine: str | None, persons: int, backends: str | None,
-          batches: str, cameras: str, stride: int, iterations: int, seconds: float, threads: int | None,
+def bench(model: str, compare: str, clients: list[int], engine: str | None, persons: int, backends: str | None,
+          batches: list[int], cameras: list[int], stride: int, iterations: int, seconds: float, threads: int | None,
           p99_ms: float, scheduler_backend: str, out: str, name: str | None) -> None:
     """Time every backend side by side in one process, and the multi-camera designs.
 
@@ -557,9 +606,9 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
     if local != "demo" and not is_checkpoint(local):
         raise StgcnError(f"bench times a checkpoint (.pt/.pth) and makes its ONNX forms itself, not {local}: "
                          "give the checkpoint the model was exported from (and --engine for a TensorRT engine)")
-    config = BenchConfig(model=local, server=server, clients=int_list(clients),
+    config = BenchConfig(model=local, server=server, clients=clients,
                          engine=Path(engine) if engine else None, persons=persons, backends=chosen,
-                         batches=int_list(batches), cameras=[] if cameras == "none" else int_list(cameras),
+                         batches=batches, cameras=cameras,
                          stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
     with tqdm(desc="bench", unit="step", leave=False) as bar:
@@ -582,12 +631,13 @@ def bench(model: str, compare: str, clients: str, engine: str | None, persons: i
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--instances", type=click.IntRange(min=1), default=2, show_default=True,
               help="Model instances (instance_group count).")
-@click.option("--preferred-batch", default="8,32", show_default=True, help="Dynamic batching's preferred sizes.")
+@click.option("--preferred-batch", default="8,32", show_default=True, callback=int_list,
+              help="Dynamic batching's preferred sizes.")
 @click.option("--cpu", is_flag=True, help="Instances on the CPU (KIND_CPU) instead of the GPU.")
 @persons_option
 @handle_errors
 def export_triton_command(source: str, output: str, name: str, max_batch: int, instances: int,
-                          preferred_batch: str, cpu: bool, persons: int) -> None:
+                          preferred_batch: list[int], cpu: bool, persons: int) -> None:
     """Write a Triton Inference Server model repository from a checkpoint, ONNX model or engine.
 
     A checkpoint is exported to a validated dynamic-batch ONNX for Triton's onnxruntime backend; an
@@ -596,7 +646,7 @@ def export_triton_command(source: str, output: str, name: str, max_batch: int, i
     from stgcn_rt.export.triton import TritonOptions, export_triton, server_commands
 
     options = TritonOptions(name=name, max_batch=max_batch, instances=instances,
-                            preferred_batch=int_list(preferred_batch), kind="KIND_CPU" if cpu else "KIND_GPU",
+                            preferred_batch=preferred_batch, kind="KIND_CPU" if cpu else "KIND_GPU",
                             persons=persons)
     target = export_triton(source, output, options, report=echo_err)
     click.echo(f"wrote {target}/ (config.pbtxt, labels.txt, 1/)")

@@ -30,6 +30,21 @@ def test_parse_sources_names_are_unique_and_safe():
     assert "pw" not in specs[3].display
 
 
+def test_a_folder_is_one_camera_per_video_in_it(tmp_path, videos):
+    from stgcn_rt.errors import StgcnError
+
+    for name in ("b.mp4", "a.MOV", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    specs = parse_sources([str(tmp_path), str(videos["clean_and_jerk"]), "0"])
+    assert [s.location for s in specs] == [str(tmp_path / "a.MOV"), str(tmp_path / "b.mp4"),
+                                           str(videos["clean_and_jerk"]), "0"]
+    assert [s.name for s in specs] == ["a", "b", "clean_and_jerk", "camera0"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StgcnError, match=f"no videos .* in {empty}$"):
+        parse_sources([str(empty)])
+
+
 def test_reader_reads_a_real_video_at_640x480(videos):
     reader = FrameReader(parse_sources([str(videos["clean_and_jerk"])])[0], queue_size=8)
     frames = drain(reader)

@@ -65,7 +65,8 @@ class Comparison:
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (
-            f"{verdict} {self.data}: {self.windows} windows, max |logit diff| {self.max_logit_diff:.2e}, "
+            f"{verdict} {self.data}: {self.windows} window{'' if self.windows == 1 else 's'}, "
+            f"max |logit diff| {self.max_logit_diff:.2e}, "
             f"max |prob diff| {self.max_prob_diff:.2e}, top-1 agreement {self.top1_agreement:.1%} "
             f"(needs {self.criteria.describe()})"
         )

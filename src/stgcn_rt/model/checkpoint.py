@@ -52,6 +52,9 @@ class LoadedModel:
         return sum(p.numel() for p in self.model.parameters())
 
 
+EXPORTED_FORMATS = {".onnx": "an ONNX model", ".engine": "a TensorRT engine", ".plan": "a TensorRT engine"}
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint safely (``weights_only=True``) into (state dict, stgcn-rt metadata)."""
     path = Path(path)
@@ -72,6 +75,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
                 "loaded for safety (weights_only=True): save a plain state dict with "
                 "torch.save(model.state_dict())"
             ) from exc
+        exported = EXPORTED_FORMATS.get(path.suffix.lower())
+        if exported:
+            raise StgcnError(f"{path} is {exported}, not a PyTorch checkpoint: give the .pt/.pth checkpoint "
+                             "it was made from") from exc
         # torch's weights_only failures open with paragraphs of advice; the unpickler's own words follow
         unpickler = str(exc).partition("WeightsUnpickler error:")[2].strip()
         reason = unpickler.splitlines()[0] if unpickler else first_line(exc)

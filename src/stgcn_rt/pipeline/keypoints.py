@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.pipeline.pose import NUM_LANDMARKS, PoseEstimator
-from stgcn_rt.pipeline.sources import FRAME_SIZE
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files
 
 
 def video_keypoints(path: str | os.PathLike[str]) -> np.ndarray:
@@ -40,9 +37,5 @@ def windows_from_videos(folder: str | os.PathLike[str], seq_len: int = 150, stri
     from stgcn_rt.data import skeleton_windows
     from stgcn_rt.export.validate import fit_persons
 
-    videos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) \
-        if Path(folder).is_dir() else []
-    if not videos:
-        raise StgcnError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
-    windows = [skeleton_windows(video_keypoints(v), seq_len, stride) for v in videos]
+    windows = [skeleton_windows(video_keypoints(v), seq_len, stride) for v in video_files(folder)]
     return fit_persons(np.concatenate(windows), persons)

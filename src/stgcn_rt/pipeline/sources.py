@@ -1,4 +1,4 @@
-"""Video sources: files, camera indices and RTSP/HTTP URLs through OpenCV, one reader thread each.
+"""Video sources: files, folders of them, camera indices and RTSP/HTTP URLs through OpenCV, one reader thread each.
 
 Frames are resized to the contract's 640x480. Files can be paced to their real frame rate; live
 sources reconnect with exponential backoff. Each reader counts frames read, dropped and failed.
@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from stgcn_rt.errors import require
+from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.urls import mask_url
 
 FRAME_SIZE = (640, 480)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 log = logging.getLogger(__name__)
 
 
@@ -44,10 +45,23 @@ class SourceSpec:
         return int(self.location) if self.location.isdigit() else self.location
 
 
+def video_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The videos directly in ``folder``, by name; none is one clear error."""
+    videos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) \
+        if Path(folder).is_dir() else []
+    if not videos:
+        raise StgcnError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
+    return videos
+
+
 def parse_sources(locations: list[str]) -> list[SourceSpec]:
+    """One source per location; a folder stands for each video in it, one camera each."""
     specs: list[SourceSpec] = []
     used: set[str] = set()
-    for location in locations:
+    files = [str(video) for location in locations
+             for video in (video_files(location) if not location.isdigit() and os.path.isdir(location)
+                           else [location])]
+    for location in files:
         if location.isdigit():
             base = f"camera{location}"
         elif "://" in location:

@@ -1,0 +1,51 @@
+"""INT8 calibration windows: from an .npy of windows or from a folder of real videos (the pose step run offline)."""
+
+import numpy as np
+import pytest
+from helpers import cli_runner
+
+from stgcn_rt.cli import cli
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.export.calibration import calibration_windows
+from stgcn_rt.export.quantize import is_quantized
+
+
+@pytest.fixture
+def video_folder(tmp_path, videos):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "clip.mp4").symlink_to(videos["clean_and_jerk"])
+    (folder / "readme.txt").write_text("not a video")
+    return folder
+
+
+def test_quantize_calibrates_on_a_folder_of_videos(video_folder, demo_models, tmp_path, monkeypatch):
+    pytest.importorskip("mediapipe")
+    import stgcn_rt.export.quantize as quantize
+
+    seen = []
+    original = quantize.quantize_int8
+    monkeypatch.setattr(quantize, "quantize_int8", lambda model, out, windows, *args, **kwargs: (
+        seen.append(windows), original(model, out, windows, *args, **kwargs))[1])
+    output = tmp_path / "int8.onnx"
+    result = cli_runner().invoke(cli, ["quantize", str(demo_models[1]), "-o", str(output), "--calib-video",
+                                       str(video_folder), "--target", "onnxruntime", "--calib-method", "minmax"])
+    assert result.exit_code == 0, result.stderr
+    assert "on 16 calibration windows" in result.stderr and is_quantized(output)
+    windows = seen[0]
+    assert windows.shape == (16, 3, 150, 33, 1)  # 300 frames, windows of 150 every 10
+    assert windows.dtype == np.float32 and 0 <= windows.min() and windows.max() <= 1
+    assert (windows[:, 2] > 0.5).mean() > 0.5  # the lifter is seen: most landmarks visible
+
+
+def test_calibration_sources_are_checked(tmp_path, demo_models, real_windows):
+    calib = tmp_path / "windows.npy"
+    np.save(calib, real_windows[:3])
+    five = calibration_windows(calib, None, demo_models[1])
+    assert five.shape == (3, 3, 150, 33, 1) and np.array_equal(five, real_windows[:3])
+    with pytest.raises(StgcnError, match="give --calib or --calib-video, not both"):
+        calibration_windows(calib, tmp_path, demo_models[1])
+    with pytest.raises(StgcnError, match="INT8 needs calibration windows"):
+        calibration_windows(None, None, demo_models[1])
+    with pytest.raises(StgcnError, match=f"no videos .* in {tmp_path}$"):
+        calibration_windows(None, tmp_path, demo_models[1])
