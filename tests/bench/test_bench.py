@@ -46,7 +46,10 @@ def test_both_camera_designs_are_measured(report):
 def test_markdown_has_ratios_against_the_baseline(report):
     text = markdown(report, "stem")
     assert "| pytorch eager (roadmap) | fp32 |" in text and "1.00x |" in text
-    assert "## Throughput" in text and "## Cameras at 25 fps" in text and "Capacity:" in text
+    assert "## Throughput" in text and "## Cameras at 25 fps" in text
+    thread, scheduler = (capacity(report["cameras"], design) for design in ("thread", "scheduler"))
+    assert (f"Capacity: thread per camera {thread} camera{'' if thread == 1 else 's'}, "
+            f"batching scheduler {scheduler} camera{'' if scheduler == 1 else 's'} (of those tried: [1, 2]") in text
     assert "fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU" in text
 
 

@@ -31,6 +31,10 @@ def _key(row: dict[str, Any]) -> str:
     return f"{row['backend']} {row['precision']}"
 
 
+def cameras(count: int) -> str:
+    return f"{count} camera" + ("" if count == 1 else "s")
+
+
 def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
     env = report["environment"]
     base = next((r for r in report["latency"] if r["baseline"]), None)
@@ -83,8 +87,9 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
         for r in rows:
             lines.append(f"| {r['label']} | {r['cameras']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.1f} | "
                          f"{r['p99_ms']:.1f} | {r['dropped']} | {'yes' if r['ok'] else 'no'} |")
-        lines += ["", f"Capacity: thread per camera {capacity(rows, 'thread')} cameras, batching scheduler "
-                      f"{capacity(rows, 'scheduler')} cameras (of those tried: {report['config']['cameras']}; "
+        thread, scheduler = (cameras(capacity(rows, design)) for design in ("thread", "scheduler"))
+        lines += ["", f"Capacity: thread per camera {thread}, batching scheduler {scheduler} "
+                      f"(of those tried: {report['config']['cameras']}; "
                       "a design is not tried further after its first failure)."]
         lines += [f"{r['label']} at {r['cameras']} cameras: {r['errors']} windows failed with an error "
                   f"(counted as dropped), the first: {r['first_error']}" for r in rows if r.get("errors")]
