@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
@@ -82,6 +83,9 @@ def test_strongly_typed_builder_needs_the_precision_in_the_onnx(models, tmp_path
         build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="fp16", builder="rtx"))
     with pytest.raises(StgcnError, match="has no Q/DQ nodes"):
         build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="int8", builder="rtx"))
+    if not torch.cuda.is_available():
+        with pytest.raises(StgcnError, match="no GPU here to build for: name the target with --compute-capability"):
+            build_engine(models[(1, "fp32")], tmp_path / "m.engine", BuildOptions(precision="fp32", builder="rtx"))
     with pytest.raises(StgcnError, match="cannot target sm99"):
         build_engine(models[(1, "fp32")], tmp_path / "m.engine",
                      BuildOptions(precision="fp32", builder="rtx", compute_capability="sm99"))

@@ -62,17 +62,22 @@ def sidecar_path(engine: str | os.PathLike[str]) -> Path:
     return Path(f"{engine}.json")
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def _gpu(trt: Any, target: str | None) -> tuple[str, str]:
     if target is not None and target != "current":
         return f"any {target} GPU (ahead-of-time build)", target.replace("sm", "")
-    try:
+    if _cuda_available():
         import torch
 
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability()
-            return torch.cuda.get_device_name(), f"{major}.{minor}"
-    except ImportError:
-        pass
+        major, minor = torch.cuda.get_device_capability()
+        return torch.cuda.get_device_name(), f"{major}.{minor}"
     return "unknown", "unknown"
 
 
@@ -227,6 +232,9 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
         profile.set_shape(inputs[0]["name"], low, opt, high)
         config.add_optimization_profile(profile)
         report(f"      dynamic batch: profile 1 / {opt[0]} / {high[0]}")
+    if trt_compat.is_rtx(trt) and options.compute_capability in (None, "current") and not _cuda_available():
+        raise StgcnError(f"{trt.__name__} has no GPU here to build for: name the target with --compute-capability "
+                         "(e.g. sm86 for an RTX 30xx, sm89 for an RTX 40xx)")
     cache = None
     if options.timing_cache is not None:
         data = options.timing_cache.read_bytes() if options.timing_cache.exists() else b""
