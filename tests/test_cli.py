@@ -108,6 +108,8 @@ def bad_inputs(tmp_path, reference_checkpoint):
         "fast on the cpu": ["run", "--source", tmp_path / "missing.mp4", "--model", good, "--fast",
                             "--events", tmp_path / "e.jsonl"],
         "export an onnx": ["export", empty_onnx, "-o", out],
+        "export without a suffix": ["export", good, "-o", tmp_path / "model"],
+        "engine without its suffix": ["build", empty_onnx, "-o", tmp_path / "model.trt"],
         "validate's arguments swapped": ["validate", empty_onnx, good],
     }
 
@@ -117,12 +119,19 @@ def bad_inputs(tmp_path, reference_checkpoint):
                                   "bad classes", "info on garbage", "info on a graph-less onnx",
                                   "quantize a graph-less onnx", "triton repository from a graph-less onnx",
                                   "bench an onnx", "unwritable output", "fast on the cpu", "export an onnx",
-                                  "validate's arguments swapped"])
+                                  "validate's arguments swapped", "export without a suffix",
+                                  "engine without its suffix"])
 def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     code, out, err = run(*bad_inputs[case])
     assert_one_line_error(code, err)
     if case == "export an onnx":
         assert "notes.onnx is an ONNX model, not a PyTorch checkpoint" in err
+    if case == "export without a suffix":
+        assert err.strip() == f"error: output {tmp_path / 'model'} should end in .onnx: stgcn-rt picks a model's " \
+                              "backend by its suffix"
+        assert not (tmp_path / "model").exists()
+    if case == "engine without its suffix":
+        assert "model.trt should end in .engine or .plan" in err
     if case == "validate's arguments swapped":
         assert "good.pt is a checkpoint: validate takes the CHECKPOINT first" in err
     assert not (tmp_path / "out.onnx").exists()

@@ -203,7 +203,7 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
     from stgcn_rt.files import check_output_path
     from stgcn_rt.model.checkpoint import load_checkpoint
 
-    check_output_path(output)
+    check_output_path(output, (".onnx",))
     options = ExportOptions(persons=persons, seq_len=seq_len, batch=batch, dynamic_batch=dynamic_batch,
                             input_name=input_name, output_name=output_name, probs_output=probs_output,
                             opset=opset, precision=precision)
@@ -448,7 +448,7 @@ def quantize(model: str, output: str, calib: str | None, calib_video: str | None
     from stgcn_rt.export.quantize import quantize_int8
     from stgcn_rt.files import check_output_path
 
-    check_output_path(output)
+    check_output_path(output, (".onnx",))
     windows = calibration_windows(calib, calib_video, model, report=echo_err)
     step(1, 1, f"quantizing {model} for {target} on {len(windows)} calibration windows ({calib_method})")
     path = quantize_int8(model, output, windows, calib_method, tuple(k for k in keep_fp32.split(",") if k), target,
@@ -496,7 +496,7 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
     from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
     from stgcn_rt.files import check_output_path
 
-    check_output_path(output)
+    check_output_path(output, (".engine", ".plan"))
     if not Path(model).exists():
         raise StgcnError(f"ONNX model {model} not found")
     options = BuildOptions(precision=precision, workspace=parse_size(workspace),

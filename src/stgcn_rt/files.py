@@ -20,9 +20,13 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Fail early, before any long work, when the output cannot be written."""
+def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = ()) -> Path:
+    """Fail early, before any long work, when the output cannot be written (or, where ``suffixes`` are
+    given, would not end in one of them: the runtime picks a model's backend by its suffix)."""
     out = Path(path)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise StgcnError(f"output {out} should end in {' or '.join(suffixes)}: stgcn-rt picks a model's "
+                         "backend by its suffix")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise StgcnError(f"output directory {parent} does not exist: create it or choose another -o")
