@@ -12,14 +12,27 @@ from stgcn_rt.export.quantize import is_quantized
 
 @pytest.fixture
 def video_folder(tmp_path, videos):
+    """A folder with the first 100 frames of a real clip (and a file that is no video)."""
+    cv2 = pytest.importorskip("cv2")
     folder = tmp_path / "clips"
     folder.mkdir()
-    (folder / "clip.mp4").symlink_to(videos["clean_and_jerk"])
+    capture = cv2.VideoCapture(str(videos["clean_and_jerk"]))
+    writer = None
+    for _ in range(100):
+        ok, image = capture.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                                     (image.shape[1], image.shape[0]))
+        writer.write(image)
+    writer.release()
+    capture.release()
     (folder / "readme.txt").write_text("not a video")
     return folder
 
 
-def test_quantize_calibrates_on_a_folder_of_videos(video_folder, demo_models, tmp_path, monkeypatch):
+def test_quantize_calibrates_on_a_folder_of_videos(video_folder, short_windows_model, tmp_path, monkeypatch):
+    """Pose extracted from the real frames, cut into windows of the model's 30 frames every 10."""
     pytest.importorskip("mediapipe")
     import stgcn_rt.export.quantize as quantize
 
@@ -28,12 +41,12 @@ def test_quantize_calibrates_on_a_folder_of_videos(video_folder, demo_models, tm
     monkeypatch.setattr(quantize, "quantize_int8", lambda model, out, windows, *args, **kwargs: (
         seen.append(windows), original(model, out, windows, *args, **kwargs))[1])
     output = tmp_path / "int8.onnx"
-    result = cli_runner().invoke(cli, ["quantize", str(demo_models[1]), "-o", str(output), "--calib-video",
+    result = cli_runner().invoke(cli, ["quantize", str(short_windows_model), "-o", str(output), "--calib-video",
                                        str(video_folder), "--target", "onnxruntime", "--calib-method", "minmax"])
     assert result.exit_code == 0, result.stderr
-    assert "on 16 calibration windows" in result.stderr and is_quantized(output)
+    assert "on 8 calibration windows" in result.stderr and is_quantized(output)
     windows = seen[0]
-    assert windows.shape == (16, 3, 150, 33, 1)  # 300 frames, windows of 150 every 10
+    assert windows.shape == (8, 3, 30, 33, 1)  # 100 frames: windows start at 0, 10, ..., 70
     assert windows.dtype == np.float32 and 0 <= windows.min() and windows.max() <= 1
     assert (windows[:, 2] > 0.5).mean() > 0.5  # the lifter is seen: most landmarks visible
 

@@ -45,19 +45,6 @@ def held_scheduler(model, **options):
     return scheduler, first
 
 
-@pytest.fixture(scope="module")
-def short_windows_model(demo_models, tmp_path_factory):
-    """The demo checkpoint exported for 30-frame windows: the real network and ONNX Runtime, at a fifth
-    of the cost of 150 frames."""
-    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
-    from stgcn_rt.model.checkpoint import load_checkpoint
-
-    ckpt, _ = demo_models
-    path, _ = export_onnx(load_checkpoint(ckpt), tmp_path_factory.mktemp("short") / "t30.onnx",
-                          ExportOptions(seq_len=30, dynamic_batch=True), validate=False)
-    return path
-
-
 def test_64_cameras_get_exactly_the_single_call_result(short_windows_model, real_windows):
     """Real model (ONNX Runtime, dynamic batch): every batched result equals a single predict."""
     rng = np.random.default_rng(0)
