@@ -54,8 +54,8 @@ def test_quantize_calibrates_on_a_folder_of_videos(video_folder, short_windows_m
 def test_calibration_sources_are_checked(tmp_path, demo_models, real_windows):
     calib = tmp_path / "windows.npy"
     np.save(calib, real_windows[:3])
-    five = calibration_windows(calib, None, demo_models[1])
-    assert five.shape == (3, 3, 150, 33, 1) and np.array_equal(five, real_windows[:3])
+    windows = calibration_windows(calib, None, demo_models[1])
+    assert windows.shape == (3, 3, 150, 33, 1) and np.array_equal(windows, real_windows[:3])
     with pytest.raises(StgcnError, match="give --calib or --calib-video, not both"):
         calibration_windows(calib, tmp_path, demo_models[1])
     with pytest.raises(StgcnError, match="INT8 needs calibration windows"):
