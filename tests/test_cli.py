@@ -124,6 +124,8 @@ def bad_inputs(tmp_path, reference_checkpoint):
 def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     code, out, err = run(*bad_inputs[case])
     assert_one_line_error(code, err)
+    if case in ("persons 0", "bad classes"):  # rejected by argument parsing
+        assert code == 2 and "error: Invalid value" in err
     if case == "export an onnx":
         assert "notes.onnx is an ONNX model, not a PyTorch checkpoint" in err
     if case == "export without a suffix":

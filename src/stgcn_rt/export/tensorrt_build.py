@@ -232,7 +232,7 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
         profile.set_shape(inputs[0]["name"], low, opt, high)
         config.add_optimization_profile(profile)
         report(f"      dynamic batch: profile 1 / {opt[0]} / {high[0]}")
-    if trt_compat.is_rtx(trt) and options.compute_capability in (None, "current") and not _cuda_available():
+    if target == "current" and not _cuda_available():  # TensorRT-RTX asked to build for this machine's GPU
         raise StgcnError(f"{trt.__name__} has no GPU here to build for: name the target with --compute-capability "
                          "(e.g. sm86 for an RTX 30xx, sm89 for an RTX 40xx)")
     cache = None
