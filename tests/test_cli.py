@@ -126,6 +126,8 @@ def test_bad_input_is_one_line_and_leaves_no_output(bad_inputs, tmp_path, case):
     assert_one_line_error(code, err)
     if case in ("persons 0", "bad classes"):  # rejected by argument parsing
         assert code == 2 and "error: Invalid value" in err
+    if case == "bad classes":  # named by its option, as the number lists are
+        assert "Invalid value for '--classes': give at least two comma-separated class names" in err
     if case == "export an onnx":
         assert "notes.onnx is an ONNX model, not a PyTorch checkpoint" in err
     if case == "export without a suffix":

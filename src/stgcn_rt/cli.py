@@ -87,7 +87,8 @@ class OneLineErrorGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def parse_classes(value: str | None) -> list[str] | None:
+def class_names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+    """Option callback: "normal,shoplifting" -> ["normal", "shoplifting"], at least two names."""
     if value is None:
         return None
     names = [c.strip() for c in value.split(",")]
@@ -114,7 +115,7 @@ motion_option = click.option(
     help="Motion stream input: forward x[t]-x[t-1] (default, the roadmap) or central "
          "(the reference two-stream model).")
 classes_option = click.option(
-    "--classes", default=None, metavar="A,B,...",
+    "--classes", default=None, metavar="A,B,...", callback=class_names,
     help="Class names in output order (default: stored in the checkpoint, else normal,shoplifting).")
 fast_option = click.option(
     "--fast", type=click.Choice(list(FAST_MODES)), is_flag=False, flag_value=DEFAULT_FAST_MODE, default=None,
@@ -195,7 +196,7 @@ def init_demo(output: str, seed: int) -> None:
 @click.option("--no-validate", is_flag=True, help="Skip the PyTorch vs ONNX Runtime check.")
 @handle_errors
 def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str | None,
-           center: int | None, motion: str | None, classes: str | None, batch: int,
+           center: int | None, motion: str | None, classes: list[str] | None, batch: int,
            dynamic_batch: bool, input_name: str, output_name: str, probs_output: str | None,
            opset: int, precision: str, data: str | None, random_count: int, no_validate: bool) -> None:
     """Export CHECKPOINT to a validated, static-shape ONNX model."""
@@ -211,7 +212,7 @@ def export(checkpoint: str, output: str, persons: int, seq_len: int, layout: str
     total = 2 if no_validate else 3
     step(1, total, f"loading {checkpoint}")
     loaded = load_checkpoint(checkpoint, layout=layout, center=center, motion=motion,
-                             classes=parse_classes(classes))
+                             classes=classes)
     config = loaded.config
     click.echo(f"      {'two-stream' if config.two_stream else 'single-stream'} ST-GCN, "
                f"{config.layout}, motion {config.motion}, classes {', '.join(config.classes)}", err=True)

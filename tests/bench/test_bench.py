@@ -2,6 +2,8 @@
 
 import copy
 import json
+import tempfile
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -15,13 +17,33 @@ from stgcn_rt.bench.names import BACKEND_NAMES
 from stgcn_rt.bench.report import SCHEMA, markdown
 from stgcn_rt.bench.run import BenchConfig, capacity, run_bench
 from stgcn_rt.cli import cli
+from stgcn_rt.export import onnx_export
+from stgcn_rt.export.onnx_export import export_onnx as real_export_onnx
 
 
 @pytest.fixture(scope="module")
-def report():
+def small_run(tmp_path_factory):
+    """One small run, with the temporary folder it ran in and the exports it made."""
+    temp, exports = tmp_path_factory.mktemp("temp"), []
     config = BenchConfig(backends=["eager", "onnxruntime"], batches=[1, 2], cameras=[1, 2], iterations=5,
                          warmup=1, seconds=0.3, p99_limit_ms=60_000)
-    return run_bench(config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(temp))
+        patch.setattr(onnx_export, "export_onnx", lambda *args, **kwargs: exports.append(args[1]) or
+                      real_export_onnx(*args, **kwargs))
+        report = run_bench(config)
+    return report, temp, exports
+
+
+@pytest.fixture(scope="module")
+def report(small_run):
+    return small_run[0]
+
+
+def test_one_export_serves_the_candidate_and_the_scheduler_and_nothing_is_left_behind(small_run):
+    _, temp, exports = small_run
+    assert [Path(path).name for path in exports] == ["fp32.onnx"]
+    assert [path.name for path in temp.iterdir() if path.name.startswith("stgcn-rt")] == []  # torch keeps caches
 
 
 def test_report_validates_against_its_schema(report):
@@ -165,7 +187,7 @@ def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
     nothing measured before it, the run fails in one line, its candidates closed first."""
     from stgcn_rt.errors import StgcnError
 
-    def cannot_start(config, loaded):
+    def cannot_start(config, loaded, work):
         raise StgcnError("the Triton kernels need triton >= 3.2 and this environment has 2.0.0\n(details)")
 
     monkeypatch.setattr(bench_run, "in_process_backend", cannot_start)

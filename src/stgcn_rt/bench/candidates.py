@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +101,15 @@ def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
     return path if path.exists() else make(path)
 
 
+def fp32_onnx(loaded: LoadedModel, persons: int, work: Path) -> Path:
+    """The run's fp32 ONNX export (dynamic batch) in ``work``, exported once: the ONNX Runtime candidates
+    and the CPU batching scheduler all run this file."""
+    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
+
+    return _made_once(work / "fp32.onnx", lambda out: export_onnx(
+        loaded, out, ExportOptions(persons=persons, dynamic_batch=True), validate=False)[0])
+
+
 def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
                    calibration: np.ndarray | None, fold_batchnorms: bool = True,
                    integer_gemm: bool | None = None, aggregate_first: bool = True,
@@ -112,11 +120,9 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
     graph steps aggregate-first unless ``aggregate_first`` is False (the export's form), quantized ones
     channels-last unless ``channels_last_steps`` is False; a batch's windows across the cores unless
     ``parallel_windows`` is False (the whole batch in one run)."""
-    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
-    path = _made_once(work / "fp32.onnx", lambda out: export_onnx(
-        loaded, out, ExportOptions(persons=persons, dynamic_batch=True), validate=False)[0])
+    path = fp32_onnx(loaded, persons, work)
     if precision == "int8":
         from stgcn_rt.export.quantize import quantize_int8
 
@@ -198,14 +204,14 @@ def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Pat
     return found
 
 
-def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray,
+def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibration: np.ndarray, work: Path,
               engine: Path | None = None, threads: int | None = None, server: str | None = None
               ) -> tuple[list[Candidate], list[str]]:
-    """Every candidate this machine can run (filtered by ``names``), and why others were skipped."""
+    """Every candidate this machine can run (filtered by ``names``), and why others were skipped; the
+    files they run are made in ``work``."""
     import torch
 
     cuda = torch.cuda.is_available()
-    work = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
     skipped = []
     if not cuda:
         skipped.append("fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU")

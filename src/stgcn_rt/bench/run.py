@@ -15,7 +15,7 @@ import numpy as np
 
 from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
-from stgcn_rt.bench.candidates import available, torch_label
+from stgcn_rt.bench.candidates import available, fp32_onnx, torch_label
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.names import DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
@@ -67,11 +67,11 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def load_model(name: str):  # noqa: ANN201 - LoadedModel
+def load_model(name: str, work: Path):  # noqa: ANN201 - LoadedModel
     from stgcn_rt.model.checkpoint import load_checkpoint, make_demo_checkpoint
 
     if name == "demo":
-        return load_checkpoint(make_demo_checkpoint(Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-")) / "demo.pt"))
+        return load_checkpoint(make_demo_checkpoint(work / "demo.pt"))
     return load_checkpoint(name)
 
 
@@ -83,12 +83,19 @@ def windows_for(persons: int) -> np.ndarray:
 
 
 def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
+    """The report of one run. The files it makes (the demo checkpoint, the exports) live in a temporary
+    folder that goes with the run."""
+    with tempfile.TemporaryDirectory(prefix="stgcn-rt-bench-") as folder:
+        return _run_in(Path(folder), config, progress)
+
+
+def _run_in(work: Path, config: BenchConfig, progress: Any) -> dict[str, Any]:
     import torch
 
-    loaded = load_model(config.model)
+    loaded = load_model(config.model, work)
     windows = windows_for(config.persons)
-    candidates, skipped = available(loaded, config.persons, config.backends, windows, config.engine, config.threads,
-                                    config.server)
+    candidates, skipped = available(loaded, config.persons, config.backends, windows, work, config.engine,
+                                    config.threads, config.server)
     if not candidates and not (config.cameras or config.server):
         raise StgcnError(f"none of the backends asked for can run here ({'; '.join(skipped)}): pick others with "
                          "--backends, or run on a machine that has what they need")
@@ -101,7 +108,7 @@ def run_bench(config: BenchConfig, progress: Any = None) -> dict[str, Any]:
             for candidate in candidates:
                 measure_candidate(candidate, config, windows, report, tick)
         if config.cameras or config.server:
-            scheduler = scheduler_or_skip(config, loaded, report)
+            scheduler = scheduler_or_skip(config, loaded, work, report)
             if scheduler is not None:
                 classifier, label = scheduler
                 try:
@@ -199,14 +206,15 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, classifie
     return rows
 
 
-def scheduler_or_skip(config: BenchConfig, loaded: Any, report: dict[str, Any]) -> tuple[Any, str] | None:
+def scheduler_or_skip(config: BenchConfig, loaded: Any, work: Path, report: dict[str, Any]
+                      ) -> tuple[Any, str] | None:
     """:func:`in_process_backend`, or None with the reason under the report's "skipped" where it cannot
     start here (the Triton kernels without a new enough triton, say): the rows measured so far are
     kept. With no rows at all the run fails in one line instead."""
     import torch
 
     try:
-        return in_process_backend(config, loaded)
+        return in_process_backend(config, loaded, work)
     except Exception as exc:  # a backend that cannot start here: torch, triton and our own errors alike
         on_gpu = torch.cuda.is_available()
         which = f" on {config.scheduler_backend}" if on_gpu else ""
@@ -219,8 +227,9 @@ def scheduler_or_skip(config: BenchConfig, loaded: Any, report: dict[str, Any]) 
         return None
 
 
-def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
-    """What the in-process batching scheduler runs here, ready (compiled, captured), and its label."""
+def in_process_backend(config: BenchConfig, loaded: Any, work: Path) -> tuple[Any, str]:
+    """What the in-process batching scheduler runs here, ready (compiled, captured), and its label; on
+    the CPU, the ONNX Runtime candidates' export in ``work`` (made now if none of them ran)."""
     import torch
 
     if torch.cuda.is_available():
@@ -230,13 +239,10 @@ def in_process_backend(config: BenchConfig, loaded: Any) -> tuple[Any, str]:
         classifier = TorchClassifier(loaded, device="cuda", seq_len=150, persons=config.persons, **options)
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
         return classifier, f"batching scheduler: {torch_label(**options)}, {options['precision']}"
-    from stgcn_rt.export.onnx_export import ExportOptions, export_onnx
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
-    folder = Path(tempfile.mkdtemp(prefix="stgcn-rt-bench-"))
-    path, _ = export_onnx(loaded, folder / "m.onnx", ExportOptions(persons=config.persons, dynamic_batch=True),
-                          validate=False)
-    return OnnxClassifier(path, threads=config.threads), "batching scheduler: onnxruntime cpu"
+    return OnnxClassifier(fp32_onnx(loaded, config.persons, work), threads=config.threads), \
+        "batching scheduler: onnxruntime cpu"
 
 
 def client_rows(config: BenchConfig, windows: np.ndarray, classifier: Any, label: str, tick: Any
