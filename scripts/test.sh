@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The test suite: installs stgcn-rt with every extra CI can install into ./.venv, then runs pytest.
-# Arguments go to pytest (e.g. scripts/test.sh -k export; -n 0 runs the tests in one process). GPU
-# tests skip without CUDA.
+# Arguments go to pytest (e.g. scripts/test.sh -k export). GPU tests skip without CUDA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh "pipeline,bench,dev"
@@ -20,7 +19,4 @@ export STGCN_RT_SERVE_PYTHON="$PWD/.venv-triton/bin/python"
 .venv/bin/python -m ruff check src tests scripts
 # the package runs on Python 3.8 (JetPack 5): no newer syntax or standard-library call in src/
 .venv/bin/vermin --quiet --violations --no-tips --backport typing --backport dataclasses -t=3.8- src
-# two workers, a test file each at a time (its fixtures built once): about a fifth less time on 2 cores
-workers=()
-if .venv/bin/python -c "import xdist" 2>/dev/null; then workers=(-n 2 --dist loadfile); fi
-.venv/bin/python -m pytest "${workers[@]}" "$@"
+.venv/bin/python -m pytest "$@"

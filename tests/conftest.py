@@ -21,7 +21,8 @@ if not torch.cuda.is_available():
 @pytest.fixture(autouse=True)
 def same_random_numbers_in_any_order():
     """Every test draws the same random numbers (torch's and numpy's global generators) whatever ran
-    before it: the two xdist workers of scripts/test.sh take the test files in no fixed order."""
+    before it, so that a test's inputs do not depend on which tests were selected or how they were
+    spread over processes."""
     torch.manual_seed(0)
     np.random.seed(0)
 
