@@ -37,6 +37,14 @@ def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = 
     return out
 
 
+def current_umask() -> int:
+    """The process's umask. Reading it means setting it: it is set to 022 for that instant, so a file
+    another thread creates meanwhile gets the common default rather than mode 0666."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -52,6 +60,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp made the file 0600; the output gets the mode any new file gets (0644 under umask 022),
+        # so that a Triton container or another user can read a model, an engine or a report
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, out)
     finally:
         if tmp.exists():
