@@ -72,6 +72,24 @@ def test_fp16_export_without_cpu_fp16_convolutions_is_one_line(exported, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+def test_fp16_export_pools_in_fp32(reference_checkpoint, real_windows, tmp_path):
+    """A checkpoint whose last block's activations reach the hundreds: the fp16 ONNX sums its pooling
+    in fp32 (the ReduceSums read fp32 tensors), so ONNX Runtime gives finite logits near fp32's."""
+    from helpers import loud_last_block
+
+    loaded = loud_last_block(load_checkpoint(reference_checkpoint()), 10)
+    path, comparisons = export_onnx(loaded, tmp_path / "fp16.onnx", ExportOptions(precision="fp16"),
+                                    random_count=1)
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    types = {v.name: v.type.tensor_type.elem_type for v in (*model.graph.value_info, *model.graph.input)}
+    sums = [node for node in model.graph.node if node.op_type == "ReduceSum"]
+    assert sums and {types[node.input[0]] for node in sums} == {onnx.TensorProto.FLOAT}
+    with TorchClassifier(loaded) as ref, OnnxClassifier(path) as fp16:
+        expected, got = ref.predict(real_windows[:4]), fp16.predict(real_windows[:4])
+    assert np.isfinite(got).all() and np.abs(expected - got).max() <= 1e-2
+    assert comparisons[0].passed
+
+
 @pytest.mark.parametrize("persons", [1, 5])
 def test_parity_on_random_and_real_windows(exported, real_windows, persons):
     loaded, out = exported

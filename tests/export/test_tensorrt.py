@@ -46,6 +46,25 @@ def models(tmp_path_factory, real_windows):
     return out
 
 
+@pytest.mark.parametrize("persons", [1, 5])
+def test_fp16_engines_keep_normalisation_pooling_and_classifier_in_fp32(models, persons):
+    """The layers stgcn-rt build pins to fp32 in an fp16 engine: data_bn, each stream's pooling sum and
+    every layer after it (the scale, the person mean, the classifier, the streams' sum), none of a block."""
+    require_rtx()
+    import tensorrt_rtx as trt
+
+    from stgcn_rt.export.tensorrt_build import _parse, fp32_layers
+
+    _, network, _parser = _parse(trt, models[(persons, "fp32")], trt.Logger(trt.Logger.ERROR))
+    layers = [network.get_layer(i) for i in fp32_layers(trt, network)]
+    names = [layer.name for layer in layers]
+    assert sum(layer.type == trt.LayerType.REDUCE for layer in layers) == (2 if persons == 1 else 4)
+    assert [name for name in names if "fcn" in name] == ["origin_stream.fcn/Conv", "motion_stream.fcn/Conv"]
+    assert sum("data_bn" in name for name in names) == 2
+    assert network.get_layer(network.num_layers - 1).name in names  # the streams' sum, the output
+    assert not any("st_gcn_networks" in name for name in names)
+
+
 @pytest.mark.parametrize("persons, precision", [(1, "fp32"), (1, "fp16"), (1, "int8"), (5, "fp32"), (5, "fp16")])
 def test_rtx_parses_and_builds_ahead_of_time(models, tmp_path, persons, precision):
     require_rtx()

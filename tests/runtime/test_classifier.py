@@ -138,3 +138,32 @@ def test_warm_up_reports_each_batch_size_made_ready(demo_models):
         with load_classifier(model) as classifier:
             warm_up_with_progress(classifier, 6, lines.append)
         assert [int(re.fullmatch(r"  batch size (\d+) ready after \d+ s", line)[1]) for line in lines] == want
+
+
+class NaNClassifier(MeanClassifier):
+    """MeanClassifier whose second window's logits are NaN."""
+
+    def __init__(self, precision):
+        super().__init__()
+        self.precision = precision
+
+    def _logits(self, windows):
+        logits = super()._logits(windows)
+        logits[1:2] = np.nan
+        return logits
+
+
+@pytest.mark.parametrize(("precision", "advice"), [
+    ("fp16", "overflow fp16; run it in fp32 instead"),
+    ("fp32", "weights or statistics hold NaN"),
+])
+def test_a_non_finite_output_never_reaches_the_caller(precision, advice):
+    model = NaNClassifier(precision)
+    windows = np.random.rand(3, 3, 8, 5, 1).astype(np.float32)
+    for call in (model.predict, model.logits, lambda w: model.launch(w)()):
+        with pytest.raises(StgcnError, match=f"mean \\({precision}\\) gave NaN or infinite outputs for 1 of 3 "
+                                             f"windows: .*{advice}"):
+            call(windows)
+    windows[0, 0, 0, 0, 0] = np.inf
+    with pytest.raises(StgcnError, match="the windows themselves hold NaN or infinity"):
+        model.predict(windows)

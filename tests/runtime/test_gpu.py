@@ -75,6 +75,43 @@ def test_fast_variants_agree_with_fp32(demo_models, real_windows, cpu_reference,
     assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()
 
 
+@pytest.fixture(scope="module")
+def loud_checkpoint(tmp_path_factory):
+    """A reference-layout checkpoint whose last block's activations reach the hundreds (a pooling sum
+    past fp16's range), with its fp32 CPU logits on real windows."""
+    from helpers import loud_last_block, reference_state_dict
+
+    from stgcn_rt.model.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path_factory.mktemp("loud") / "loud.pt"
+    torch.save(reference_state_dict(), path)
+    loaded = loud_last_block(load_checkpoint(path), 10)
+    save_checkpoint(loaded.model, loaded.config, path)
+    return path
+
+
+LOUD_VARIANTS = [  # every fp16 path of the PyTorch runner
+    {},
+    {"cuda_graphs": True},
+    {"compile": True},
+    {"cuda_graphs": True, "optimize": True},
+    {"cuda_graphs": True, "optimize": True, "compile": True},
+    {"cuda_graphs": True, "triton_kernels": True},
+    {"cuda_graphs": True, "triton_kernels": True, "fp8_temporal": True},
+]
+
+
+@pytest.mark.parametrize("options", LOUD_VARIANTS, ids=str)
+def test_fp16_stays_finite_where_pooling_sums_pass_its_range(loud_checkpoint, real_windows, options):
+    with load_classifier(loud_checkpoint) as fp32:
+        expected = fp32.predict(real_windows)
+    with load_classifier(loud_checkpoint, device="cuda", precision="fp16", **options) as model:
+        probs = model.predict(real_windows)
+    diff = float(np.abs(probs - expected).max())
+    report(f"fp16 {options} on a checkpoint with loud last blocks", max_prob_diff=diff)
+    assert np.isfinite(probs).all() and diff <= 1e-3
+
+
 @pytest.mark.parametrize("options", [{"triton_kernels": True}, {"optimize": True}], ids=str)
 def test_graph_probabilities_are_the_softmax_of_its_logits(demo_models, real_windows, options):
     """With host windows a graph hands back the probabilities it computed on the GPU: the softmax of

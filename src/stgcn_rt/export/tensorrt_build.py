@@ -101,19 +101,38 @@ def _tensor_info(network: tensorrt.INetworkDefinition) -> tuple[list[dict], list
             [info(network.get_output(i)) for i in range(network.num_outputs)])
 
 
+def fp32_layers(trt: Any, network: tensorrt.INetworkDefinition) -> list[int]:
+    """The layers an fp16 engine keeps in fp32: input normalisation and the classifier (by name), the
+    reductions (pooling) and every layer that reads their results, down to the outputs.
+
+    Pinning only the reductions is not enough: the pooling's scale after each sum would take the
+    sum in fp16 again, and the sum over T x V positions passes fp16's 65,504 once the last block's
+    activations reach the hundreds.
+    """
+    downstream: set[str] = set()  # tensors computed from a reduction
+    chosen = []
+    for i in range(network.num_layers):  # layers come in topological order
+        layer = network.get_layer(i)
+        reads_pooled = any(layer.get_input(j) is not None and layer.get_input(j).name in downstream
+                           for j in range(layer.num_inputs))
+        if reads_pooled or layer.type == trt.LayerType.REDUCE or any(key in layer.name for key in FP32_LAYERS):
+            chosen.append(i)
+            if reads_pooled or layer.type == trt.LayerType.REDUCE:
+                downstream.update(layer.get_output(j).name for j in range(layer.num_outputs))
+    return chosen
+
+
 def _keep_sensitive_layers_fp32(trt: Any, network: tensorrt.INetworkDefinition,
                                 config: tensorrt.IBuilderConfig) -> int:
-    """Pin input normalisation, reductions and the classifier to fp32 inside an fp16 engine."""
-    kept = 0
-    for i in range(network.num_layers):
+    """Pin :func:`fp32_layers` to fp32 inside an fp16 engine."""
+    chosen = fp32_layers(trt, network)
+    for i in chosen:
         layer = network.get_layer(i)
-        if any(key in layer.name for key in FP32_LAYERS) or layer.type == trt.LayerType.REDUCE:
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
-            kept += 1
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, trt.float32)
     config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    return kept
+    return len(chosen)
 
 
 def configure_precision(trt: Any, network: tensorrt.INetworkDefinition, config: tensorrt.IBuilderConfig,

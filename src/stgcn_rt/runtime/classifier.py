@@ -45,6 +45,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+class NonFiniteOutput(StgcnError):
+    """A model gave NaN or infinite logits; the message says why and what to run instead."""
+
+
 class Classifier(ABC):
     """One loaded model. Subclasses set the attributes below and implement ``_logits``."""
 
@@ -53,6 +57,8 @@ class Classifier(ABC):
     input_shape: Shape
     device: str
     name: str = "classifier"
+    #: the arithmetic the model runs in (fp32, fp16, int8; "unknown" where a server does not say)
+    precision: str = "fp32"
     #: set by :meth:`close`; every call after it fails in one line
     closed: bool = False
 
@@ -134,7 +140,25 @@ class Classifier(ABC):
 
     def logits(self, windows: Any) -> np.ndarray:
         self.require_open()
-        return self._batch_logits(self.check_windows(windows))
+        windows = self.check_windows(windows)
+        return self.finite(self._batch_logits(windows), windows)
+
+    def finite(self, outputs: np.ndarray, windows: Any) -> np.ndarray:
+        """``outputs`` (logits or probabilities of ``windows``) when all are finite; else one clear
+        error, so that no NaN reaches a caller or an event. Checked on the outputs, a few numbers per
+        window; the windows are looked at only to say why."""
+        if np.isfinite(outputs).all():
+            return outputs
+        bad = int((~np.isfinite(outputs.reshape(len(outputs), -1))).any(axis=1).sum())
+        what = f"{self.name} ({self.precision}) gave NaN or infinite outputs for {bad} of {len(outputs)} windows"
+        if not _all_finite(windows):
+            raise NonFiniteOutput(f"{what}: the windows themselves hold NaN or infinity; give finite keypoints "
+                                  "(x, y, visibility in [0, 1])")
+        if self.precision in ("fp32", "unknown"):
+            raise NonFiniteOutput(f"{what}: the model's weights or statistics hold NaN, infinity or values "
+                                  "that overflow fp32; check the checkpoint")
+        raise NonFiniteOutput(f"{what}: this model's activations overflow {self.precision}; run it in fp32 "
+                              "instead (precision='fp32', an fp32 ONNX or an fp32 engine)")
 
     def _batch_logits(self, windows: Any) -> np.ndarray:
         """Logits of checked ``windows``: one :meth:`_logits` call, or one per static-batch chunk."""
@@ -185,6 +209,12 @@ def warm_up_with_progress(classifier: Classifier, max_batch: int, report: Callab
     started = time.monotonic()
     classifier.warm_up(max_batch, lambda batch: report(f"  batch size {batch} ready after "
                                                        f"{time.monotonic() - started:.0f} s"))
+
+
+def _all_finite(windows: Any) -> bool:
+    if isinstance(windows, np.ndarray):
+        return bool(np.isfinite(windows).all())
+    return bool(windows.isfinite().all())
 
 
 def _pad_batch(chunk: Any, size: int) -> Any:

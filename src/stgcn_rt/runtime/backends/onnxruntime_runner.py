@@ -107,6 +107,7 @@ class OnnxClassifier(Classifier):
         self.path = Path(path)
         self.device = device
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.precision = self.metadata.get("precision", "fp32")
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.output_name = self.session.get_outputs()[0].name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 
 from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.model.checkpoint import LoadedModel, load_checkpoint
+from stgcn_rt.model.network import set_block_precision
 from stgcn_rt.model.optimized import optimize_model
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.environment import triton_too_old
@@ -71,6 +71,16 @@ def triton_network(model: torch.nn.Module, device: torch.device, precision: str,
     network = TritonSTGCN(model.eval(), tma_loads and tma_available(device), fp8_temporal=fp8_temporal).to(device)
     network.set_block_dtype(PRECISIONS[precision])
     return network
+
+
+def plain_network(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of ``model`` (moving or casting must not change the caller's) with its blocks in ``dtype``.
+
+    Input normalisation, pooling and the classifier stay fp32 whatever ``dtype`` is: the pooling
+    sums over T x V positions, which pass fp16's 65,504 once the last block's activations reach the
+    hundreds (:func:`~stgcn_rt.model.network.set_block_precision`).
+    """
+    return set_block_precision(copy.deepcopy(model), dtype).eval()
 
 
 def bucket_above(count: int) -> int:
@@ -131,9 +141,9 @@ class CapturedBatch:
     intermediate memory.
     """
 
-    def __init__(self, model: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-                 host_io: bool, pool: Any = None) -> None:
-        self.static_in = torch.zeros(shape, dtype=dtype, device=device)
+    def __init__(self, model: Any, shape: tuple[int, ...], device: torch.device, host_io: bool,
+                 pool: Any = None) -> None:
+        self.static_in = torch.zeros(shape, dtype=torch.float32, device=device)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
@@ -283,16 +293,13 @@ class TorchClassifier(Classifier):
         network: torch.nn.Module
         if triton_kernels:
             network = triton_network(loaded.model, self._device, precision, compile, tma_loads, fp8_temporal)
-            self.input_dtype = torch.float32
         elif optimize:
             # the rewrite keeps input normalisation, pooling and the classifier in fp32
             optimized = optimize_model(loaded.model, parallel=parallel_streams).to(self._device)
             optimized.set_block_dtype(self.dtype)
             network = optimized
-            self.input_dtype = torch.float32
-        else:  # a copy: moving or casting must not change the caller's LoadedModel
-            network = copy.deepcopy(loaded.model).to(self._device, self.dtype).eval()
-            self.input_dtype = self.dtype
+        else:
+            network = plain_network(loaded.model, self.dtype).to(self._device)
         self.model: Any = compile_model(network, autotune) if compile else network
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[Any, ...], CapturedBatch] = {}
@@ -310,12 +317,13 @@ class TorchClassifier(Classifier):
             torch.cuda.empty_cache()
 
     def to_device(self, windows: Any) -> torch.Tensor:
-        """Host windows to the model's device and dtype; numpy goes through a pinned buffer."""
+        """Host windows to the model's device as fp32 (every network takes fp32 windows and casts its
+        blocks' input itself); numpy goes through a pinned buffer."""
         if isinstance(windows, np.ndarray):
             host = (self._pinned.stage(windows) if self._device.type == "cuda"
                     else torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-            return host.to(self._device, self.input_dtype, non_blocking=True)
-        return windows.to(self._device, self.input_dtype, non_blocking=True)
+            return host.to(self._device, torch.float32, non_blocking=True)
+        return windows.to(self._device, torch.float32, non_blocking=True)
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
@@ -342,8 +350,8 @@ class TorchClassifier(Classifier):
         key = (host_io, bucket, *shape, slot)
         if key not in self._graphs:
             with self._inference():
-                self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self.input_dtype, self._device,
-                                                  host_io, self._graph_pool)
+                self._graphs[key] = CapturedBatch(self.model, (bucket, *shape), self._device, host_io,
+                                                  self._graph_pool)
         return self._graphs[key]
 
     def unpadded_batch(self, count: int) -> int:
@@ -375,7 +383,7 @@ class TorchClassifier(Classifier):
         """With CUDA graphs, host windows get the probabilities the graph computed (fp32 softmax on
         the GPU); otherwise as every backend (softmax of the logits on the host)."""
         host = self._host_io_windows(windows)
-        return super().predict(windows) if host is None else self._replay_host(host, PROBABILITIES)
+        return super().predict(windows) if host is None else self.finite(self._replay_host(host, PROBABILITIES), host)
 
     def launch(self, windows: Any) -> Callable[[], np.ndarray]:
         """With CUDA graphs and host windows, the bucket's graph is replayed without waiting for it,
@@ -386,7 +394,7 @@ class TorchClassifier(Classifier):
             return super().launch(windows)
         self._launch_slot ^= 1
         launched = self._host_graph(host, self._launch_slot).start_host(host)
-        return functools.partial(launched.rows, PROBABILITIES)
+        return lambda: self.finite(launched.rows(PROBABILITIES), host)
 
     @property
     def launches_asynchronously(self) -> bool:

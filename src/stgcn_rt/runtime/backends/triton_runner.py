@@ -25,6 +25,7 @@ DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 
 class TritonClassifier(Classifier):
     name = "Triton"
+    precision = "unknown"  # the server's model does not say
 
     def __init__(self, url: str, device: str = "remote", precision: str | None = None, *,
                  timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.5, **_: Any) -> None:
