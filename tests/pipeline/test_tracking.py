@@ -53,3 +53,56 @@ def test_deterministic():
     frames = [[box(float(x)) for x in rng.integers(0, 500, size=rng.integers(0, 6))] for _ in range(50)]
     a, b = SlotTracker(), SlotTracker()
     assert [a.update(f) for f in frames] == [b.update(f) for f in frames]
+
+
+def standing(x=300.0, y=100.0, width=60.0, height=200.0):
+    """A (33, 3) pose in a 640x480 frame: landmarks spread over a width x height box at (x, y)."""
+    rng = np.random.default_rng(0)
+    points = np.column_stack([(x + rng.random(33) * width) / 640, (y + rng.random(33) * height) / 480,
+                              np.ones(33)])
+    return points.astype(np.float32)
+
+
+def test_pose_similarity_tells_one_person_from_two():
+    from stgcn_rt.pipeline.tracking import pose_similarity, same_person
+
+    pose = standing()
+    jittered = pose + np.array([4 / 640, -3 / 480, 0], np.float32)  # the same person posed twice
+    beside = standing(x=360.0)  # another person, one body width to the side
+    assert pose_similarity(pose, pose, 640, 480) == 1.0
+    assert same_person(pose, jittered, 640, 480) and not same_person(pose, beside, 640, 480)
+    hidden = pose.copy()
+    hidden[:30, 2] = 0.0  # few landmarks visible in both: all of them are compared
+    assert same_person(hidden, jittered, 640, 480)
+
+
+def test_covered_and_forget():
+    from stgcn_rt.pipeline.detect import covered
+
+    assert covered(box(10, w=20, h=20), Box(0, 0, 100, 300)) == 1.0
+    assert covered(box(0), box(30)) == pytest.approx(0.5)
+    tracker = SlotTracker(slots=3)
+    tracker.update([box(0), box(200)])
+    tracker.forget(1)
+    assert [t.slot for t in tracker.tracks] == [0]
+    assert tracker.update([box(0), box(400)]) == {0: box(0), 1: box(400)}  # slot 1 is free again
+
+
+def test_a_crop_that_poses_the_main_person_again_is_not_a_second_person(monkeypatch):
+    """The detector's box lies beside the main person's, but MediaPipe on its crop finds the main
+    person again: one person, one slot, and the duplicate's slot is freed."""
+    from stgcn_rt.pipeline import pose_pool
+
+    main = standing()
+    camera = pose_pool.CameraPose.__new__(pose_pool.CameraPose)
+    camera.persons, camera.tracker, camera.crops = 5, SlotTracker(5), {}
+    camera.whole_frame = lambda image: main
+    camera.detector = lambda image: [Box(360, 100, 440, 300)]
+    monkeypatch.setattr(camera, "_crop_pose", lambda slot, image, found: main + 0.004)
+    keypoints, boxes = camera(np.zeros((480, 640, 3), np.uint8))
+    (slot,) = boxes
+    assert np.array_equal(keypoints[slot], main) and np.delete(keypoints, slot, axis=0).max() == 0
+    assert [t.slot for t in camera.tracker.tracks] == [slot]
+    monkeypatch.setattr(camera, "_crop_pose", lambda slot, image, found: standing(x=360.0))
+    keypoints, boxes = camera(np.zeros((480, 640, 3), np.uint8))
+    assert sorted(boxes) == [0, 1] and keypoints[1].any()  # a real second person keeps a slot

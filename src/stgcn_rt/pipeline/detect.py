@@ -37,6 +37,13 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def covered(inner: Box, outer: Box) -> float:
+    """The fraction of ``inner``'s area that lies inside ``outer``."""
+    w = min(inner.x2, outer.x2) - max(inner.x1, outer.x1)
+    h = min(inner.y2, outer.y2) - max(inner.y1, outer.y1)
+    return max(0.0, w) * max(0.0, h) / inner.area if inner.area > 0 else 0.0
+
+
 def non_max_suppression(boxes: list[Box], threshold: float = 0.5) -> list[Box]:
     kept: list[Box] = []
     for box in sorted(boxes, key=lambda b: -b.score):

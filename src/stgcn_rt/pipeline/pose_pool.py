@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stgcn_rt.pipeline.detect import Box, iou
+from stgcn_rt.pipeline.detect import Box, covered, iou
 
 NUM_LANDMARKS = 33
 CROP_MARGIN = 0.15
 OVERLAP = 0.3  # a detection overlapping the main person this much is that person
+COVERED = 0.8  # so is one around this much of the main person (a detector's box is looser than a pose's)
 
 
 @dataclass
@@ -68,17 +69,27 @@ class CameraPose:
                 return out, {0: box_of(points, width, height)}
             return out, {}
         # The main person comes from whole-frame MediaPipe, which tracks one person well; the
-        # detector adds the people who do not overlap it.
+        # detector adds the people who neither overlap it nor hold it. A crop whose pose is one already
+        # kept is that person again (two boxes around one person): its slot is freed.
+        from stgcn_rt.pipeline.tracking import same_person
+
         whole = self.whole_frame(image)
         main = box_of(whole, width, height) if whole is not None else None
-        others = [b for b in self.detector(image) if main is None or iou(b, main) < OVERLAP]
+        others = [b for b in self.detector(image)
+                  if main is None or (iou(b, main) < OVERLAP and covered(main, b) < COVERED)]
         boxes = ([main] if main is not None else []) + others
         slots = self.tracker.update(boxes)
-        for slot, box in slots.items():
+        kept: dict[int, Box] = {}
+        for slot, box in sorted(slots.items(), key=lambda item: (item[1] is not main, item[0])):
             points = whole if box is main else self._crop_pose(slot, image, box)
-            if points is not None:
-                out[slot] = points
-        return out, slots
+            if points is None:
+                continue
+            if any(same_person(points, out[other], width, height) for other in kept):
+                self.tracker.forget(slot)
+                continue
+            out[slot] = points
+            kept[slot] = box
+        return out, kept
 
     def _crop_pose(self, slot: int, image: np.ndarray, box: Box) -> np.ndarray | None:
         from stgcn_rt.pipeline.pose import PoseEstimator
