@@ -72,7 +72,9 @@ class MeanClassifier(Classifier):
 
 
 class V2Server:
-    """Just enough of Triton's v2 HTTP protocol: health, model ready/config, binary-input infer."""
+    """Just enough of Triton's v2 HTTP protocol: health, model ready/config, binary-input infer; the
+    config's parameters name the model's classes and, for an untrained model, say so, as stgcn-rt
+    serve's do."""
 
     def __init__(self, model, name="stgcn", port=0):
         self.model, self.name, self.requests = model, name, 0
@@ -100,7 +102,9 @@ class V2Server:
                         "name": outer.name, "max_batch_size": 4,
                         "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [3, 150, 33, 1]}],
                         "output": [{"name": "output", "data_type": "TYPE_FP32", "dims": [2]}],
-                        "parameters": {"stgcn_rt.classes": {"string_value": "normal,shoplifting"}}})
+                        "parameters": {"stgcn_rt.classes": {"string_value": "normal,shoplifting"},
+                                       **({"stgcn_rt.untrained": {"string_value": "true"}}
+                                          if outer.model.untrained else {})}})
                 return self.reply(404, {"error": "not found"})
 
             def do_POST(self):

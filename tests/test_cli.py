@@ -50,11 +50,12 @@ def test_demo_export_info_validate(tmp_path, real_windows):
     assert "PASS random windows: 2 windows" in err and "PASS real windows (real.npy): 4 windows" in err
     code, out, _ = run("info", model)
     assert code == 0
+    assert "NO: an untrained model, its labels mean nothing" in out  # the demo's ONNX says so too
     assert "input (1, 3, 150, 33, 5)" in out and "23" not in out.split("FLOPs")[0][-5:]
     assert "FLOPs" in out and "normal,shoplifting" in out
     code, out, _ = run("info", demo)
     flop_counter = importlib.util.find_spec("torch.utils.flop_counter") is not None  # torch >= 2.1
-    assert code == 0 and "UNTRAINED" in out
+    assert code == 0 and "UNTRAINED" in out and "NO: an untrained model" in out
     assert ("23.08 GFLOP" if flop_counter else "not counted: torch's FLOP counter needs torch 2.1") in out
     code, out, err = run("validate", demo, model, "--random", "2")
     assert code == 0, err

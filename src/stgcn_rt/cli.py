@@ -18,6 +18,8 @@ from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
 
 class Context:
     debug = False
+    #: the arguments the command line was given (for the events file's run line)
+    argv: list[str] = []
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,6 +67,7 @@ class OneLineErrorGroup(click.Group):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        Context.argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
@@ -311,28 +314,42 @@ def check() -> None:
     echo_rows([(c.name, ("yes  " if c.ok else "no   ") + c.detail) for c in capabilities()])
 
 
+def command_line() -> str:
+    """The command as given, quoted for a shell, passwords in URLs masked."""
+    import shlex
+
+    from stgcn_rt.urls import mask_url
+
+    return " ".join(shlex.quote(mask_url(arg)) for arg in ["stgcn-rt", *Context.argv])
+
+
 def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) -> None:
     """Run the pipeline from the CLI: summary on stdout, exit 130 after Ctrl-C."""
-    from stgcn_rt.pipeline.runner import run_with_model, summary_table
+    from stgcn_rt.pipeline.runner import events_line, run_with_model, summary_table
 
-    summaries, interrupted = run_with_model(config, model, device, fast=fast,
-                                            report=lambda text: click.echo(text, err=True))
-    click.echo(summary_table(summaries))
-    click.echo(f"events: {config.events}")
+    config.command = command_line()
+    result = run_with_model(config, model, device, fast=fast, report=lambda text: click.echo(text, err=True))
+    click.echo(summary_table(result.summaries))
+    click.echo(events_line(config.events, result))
     for folder, what in ((config.save_video, "annotated video"), (config.save_clips, "alert clips")):
-        if folder is not None:
+        if folder is not None and folder.is_dir():
             click.echo(f"{what}: {folder}/")
-    if interrupted:
+    if result.interrupted:
         sys.exit(130)
 
 
 pipeline_options = [
-    click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Persons per window, M: 1 follows the main person; more detects, tracks and slots them."),
+    click.option("--persons", type=click.IntRange(min=1), default=None,
+                 help="Persons per window, M: 1 follows the main person; more (5, the contract's) detects, tracks "
+                      "and slots them. Default: the model's M (an ONNX model or engine is exported for one M; a "
+                      "checkpoint takes any, default 1)."),
     click.option("--detector", default="hog", show_default=True,
                  help="Multi-person detector: hog (offline, built into OpenCV) or yolo:WEIGHTS.pt (ultralytics)."),
     click.option("--stride", type=click.IntRange(min=1), default=5, show_default=True,
                  help="Classify a window every STRIDE frames."),
+    click.option("--min-frames", type=click.IntRange(min=1), default=None,
+                 help="Frames a camera must have seen before its first window (default: a whole window, 150, so "
+                      "no prediction comes from padding); lower it for the roadmap's zero-padded early windows."),
     click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
@@ -366,19 +383,23 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @with_options(pipeline_options)
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
-        display: bool, realtime: bool, fast: str | None, persons: int, detector: str, stride: int, device: str,
-        threshold: float, min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
+        display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
+        min_frames: int | None, device: str, threshold: float, min_windows: int, alert_class: str | None,
+        pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
 
-    Every classified window is one "prediction" line in --events; alerts are "alert" lines.
-    A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
+    \b
+    --events gets, appended: a "run" line (run id, model and its sha256, classes, settings, command),
+    then one "prediction" line per classified window, "alert" lines, "camera" lines (failed,
+    connecting, reconnecting, reconnected) and "error" lines (pose, classification), each with the
+    run id. A camera that fails is reported once and the others continue; Ctrl-C stops cleanly.
     """
     from pathlib import Path
 
     from stgcn_rt.pipeline.runner import PipelineConfig
 
     config = PipelineConfig(
-        sources=list(sources), events=Path(events), persons=persons, stride=stride,
+        sources=list(sources), events=Path(events), persons=persons, stride=stride, min_frames=min_frames,
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
         pose_workers=pose_workers, pace=realtime, detector=detector)
@@ -520,6 +541,10 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
                f"and {path}.json")
 
 
+#: the libraries whose log lines a bench keeps off the console (--debug shows them)
+BENCH_LOGGERS = ("torch", "onnxscript", "triton", "matplotlib")
+
+
 def int_list(_ctx: click.Context, _param: click.Parameter, text: str) -> list[int]:
     """Option callback: "1,8,32" -> [1, 8, 32], positive whole numbers only."""
     try:
@@ -586,6 +611,7 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     serve with p99 < 100 ms and no dropped window. Ratios are against the roadmap's eager fp32
     baseline, measured in the same run. Writes JSON, Markdown and PNG plots into --out.
     """
+    import contextlib
     import re
     import time
     from pathlib import Path
@@ -594,6 +620,7 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
 
     from stgcn_rt.bench.report import write
     from stgcn_rt.bench.run import BenchConfig, run_bench
+    from stgcn_rt.quiet import library_messages_hidden
     from stgcn_rt.runtime.classifier import is_checkpoint
 
     chosen = [b.strip() for b in backends.split(",")] if backends else None
@@ -612,7 +639,8 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
                          batches=batches, cameras=cameras,
                          stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
-    with tqdm(desc="bench", unit="step", leave=False) as bar:
+    with tqdm(desc="bench", unit="step", leave=False) as bar, \
+            contextlib.nullcontext() if Context.debug else library_messages_hidden(BENCH_LOGGERS):
         def tick(text: str) -> None:
             bar.set_postfix_str(text)
             bar.update(1)

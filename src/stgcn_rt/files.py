@@ -20,21 +20,35 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = ()) -> Path:
+def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (), option: str = "-o") -> Path:
     """Fail early, before any long work, when the output cannot be written (or, where ``suffixes`` are
-    given, would not end in one of them: the runtime picks a model's backend by its suffix)."""
+    given, would not end in one of them: the runtime picks a model's backend by its suffix).
+    ``option``: the command-line option that names the output, for the message."""
     out = Path(path)
     if suffixes and out.suffix.lower() not in suffixes:
         raise StgcnError(f"output {out} should end in {' or '.join(suffixes)}: stgcn-rt picks a model's "
                          "backend by its suffix")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise StgcnError(f"output directory {parent} does not exist: create it or choose another -o")
+        raise StgcnError(f"output directory {parent} does not exist: create it (mkdir -p {parent}) or "
+                         f"choose another {option}")
     if out.is_dir():
         raise StgcnError(f"output {out} is a directory: give a file name")
     if not os.access(parent, os.W_OK):
         raise StgcnError(f"output directory {parent} is not writable")
     return out
+
+
+def check_output_folder(folder: str | os.PathLike[str], option: str) -> Path:
+    """Fail early when files cannot be written into ``folder``, without making it: it is made when
+    its first file is written, so a run that fails before leaves no empty folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StgcnError(f"{option} {folder} is a file, not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise StgcnError(f"{option} {folder}: {existing} is not a writable folder")
+    return folder
 
 
 def current_umask() -> int:

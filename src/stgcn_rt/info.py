@@ -49,7 +49,12 @@ def describe_engine(path: Path) -> list[tuple[str, str]]:
         ("built", f"{sidecar.get('built_at', '?')} in {sidecar.get('build_seconds', '?')} s by stgcn-rt "
                   f"{sidecar.get('stgcn_rt_version', '?')}"),
     ]
-    return rows
+    return rows + untrained_rows(bool(sidecar.get("untrained")))
+
+
+def untrained_rows(untrained: bool) -> list[tuple[str, str]]:
+    """A row saying a model is untrained (the demo's), where it is; none otherwise."""
+    return [("trained", "NO: an untrained model, its labels mean nothing")] if untrained else []
 
 
 def _gflops(flops: int | None) -> str:
@@ -82,7 +87,7 @@ def describe_checkpoint(path: Path, persons: int, seq_len: int) -> list[tuple[st
     note = loaded.metadata.get("note")
     if note:
         rows.append(("note", note))
-    return rows
+    return rows + untrained_rows(loaded.untrained)
 
 
 def describe_onnx(path: Path) -> list[tuple[str, str]]:
@@ -121,4 +126,4 @@ def describe_onnx(path: Path) -> list[tuple[str, str]]:
         rows.append(("FLOPs", _gflops(flops_for_config(config, shape))))
     else:
         rows.append(("note", "no stgcn-rt metadata: not exported by stgcn-rt"))
-    return rows
+    return rows + untrained_rows(meta.get("untrained") == "true")

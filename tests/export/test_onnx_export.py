@@ -47,7 +47,7 @@ def test_static_shape_opset_and_metadata(exported, persons):
     assert meta["persons"] == str(persons) and meta["seq_len"] == "150"
     assert meta["layout"] == "mediapipe33" and meta["motion"] == "central"
     assert meta["classes"] == "normal,shoplifting"
-    assert meta["checkpoint_sha256"] == loaded.sha256
+    assert meta["checkpoint_sha256"] == loaded.sha256 and meta["untrained"] == "false"
     assert [(c.data, c.windows, c.passed) for c in comparisons] == [("random windows", 2, True)]
 
 

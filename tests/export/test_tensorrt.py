@@ -77,6 +77,7 @@ def test_rtx_parses_and_builds_ahead_of_time(models, tmp_path, persons, precisio
     assert saved == sidecar
     assert saved["tensorrt"] == "tensorrt_rtx" and saved["precision"] == precision
     assert saved["compute_capability"] == "86" and saved["classes"] == ["normal", "shoplifting"]
+    assert saved["untrained"] is True  # the demo checkpoint's
     assert saved["inputs"] == [{"name": "input", "shape": [1, 3, 150, 33, persons], "dtype": "FLOAT"}]
     assert saved["outputs"][0]["name"] == "output" and saved["outputs"][0]["shape"] == [1, 2]
     assert any("Building engine" in line for line in lines)  # progress reached the user

@@ -59,10 +59,11 @@ def test_tritons_own_parser_accepts_the_config(demo_models, tmp_path):
             "from tritonclient.grpc import model_config_pb2 as mc; "
             "c = text_format.Parse(open(sys.argv[1]).read(), mc.ModelConfig()); "
             "print(c.name, c.platform, c.max_batch_size, list(c.input[0].dims), "
-            "c.parameters['stgcn_rt.classes'].string_value)")
+            "c.parameters['stgcn_rt.classes'].string_value, c.parameters['stgcn_rt.untrained'].string_value)")
     out = subprocess.run([python, "-c", code, str(target / "config.pbtxt")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["stgcn", "onnxruntime_onnx", "64", "[3,", "150,", "33,", "1]", "normal,shoplifting"]
+    assert out.stdout.split() == ["stgcn", "onnxruntime_onnx", "64", "[3,", "150,", "33,", "1]", "normal,shoplifting",
+                                  "true"]  # the demo model is untrained, which clients read
 
 
 def test_repository_from_a_checkpoint_and_from_an_engine(demo_models, tmp_path):

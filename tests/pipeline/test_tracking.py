@@ -106,3 +106,14 @@ def test_a_crop_that_poses_the_main_person_again_is_not_a_second_person(monkeypa
     monkeypatch.setattr(camera, "_crop_pose", lambda slot, image, found: standing(x=360.0))
     keypoints, boxes = camera(np.zeros((480, 640, 3), np.uint8))
     assert sorted(boxes) == [0, 1] and keypoints[1].any()  # a real second person keeps a slot
+
+
+def test_a_person_unseen_for_a_few_frames_comes_back_in_their_slot():
+    """Lost for three frames, the person reappears moved by a box width (no overlap with the track's last
+    box): the same slot, not a second one; someone appearing far away takes a new slot."""
+    tracker = SlotTracker(slots=5)
+    assert list(tracker.update([box(100)])) == [0]
+    for _ in range(3):
+        assert tracker.update([]) == {}
+    assert list(tracker.update([box(170)])) == [0]
+    assert sorted(tracker.update([box(175), box(500)])) == [0, 1]

@@ -47,3 +47,10 @@ def test_ring_buffer_stride_and_frame_range():
     assert ring.count == 0 and ring.first_frame == 0
     with pytest.raises(StgcnError):
         SkeletonWindow(seq_len=0)
+
+
+def test_a_first_window_waits_for_min_frames():
+    ring = SkeletonWindow(seq_len=4, stride=2, min_frames=4)
+    assert [ring.push(f) for f in frames(8, shape=(3, 5, 1))] == [False, False, False, True, False, True, False, True]
+    with pytest.raises(StgcnError, match="1 to the window's 4, got 5"):
+        SkeletonWindow(seq_len=4, min_frames=5)

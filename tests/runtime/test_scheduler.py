@@ -213,3 +213,19 @@ def test_a_backend_that_finishes_inside_launch_runs_one_batch_at_a_time():
         assert not scheduler.overlap
     with BatchScheduler(LaunchingClassifier()) as scheduler:
         assert scheduler.overlap
+
+
+def test_a_result_tells_its_queue_wait_from_its_batch_run():
+    """A window queued behind a held batch waited in the queue; its own batch ran at once."""
+    import time
+
+    gate = threading.Event()
+    scheduler, first = held_scheduler(MeanClassifier(gate=gate), max_batch=1, max_wait_ms=0)
+    queued = scheduler.submit("b", window(1.0))
+    time.sleep(0.2)
+    gate.set()
+    scheduler.close()
+    held, behind = first.result(), queued.result()
+    assert held.run_s >= 0.2 and held.queue_s < 0.1  # the first batch was held while it ran
+    assert behind.queue_s >= 0.2 and behind.run_s < 0.1
+    assert behind.latency_s == pytest.approx(behind.queue_s + behind.run_s)

@@ -28,6 +28,7 @@ def test_same_probabilities_through_triton(served, real_windows):
     local, server = served
     with load_classifier(f"http://127.0.0.1:{server.port}/stgcn") as remote:
         assert remote.classes == ["normal", "shoplifting"] and remote.input_shape == (None, 3, 150, 33, 1)
+        assert remote.untrained  # the demo model's, as the server's config says
         probs = remote.predict(real_windows[:6])  # two requests: the server takes at most 4
         assert server.requests == 2
         assert np.abs(probs - local.predict(real_windows[:6])).max() <= 1e-6

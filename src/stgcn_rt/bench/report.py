@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,9 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
         return []
     written = []
     lat = report["latency"]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(lat) + 1.5))
-    labels = [_key(r) for r in lat]
+    device = report["environment"]["device"]
+    fig, ax = plt.subplots(figsize=(10, 0.8 * len(lat) + 2))
+    labels = [_wrapped(_key(r)) for r in lat]  # whole names, over lines as needed
     ax.barh(labels, [r["with_copies"]["p50_ms"] for r in lat], color="tab:blue", label="p50, host in/out")
     ax.errorbar([r["with_copies"]["p99_ms"] for r in lat], labels, fmt="k|", markersize=12, label="p99")
     p50s = [r["with_copies"]["p50_ms"] for r in lat]
@@ -127,14 +129,14 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
         ax.set_xscale("log")
         ax.set_xlim(left=min(p50s) / 3)
     ax.set_xlabel("batch-1 latency (ms" + (", log scale)" if max(p50s) / min(p50s) > 20 else ")"))
-    ax.legend(loc="lower right")
-    ax.set_title(f"Latency per backend, {report['environment']['device']}")
+    _legend_below(ax)
+    ax.set_title(_wrapped(f"Latency per backend, {device}", 60))
     written.append(_save(fig, folder / f"{stem}-latency.png"))
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 6))
     for key in dict.fromkeys(_key(r) for r in report["throughput"]):
         rows = [r for r in report["throughput"] if _key(r) == key]
         ax.plot([r["batch"] for r in rows], [r["windows_per_s"] for r in rows], marker="o", label=key)
-    _log_log(ax, "batch size", "windows per second", "Throughput vs batch size")
+    _log_log(ax, "batch size", "windows per second", _wrapped(f"Throughput vs batch size, {device}", 60))
     written.append(_save(fig, folder / f"{stem}-throughput.png"))
     if report["cameras"]:
         fig, ax = plt.subplots(figsize=(8, 5))
@@ -145,7 +147,7 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
                         label=rows[0]["label"])
         limit = report["config"]["p99_limit_ms"]
         ax.axhline(limit, color="red", linestyle="--", label=f"{limit:g} ms")
-        _log_log(ax, "cameras (25 fps)", "p99 latency (ms)", "p99 latency vs cameras")
+        _log_log(ax, "cameras (25 fps)", "p99 latency (ms)", _wrapped(f"p99 latency vs cameras, {device}", 60))
         written.append(_save(fig, folder / f"{stem}-cameras.png"))
     return written
 
@@ -156,16 +158,24 @@ def _log_log(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     ax.set_title(title)
+
+
+def _wrapped(text: str, width: int = 34) -> str:
+    return textwrap.fill(text, width)
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, never over the data, one entry per line with whole names."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)
 
 
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # the figure grows to hold the legend
     plt.close(fig)
     return path
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import logging
 import os
 import tempfile
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +19,10 @@ from stgcn_rt.export.validate import Comparison, validate
 from stgcn_rt.files import atomic_output, check_output_path
 from stgcn_rt.model.checkpoint import LoadedModel
 from stgcn_rt.model.network import set_block_precision
+from stgcn_rt.quiet import library_messages_hidden
 
+#: the loggers whose progress lines and warnings an export keeps for --debug
+EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "torch.export")
 DEFAULT_OPSET = 17  # the newest opset TensorRT 8.5/8.6 (JetPack 5) parse fully
 DEFAULT_SEQ_LEN = 150
 
@@ -84,27 +83,11 @@ def onnx_metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]
         "motion": config.motion if config.two_stream else "none",
         "two_stream": str(config.two_stream).lower(),
         "checkpoint_sha256": loaded.sha256,
+        "untrained": str(loaded.untrained).lower(),
         "input_name": options.input_name,
         "output_name": options.output_name,
         "stgcn_rt.config": json.dumps(config.to_dict(), sort_keys=True),
     }
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[io.StringIO]:
-    """Silence the exporters' progress prints and warnings; keep them for --debug."""
-    captured = io.StringIO()
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
-            warnings.simplefilter("ignore")
-            yield captured
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, options: ExportOptions,
@@ -165,7 +148,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         # The exporter may write weights as external data beside its file; export into a scratch
         # folder and save one self-contained file.
         raw = Path(work) / "model.onnx"
-        with _quiet_exporter() as captured, torch.no_grad():
+        with library_messages_hidden(EXPORTER_LOGGERS) as captured, torch.no_grad():
             try:
                 _export_graph(module, example, raw, options, output_names)
             except Exception as exc:  # the exporters raise many types; report one line

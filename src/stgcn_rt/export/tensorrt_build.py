@@ -287,6 +287,7 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
         "persons": int(meta["persons"]) if "persons" in meta else None,
         "seq_len": int(meta["seq_len"]) if "seq_len" in meta else None,
         "layout": meta.get("layout"),
+        "untrained": meta.get("untrained") == "true",
         "onnx": onnx_path.name,
         "onnx_sha256": sha256_of(onnx_path),
         "build_seconds": round(seconds, 2),

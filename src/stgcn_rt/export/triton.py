@@ -24,6 +24,8 @@ from stgcn_rt.errors import StgcnError
 
 #: model-config parameter carrying the class names, read by stgcn-rt's Triton client
 CLASSES_PARAMETER = "stgcn_rt.classes"
+#: model-config parameter set to "true" for a model with no training behind it (the demo's)
+UNTRAINED_PARAMETER = "stgcn_rt.untrained"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class ModelFacts:
     output_name: str
     window_dims: list[int]  # (C, T, V, M)
     classes: list[str]
+    untrained: bool = False
 
 
 def onnx_facts(path: Path) -> ModelFacts:
@@ -60,7 +63,7 @@ def onnx_facts(path: Path) -> ModelFacts:
                          "dynamic batch axis: re-export with stgcn-rt export --dynamic-batch")
     classes = [c for c in meta.get("classes", "").split(",") if c]
     return ModelFacts("onnxruntime_onnx", "model.onnx", graph_input.name, graph_output.name,
-                      [d.dim_value for d in dims[1:]], classes)
+                      [d.dim_value for d in dims[1:]], classes, meta.get("untrained") == "true")
 
 
 def engine_facts(path: Path) -> ModelFacts:
@@ -75,7 +78,7 @@ def engine_facts(path: Path) -> ModelFacts:
     if shape[0] != -1:
         raise StgcnError(f"{path} has a static batch of {shape[0]}; build it from a --dynamic-batch ONNX")
     return ModelFacts("tensorrt_plan", "model.plan", facts["inputs"][0]["name"], facts["outputs"][0]["name"],
-                      shape[1:], facts.get("classes") or [])
+                      shape[1:], facts.get("classes") or [], bool(facts.get("untrained")))
 
 
 def config_pbtxt(facts: ModelFacts, options: TritonOptions) -> str:
@@ -111,6 +114,8 @@ def config_pbtxt(facts: ModelFacts, options: TritonOptions) -> str:
         "  }",
         "]",
         f'parameters: {{ key: "{CLASSES_PARAMETER}" value: {{ string_value: "{classes}" }} }}',
+        *([f'parameters: {{ key: "{UNTRAINED_PARAMETER}" value: {{ string_value: "true" }} }}']
+          if facts.untrained else []),
     ]
     return "\n".join(lines) + "\n"
 

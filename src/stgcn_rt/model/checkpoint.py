@@ -48,6 +48,11 @@ class LoadedModel:
     metadata: dict
 
     @property
+    def untrained(self) -> bool:
+        """A model with no training behind it (the demo's): its labels are never to be read as alarms."""
+        return bool(self.metadata.get("untrained"))
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
@@ -255,12 +260,13 @@ def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path:
 
 
 def save_checkpoint(model: torch.nn.Module, config: ModelConfig, path: str | os.PathLike[str],
-                    note: str = "") -> Path:
-    """Write a checkpoint in the reference layout, with stgcn-rt metadata beside the weights."""
-    payload = {
-        "state_dict": model.state_dict(),
-        METADATA_KEY: {"config": config.to_dict(), "note": note},
-    }
+                    note: str = "", untrained: bool = False) -> Path:
+    """Write a checkpoint in the reference layout, with stgcn-rt metadata beside the weights
+    (``untrained``: a model with no training behind it, which every export and event says)."""
+    metadata: dict = {"config": config.to_dict(), "note": note}
+    if untrained:
+        metadata["untrained"] = True
+    payload = {"state_dict": model.state_dict(), METADATA_KEY: metadata}
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         torch.save(payload, handle)  # via a handle: the archive name, and so the bytes, stay fixed
     return Path(path)
@@ -274,4 +280,5 @@ def make_demo_checkpoint(path: str | os.PathLike[str], seed: int = 0) -> Path:
     return save_checkpoint(
         model, config, path,
         note="UNTRAINED demo checkpoint made by `stgcn-rt init-demo`: its predictions mean nothing.",
+        untrained=True,
     )

@@ -1,33 +1,51 @@
-"""Events as JSON Lines (appended and flushed line by line) and alerts with hysteresis."""
+"""Events as JSON Lines (appended and flushed line by line) and alerts with hysteresis.
+
+A run appends to its events file: it opens with a ``run`` line (what ran, how, from which command),
+and every line after it carries that run's id, so that runs appended to one file stay apart.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def new_run_id() -> str:
+    """A run's id: its UTC start to the second, then four random hex digits (sortable, and unique
+    for runs started in the same second)."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
 class EventLog:
     """Appends one JSON object per line; each line is flushed and fsynced before returning, so an
-    event that was reported is on disk even if the process is killed right after."""
+    event that was reported is on disk even if the process is killed right after.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``stamp``: fields every event carries after its ``kind`` (the run id; ``untrained``). The file is
+    opened at the first event, so a run that fails before it leaves no empty file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], stamp: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.stamp = dict(stamp or {})
+        self._handle: IO[str] | None = None
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
     def write(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":")) + "\n"
+        line = json.dumps({"kind": event["kind"], **self.stamp, **event}, separators=(",", ":")) + "\n"
         with self._lock:
+            if self._handle is None:
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self._handle.write(line)
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -35,7 +53,7 @@ class EventLog:
 
     def close(self) -> None:
         with self._lock:
-            if not self._handle.closed:
+            if self._handle is not None and not self._handle.closed:
                 self._handle.close()
 
 

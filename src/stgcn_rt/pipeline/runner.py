@@ -1,8 +1,13 @@
 """The multi-camera pipeline: sources -> pose (worker processes) -> windows -> batching scheduler
--> events. One bad camera or frame never stops the others; every event is on disk when reported."""
+-> events. One bad camera or frame never stops the others; every event is on disk when reported.
+
+The events file gets a ``run`` line first, then per camera its predictions, alerts, camera events
+(failed, connecting, reconnecting, reconnected) and errors (pose, classification), each with the run id.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -16,9 +21,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from stgcn_rt import __version__
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.pipeline.annotate import VideoOutput, draw
-from stgcn_rt.pipeline.events import AlertPolicy, EventLog, now_iso
+from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
+from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
 from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_checkpoint
@@ -30,12 +36,21 @@ log = logging.getLogger(__name__)
 NUM_JOINTS = 33
 
 
+#: a camera whose windows wait this long in the classification queue falls behind real time
+BEHIND_QUEUE_S = 1.0
+#: ... as does one whose frames come through slower than this share of its source's frame rate
+BEHIND_RATE = 0.9
+BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
+                 "would let it keep up")
+
+
 @dataclass
 class PipelineConfig:
     sources: list[str]
     events: Path
-    persons: int = 1
+    persons: int | None = None  # None: the model's own M (1 for a checkpoint)
     stride: int = 5
+    min_frames: int | None = None  # frames before a camera's first window; None: a full window
     save_video: Path | None = None
     save_clips: Path | None = None  # a clip of the window's frames for every alert raised
     display: bool = False
@@ -49,6 +64,7 @@ class PipelineConfig:
     max_wait_ms: float = 10.0
     status_interval: float = 2.0
     max_inflight: int = 4  # frames per camera queued at the pose workers
+    command: str | None = None  # the command line, for the events file's run line (URLs masked)
 
 
 @dataclass
@@ -65,13 +81,17 @@ class CameraState:
     alerts: int = 0
     dropped_windows: int = 0
     pose_ms: list[float] = field(default_factory=list)
-    classify_ms: list[float] = field(default_factory=list)
+    queue_ms: list[float] = field(default_factory=list)  # a window's wait in the classification queue
+    model_ms: list[float] = field(default_factory=list)  # its batch's run
     errors: list[str] = field(default_factory=list)
     label: tuple[str, float] | None = None
     alert_active: bool = False
-    window_futures: list[Future] = field(default_factory=list)
     recent: deque = field(default_factory=deque)  # (frame index, annotated image), for alert clips
     clip_requests: deque = field(default_factory=deque)  # alert events waiting for their clip
+    reconnects: int = 0  # the reader's reconnect attempts already reported as events
+    reconnect_read: int | None = None  # frames read when the last reconnect began, until frames come again
+    frames_at_status: int = 0  # frames done at the last status line
+    behind: bool = False  # warned that it falls behind real time
 
     @property
     def finished(self) -> bool:
@@ -87,9 +107,21 @@ class CameraState:
         if self.finished:
             return f"{self.spec.name}: done, {self.frames_done} frames"
         pose_ms = np.mean(self.pose_ms[-50:]) if self.pose_ms else 0.0
-        classify_ms = np.mean(self.classify_ms[-20:]) if self.classify_ms else 0.0
+        queue_ms = np.mean(self.queue_ms[-20:]) if self.queue_ms else 0.0
+        model_ms = np.mean(self.model_ms[-20:]) if self.model_ms else 0.0
         return (f"{self.spec.name}: {self.frames_done / elapsed:.1f} fps, pose {pose_ms:.0f} ms, "
-                f"classify {classify_ms:.0f} ms, drops {c.dropped + self.dropped_windows}")
+                f"queue {queue_ms:,.0f} ms, model {model_ms:,.0f} ms, drops {c.dropped + self.dropped_windows}")
+
+    def falling_behind(self, rate: float) -> str | None:
+        """Why this camera falls behind real time, with frames coming through at ``rate`` a second
+        lately; None while it keeps up."""
+        fps = self.reader.counters.fps
+        queue_s = np.mean(self.queue_ms[-5:]) / 1000 if self.queue_ms else 0.0
+        if queue_s > BEHIND_QUEUE_S:
+            return f"its windows wait {queue_s:.1f} s for the model"
+        if fps and rate < BEHIND_RATE * fps:
+            return f"its frames come through at {rate:.1f} fps, the source gives {fps:.0f}"
+        return None
 
 
 @dataclass
@@ -103,22 +135,37 @@ class CameraSummary:
     windows: int
     predictions: int
     windows_dropped: int
-    alerts: int
+    alerts: int  # alerts raised
     pose_ms: float
-    classify_ms: float
+    queue_ms: float
+    model_ms: float
     errors: list[str]
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig, classifier: Classifier, status: TextIO | None = None) -> None:
+    """``model``: what ``classifier`` was loaded from (a file or an address), for the run line."""
+
+    def __init__(self, config: PipelineConfig, classifier: Classifier, status: TextIO | None = None,
+                 model: str | None = None) -> None:
         model_persons = classifier.input_shape[4]
-        if model_persons not in (None, config.persons):
-            raise StgcnError(f"the model takes M={model_persons} persons but --persons is {config.persons}")
+        #: persons per window: the config's, else the model's own
+        self.persons: int = config.persons or model_persons or 1
+        if model_persons not in (None, self.persons):
+            raise StgcnError(
+                f"the model takes M={model_persons} persons per window but --persons is {self.persons}: leave "
+                f"--persons out (the model's M), export one for {self.persons} (stgcn-rt export CKPT --persons "
+                f"{self.persons}) or give the .pt checkpoint, which takes any M")
         if config.stride < 1:
             raise StgcnError(f"--stride must be 1 or more, got {config.stride}")
+        self.seq_len = classifier.input_shape[2] or 150
+        #: frames before a camera's first window: the config's, else a whole window
+        self.min_frames: int = config.min_frames or self.seq_len
+        if not 1 <= self.min_frames <= self.seq_len:
+            raise StgcnError(f"--min-frames must be 1 to the model's window of {self.seq_len} frames, "
+                             f"got {self.min_frames}")
         self.config = config
         self.classifier = classifier
-        self.seq_len = classifier.input_shape[2] or 150
+        self.model = model
         self.status = status
         alert_name = config.alert_class or classifier.classes[-1]
         if alert_name not in classifier.classes:
@@ -135,7 +182,8 @@ class Pipeline:
         probs = result.probabilities
         index = int(np.argmax(probs))
         camera.predictions += 1
-        camera.classify_ms.append(result.latency_s * 1000)
+        camera.queue_ms.append(result.queue_s * 1000)
+        camera.model_ms.append(result.run_s * 1000)
         camera.label = (self.classifier.classes[index], float(probs[index]))
         meta = result.meta
         event = {
@@ -143,7 +191,8 @@ class Pipeline:
             "frames": meta["frames"], "persons": meta["persons"],
             "class": self.classifier.classes[index],
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classifier.classes, probs)},
-            "latency_ms": round(result.latency_s * 1000, 2), "batch": result.batch_size,
+            "latency_ms": round(result.latency_s * 1000, 2), "queue_ms": round(result.queue_s * 1000, 2),
+            "batch": result.batch_size,
         }
         self._emit(event)
         change = self.policy.update(name, float(probs[self.alert_index]))
@@ -163,6 +212,46 @@ class Pipeline:
     def _emit(self, event: dict) -> None:
         self.events.write(event)
 
+    def _on_window_done(self, camera: CameraState, future: Future) -> None:
+        """A window's future settled: a drop is counted; a failed classification is told once per
+        camera and reason, on the console and as an event."""
+        exc = future.exception()
+        if isinstance(exc, WindowDropped):
+            camera.dropped_windows += 1
+        elif exc is not None:
+            self._camera_error(camera, "classify", f"classification failed: {exc}")
+
+    def _camera_error(self, camera: CameraState, stage: str, message: str) -> None:
+        """A pose or classification failure of ``camera``: once per message, on the console and as an
+        ``error`` event (``stage``: pose or classify); the camera goes on."""
+        if message in camera.errors:
+            return
+        camera.errors.append(message)
+        self._say(f"camera {camera.spec.name}: {message}")
+        self._emit({"kind": "error", "time": now_iso(), "camera": camera.spec.name, "stage": stage,
+                    "message": message})
+
+    def _run_line(self, specs: list) -> dict:
+        """The events file's first line of this run: what ran, how, and from which command."""
+        from stgcn_rt.files import sha256_of
+        from stgcn_rt.runtime.classifier import is_url
+        from stgcn_rt.urls import mask_url
+
+        config, classifier = self.config, self.classifier
+        model = self.model
+        return {
+            "kind": "run", "time": now_iso(), "stgcn_rt": __version__,
+            "model": mask_url(model) if model else None,
+            "model_sha256": sha256_of(model) if model and not is_url(model) else None,
+            "backend": classifier.name, "device": classifier.device, "precision": classifier.precision,
+            "classes": list(classifier.classes), "untrained": classifier.untrained,
+            "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
+            "threshold": config.threshold, "min_windows": config.min_windows,
+            "alert_class": classifier.classes[self.alert_index],
+            "cameras": {spec.name: spec.display for spec in specs},
+            "command": config.command,
+        }
+
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> list[CameraSummary]:
         config = self.config
@@ -170,15 +259,19 @@ class Pipeline:
             raise StgcnError("--display needs a screen (no DISPLAY is set): use --save-video DIR instead")
         self.started = time.perf_counter()
         self.interrupted = False
-        self.events = EventLog(config.events)
         specs = parse_sources(config.sources)
-        pose = PosePool(config.pose_workers, config.persons, config.detector)
+        self.run_id = new_run_id()
+        self.events = EventLog(config.events, {"run": self.run_id,
+                                               **({"untrained": True} if self.classifier.untrained else {})})
+        self._emit(self._run_line(specs))
+        pose = PosePool(config.pose_workers, self.persons, config.detector)
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
         try:
             for spec in specs:
                 reader = FrameReader(spec, pace=config.pace)
-                self.cameras[spec.name] = CameraState(spec, reader, SkeletonWindow(self.seq_len, config.stride))
+                ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
+                self.cameras[spec.name] = CameraState(spec, reader, ring)
                 reader.start()
             self._loop(pose, scheduler)
         except KeyboardInterrupt:
@@ -191,7 +284,6 @@ class Pipeline:
             scheduler.close()
             pose.close()
             for camera in self.cameras.values():
-                self._settle_windows(camera)
                 if camera.video is not None:
                     camera.video.close()
             self.events.close()
@@ -205,6 +297,7 @@ class Pipeline:
                 busy |= self._feed_pose(camera, pose)
                 busy |= self._collect_pose(camera, scheduler)
                 self._report_reader_error(camera)
+                self._report_reconnects(camera)
             if time.perf_counter() - last_status >= self.config.status_interval:
                 self._print_status(scheduler)
                 last_status = time.perf_counter()
@@ -231,11 +324,10 @@ class Pipeline:
         try:
             result = future.result()
         except Exception as exc:  # a crashed worker: this frame counts as without a person
-            result = PoseResult(np.zeros((self.config.persons, NUM_JOINTS, 3), np.float32), 0.0,
+            result = PoseResult(np.zeros((self.persons, NUM_JOINTS, 3), np.float32), 0.0,
                                 f"pose worker failed: {type(exc).__name__}: {exc}")
-        if result.error and result.error not in camera.errors:
-            camera.errors.append(result.error)
-            self._say(f"camera {camera.spec.name}: {result.error} (frames continue without a person)")
+        if result.error:
+            self._camera_error(camera, "pose", f"{result.error} (frames continue without a person)")
         return result
 
     def _handle_frame(self, camera: CameraState, frame: Frame, pose: PoseResult,
@@ -252,16 +344,18 @@ class Pipeline:
             meta = {"frames": [first, camera.ring.count - 1],
                     "persons": [int(slot) for slot in np.flatnonzero(present)]}
             camera.windows += 1
-            camera.window_futures.append(scheduler.submit(camera.spec.name, window, meta))
+            future = scheduler.submit(camera.spec.name, window, meta)
+            future.add_done_callback(functools.partial(self._on_window_done, camera))
         config = self.config
         if config.save_video is None and config.save_clips is None and not config.display:
             return
         label = camera.label or (None, None)
-        image = draw(frame.image, keypoints, label[0], label[1], camera.alert_active)
+        image = draw(frame.image, keypoints, label[0], label[1], camera.alert_active, self.classifier.untrained)
         fps = camera.reader.counters.fps or 25.0
         if config.save_video is not None:
             if camera.video is None:
                 camera.video = VideoOutput(config.save_video / f"{camera.spec.name}.mp4", fps)
+                self._note_codec(camera.video)
             camera.video.write(image)
         if config.save_clips is not None:
             camera.recent.append(image)
@@ -272,9 +366,16 @@ class Pipeline:
         if config.display:
             self._show(camera.spec.name, image)
 
+    def _note_codec(self, video: VideoOutput) -> None:
+        """Say once when annotated video falls back to mp4v, which browsers do not play."""
+        if video.codec == "opencv-mp4v" and not getattr(self, "_noted_mp4v", False):
+            self._noted_mp4v = True
+            self._say(f"note: {MP4V_NOTE}")
+
     def _write_clip(self, camera: CameraState, alert: dict, fps: float) -> None:
         """The frames of the alert's window (those still in memory), as an MP4 beside the events."""
         clip = VideoOutput(alert["clip"], fps)
+        self._note_codec(clip)
         for image in camera.recent:
             clip.write(image)
         clip.close()
@@ -291,21 +392,30 @@ class Pipeline:
             raise StgcnError(f"--display failed ({str(exc).strip().splitlines()[-1][:120]}): this OpenCV has no "
                              "window support; use --save-video DIR") from exc
 
-    def _settle_windows(self, camera: CameraState) -> None:
-        for future in camera.window_futures:
-            exc = future.exception()
-            if isinstance(exc, WindowDropped):
-                camera.dropped_windows += 1
-            elif exc is not None and str(exc) not in camera.errors:
-                camera.errors.append(f"classification failed: {exc}")
-        camera.window_futures.clear()
-
     def _report_reader_error(self, camera: CameraState, others_continue: bool = True) -> None:
         error = camera.reader.counters.error
         if error and error not in camera.errors:
             camera.errors.append(error)
             others = "; the other cameras continue" if others_continue and len(self.cameras) > 1 else ""
             self._say(f"camera {camera.spec.name}: {error}{others}")
+            self._emit({"kind": "camera", "time": now_iso(), "camera": camera.spec.name, "state": "failed",
+                        "message": error})
+
+    def _report_reconnects(self, camera: CameraState) -> None:
+        """A live source's retries as camera events: connecting (no frame yet) or reconnecting, with the
+        attempt, then reconnected once frames come again."""
+        counters = camera.reader.counters
+        if counters.reconnects > camera.reconnects:
+            camera.reconnects = counters.reconnects
+            state = "reconnecting" if counters.read else "connecting"
+            if camera.reconnect_read is None:
+                camera.reconnect_read = counters.read
+            self._emit({"kind": "camera", "time": now_iso(), "camera": camera.spec.name, "state": state,
+                        "attempt": counters.reconnects})
+        elif camera.reconnect_read is not None and counters.read > camera.reconnect_read:
+            camera.reconnect_read = None
+            self._emit({"kind": "camera", "time": now_iso(), "camera": camera.spec.name, "state": "reconnected",
+                        "attempts": counters.reconnects})
 
     def _say(self, text: str) -> None:
         print(text, file=self.status or sys.stderr, flush=True)
@@ -313,7 +423,22 @@ class Pipeline:
     def _print_status(self, scheduler: BatchScheduler) -> None:
         elapsed = time.perf_counter() - self.started
         self._say(" | ".join(camera.status(elapsed) for camera in self.cameras.values())
-                  + f" | queue {scheduler.depth}")
+                  + f" | windows queued {scheduler.depth}")
+        for camera in self.cameras.values():
+            self._warn_if_behind(camera)
+
+    def _warn_if_behind(self, camera: CameraState) -> None:
+        """One warning line per camera that falls behind real time, saying what would help. Judged
+        from the second status interval of frames on (the first holds the workers' start)."""
+        rate = (camera.frames_done - camera.frames_at_status) / self.config.status_interval
+        started = camera.frames_at_status > 0
+        camera.frames_at_status = camera.frames_done
+        if camera.behind or not started or camera.finished:
+            return
+        why = camera.falling_behind(rate)
+        if why is not None:
+            camera.behind = True
+            self._say(f"warning: camera {camera.spec.name} falls behind real time ({why}): {BEHIND_ADVICE}")
 
     def summaries(self) -> list[CameraSummary]:
         out = []
@@ -325,31 +450,46 @@ class Pipeline:
                 person_rate=camera.persons_seen / camera.frames_done if camera.frames_done else 0.0,
                 windows=camera.windows, predictions=camera.predictions,
                 windows_dropped=camera.dropped_windows, alerts=camera.alerts,
-                pose_ms=float(np.mean(camera.pose_ms)) if camera.pose_ms else 0.0,
-                classify_ms=float(np.mean(camera.classify_ms)) if camera.classify_ms else 0.0,
+                pose_ms=_mean(camera.pose_ms), queue_ms=_mean(camera.queue_ms), model_ms=_mean(camera.model_ms),
                 errors=list(camera.errors)))
         return out
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+@dataclass
+class RunResult:
+    """What a run left: each camera's summary, and what the events file got from it."""
+
+    summaries: list[CameraSummary]
+    interrupted: bool
+    run_id: str
+    events: dict[str, int]  # lines written, by kind
+
+
 def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: str | None = None,
-                   report: Callable[[str], None] = print) -> tuple[list[CameraSummary], bool]:
-    """Open ``model`` (backend by suffix) and run the pipeline; returns (summaries, interrupted).
+                   report: Callable[[str], None] = print) -> RunResult:
+    """Open ``model`` (backend by suffix) and run the pipeline.
     ``fast``: a mode of ``--fast`` (:data:`~stgcn_rt.runtime.classifier.FAST_MODES`), or None.
 
     Raises when no source delivered a single frame, so that a run with only bad sources fails.
+    Nothing is written before the run starts: the events file at its first line, a video folder at
+    its first video.
     """
-    from stgcn_rt.files import check_output_path
+    from stgcn_rt.files import check_output_folder, check_output_path
     from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.runtime import load_classifier
     from stgcn_rt.runtime.classifier import warm_up_with_progress
     from stgcn_rt.runtime.heap import startup_objects_frozen
 
     require_pipeline_packages()
-    check_output_path(config.events)
-    for folder in (config.save_video, config.save_clips):
+    check_output_path(config.events, option="--events")
+    for folder, option in ((config.save_video, "--save-video"), (config.save_clips, "--save-clips")):
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {"persons": config.persons} if is_checkpoint(model) else {}
+            check_output_folder(folder, option)
+    options: dict[str, Any] = {"persons": config.persons or 1} if is_checkpoint(model) else {}
     if fast:
         options.update(fast_torch_options(model, device, fast))
     with load_classifier(model, device=device, **options) as classifier:
@@ -359,23 +499,36 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
             report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start "
                    "(a minute or more on a first start; restarts read the kernels from Triton's cache)")
             warm_up_with_progress(classifier, config.max_batch, report)
-        pipeline = Pipeline(config, classifier)
+        pipeline = Pipeline(config, classifier, model=model)
         with startup_objects_frozen():
             summaries = pipeline.run()
     if not pipeline.interrupted and summaries and all(s.frames == 0 for s in summaries):
         raise StgcnError("no source delivered a frame: " + "; ".join(e for s in summaries for e in s.errors))
-    return summaries, pipeline.interrupted
+    return RunResult(summaries, pipeline.interrupted, pipeline.run_id, dict(pipeline.events.counts))
 
 
 def summary_table(summaries: list[CameraSummary]) -> str:
-    header = (f"{'camera':<16}{'frames':>8}{'person':>8}{'windows':>9}{'events':>8}{'dropped':>9}"
-              f"{'alerts':>8}{'pose ms':>9}{'classify ms':>13}")
+    """One row per camera. predictions and alerts (raised) count the camera's lines in the events
+    file; dropped counts windows the queue dropped and, for live sources, frames."""
+    header = (f"{'camera':<16}{'frames':>8}{'person':>8}{'windows':>9}{'predictions':>13}{'alerts':>8}"
+              f"{'dropped':>9}{'pose ms':>9}{'queue ms':>10}{'model ms':>10}")
     lines = [header]
     for s in summaries:
-        lines.append(f"{s.camera:<16}{s.frames:>8}{s.person_rate:>8.0%}{s.windows:>9}{s.predictions:>8}"
-                     f"{s.windows_dropped + s.frames_dropped:>9}{s.alerts:>8}{s.pose_ms:>9.1f}{s.classify_ms:>13.1f}")
+        lines.append(f"{s.camera:<16}{s.frames:>8}{s.person_rate:>8.0%}{s.windows:>9}{s.predictions:>13}"
+                     f"{s.alerts:>8}{s.windows_dropped + s.frames_dropped:>9}{s.pose_ms:>9.1f}{s.queue_ms:>10.1f}"
+                     f"{s.model_ms:>10.1f}")
         lines.extend(f"  {s.camera}: {error}" for error in s.errors)
     return "\n".join(lines)
+
+
+EVENT_NAMES = {"run": "run line", "camera": "camera event"}
+
+
+def events_line(path: Path, result: RunResult) -> str:
+    """Where this run's events went and how many lines of each kind it appended."""
+    counts = ", ".join(f"{count} {EVENT_NAMES.get(kind, kind)}{'' if count == 1 else 's'}"
+                       for kind, count in result.events.items())
+    return f"events: {path} (run {result.run_id}: {counts or 'nothing written'})"
 
 
 def summaries_as_dicts(summaries: list[CameraSummary]) -> list[dict[str, Any]]:

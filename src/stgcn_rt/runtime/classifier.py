@@ -59,6 +59,8 @@ class Classifier(ABC):
     name: str = "classifier"
     #: the arithmetic the model runs in (fp32, fp16, int8; "unknown" where a server does not say)
     precision: str = "fp32"
+    #: a model with no training behind it (the demo's), as its file says: its labels mean nothing
+    untrained: bool = False
     #: set by :meth:`close`; every call after it fails in one line
     closed: bool = False
 

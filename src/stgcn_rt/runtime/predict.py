@@ -56,25 +56,30 @@ def predict_action(buffer: Iterable[np.ndarray], classifier: Classifier, seq_len
 
 
 class SkeletonWindow:
-    """Ring buffer of the last ``seq_len`` frames; says when a window is due, every ``stride`` frames.
+    """Ring buffer of the last ``seq_len`` frames; says when a window is due: every ``stride`` frames,
+    once ``min_frames`` have come (default 1: from the first frames on, zero-padded, as the roadmap's
+    ``predict_action``; a pipeline waits for a full window).
 
     >>> ring = SkeletonWindow(seq_len=150, stride=5)
     >>> due = ring.push(frame)            # frame: (C, V, M)
     >>> if due: window = ring.window()    # (C, 150, V, M), zero-padded at first
     """
 
-    def __init__(self, seq_len: int = SEQ_LEN, stride: int = 5) -> None:
+    def __init__(self, seq_len: int = SEQ_LEN, stride: int = 5, min_frames: int = 1) -> None:
         if seq_len < 1 or stride < 1:
             raise StgcnError(f"seq_len and stride must be positive, got {seq_len} and {stride}")
+        if not 1 <= min_frames <= seq_len:
+            raise StgcnError(f"the frames before a first window must be 1 to the window's {seq_len}, got {min_frames}")
         self.seq_len = seq_len
         self.stride = stride
+        self.min_frames = min_frames
         self.frames: deque[np.ndarray] = deque(maxlen=seq_len)
         self.count = 0  # frames pushed since the start of the stream
 
     def push(self, frame: np.ndarray) -> bool:
         self.frames.append(np.asarray(frame, dtype=np.float32))
         self.count += 1
-        return self.count % self.stride == 0
+        return self.count % self.stride == 0 and self.count >= self.min_frames
 
     @property
     def first_frame(self) -> int:

@@ -39,9 +39,15 @@ class WindowDropped(StgcnError):
 class WindowResult:
     camera: Hashable
     probabilities: np.ndarray
-    latency_s: float
+    latency_s: float  # from submit to result: queue_s, then the batch's run
     batch_size: int
     meta: Any = None
+    queue_s: float = 0.0  # waiting in the queue until its batch was launched
+
+    @property
+    def run_s(self) -> float:
+        """The batch's run: launch to result (the model, and with overlap the batch before it)."""
+        return self.latency_s - self.queue_s
 
 
 @dataclass
@@ -156,7 +162,7 @@ class BatchScheduler:
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
-        running: tuple[list[_Item], Callable[[], np.ndarray]] | None = None
+        running: tuple[list[_Item], Callable[[], np.ndarray], float] | None = None
         while True:
             # with a batch running, take the next only if it is due now; else finish the running one
             batch = self._next_batch(wait=running is None)
@@ -166,10 +172,11 @@ class BatchScheduler:
                 self._finish(*running)
                 running = None
                 continue
+            started = time.perf_counter()
             launched = self._launch(batch)
             if running is not None:
                 self._finish(*running)
-            running = (batch, launched) if launched is not None else None
+            running = (batch, launched, started) if launched is not None else None
             if running is not None and not self.overlap:
                 self._finish(*running)
                 running = None
@@ -186,7 +193,7 @@ class BatchScheduler:
             self.stats.failed[item.camera] += 1
             item.future.set_exception(exc)
 
-    def _finish(self, batch: list[_Item], launched: Callable[[], np.ndarray]) -> None:
+    def _finish(self, batch: list[_Item], launched: Callable[[], np.ndarray], started: float) -> None:
         try:
             probabilities = launched()
         except Exception as exc:
@@ -196,7 +203,8 @@ class BatchScheduler:
         self.stats.batches += 1
         self.stats.batch_sizes[len(batch)] += 1
         for item, probs in zip(batch, probabilities):
-            result = WindowResult(item.camera, probs, done - item.enqueued, len(batch), item.meta)
+            result = WindowResult(item.camera, probs, done - item.enqueued, len(batch), item.meta,
+                                  started - item.enqueued)
             self.stats.completed[item.camera] += 1
             item.future.set_result(result)
             if self.on_result is not None:

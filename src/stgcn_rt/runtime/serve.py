@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
-from stgcn_rt.export.triton import CLASSES_PARAMETER
+from stgcn_rt.export.triton import CLASSES_PARAMETER, UNTRAINED_PARAMETER
 from stgcn_rt.runtime.classifier import Classifier, is_checkpoint, load_classifier, warm_up_with_progress
 from stgcn_rt.runtime.heap import startup_objects_frozen
 from stgcn_rt.urls import mask_url
@@ -86,8 +86,9 @@ def make_infer(classifier: Classifier) -> Callable[..., dict[str, np.ndarray]]:
     return infer
 
 
-def publish_classes(triton: Any, classes: list[str]) -> bool:
-    """Put the class names into the served model config as ``stgcn_rt.classes``.
+def publish_classes(triton: Any, classes: list[str], untrained: bool = False) -> bool:
+    """Put the class names into the served model config as ``stgcn_rt.classes`` (and, for a model
+    with no training behind it, ``stgcn_rt.untrained``).
 
     PyTriton has no public argument for model-config parameters; its model objects build their
     config once and cache it, so the parameter is added to that cached config before the server
@@ -95,7 +96,10 @@ def publish_classes(triton: Any, classes: list[str]) -> bool:
     """
     try:
         for model in triton._model_manager.models:
-            model._get_triton_model_config().backend_parameters[CLASSES_PARAMETER] = ",".join(classes)
+            parameters = model._get_triton_model_config().backend_parameters
+            parameters[CLASSES_PARAMETER] = ",".join(classes)
+            if untrained:
+                parameters[UNTRAINED_PARAMETER] = "true"
         return True
     except AttributeError:
         return False
@@ -135,7 +139,7 @@ def serve(model: str, options: ServeOptions, report: Callable[[str], None] = pri
                     config=ModelConfig(max_batch_size=options.max_batch,
                                        batcher=DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)),
                     strict=True)
-        if not publish_classes(triton, classifier.classes):
+        if not publish_classes(triton, classifier.classes, classifier.untrained):
             report("warning: this PyTriton version hides the model config; clients will see class_0, class_1...")
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:

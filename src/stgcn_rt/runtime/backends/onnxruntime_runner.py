@@ -108,6 +108,7 @@ class OnnxClassifier(Classifier):
         self.device = device
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.precision = self.metadata.get("precision", "fp32")
+        self.untrained = self.metadata.get("untrained") == "true"
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.output_name = self.session.get_outputs()[0].name

@@ -73,6 +73,7 @@ class TensorRTClassifier(Classifier):
             raise StgcnError(f"{self.path.name} is a {sidecar['precision']} engine, not {precision}")
         self.device = str(self._device)
         self.precision = sidecar.get("precision", "unknown")
+        self.untrained = bool(sidecar.get("untrained"))
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime: tensorrt.Runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())

@@ -280,6 +280,7 @@ class TorchClassifier(Classifier):
         if self._device.type != "cuda" and (precision != "fp32" or cuda_graphs):
             raise StgcnError("fp16 and CUDA graphs need a CUDA device: use --device cuda or fp32")
         self.loaded = loaded
+        self.untrained = loaded.untrained
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         self.classes = list(loaded.config.classes)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, first_line, require
-from stgcn_rt.export.triton import CLASSES_PARAMETER
+from stgcn_rt.export.triton import CLASSES_PARAMETER, UNTRAINED_PARAMETER
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.urls import mask_url
 
@@ -64,7 +64,9 @@ class TritonClassifier(Classifier):
         self.max_batch = int(config.get("max_batch_size", 0)) or 1
         dims = tuple(int(d) for d in model_input["dims"])
         self.input_shape = (None, *dims)
-        classes = config.get("parameters", {}).get(CLASSES_PARAMETER, {}).get("string_value", "")
+        parameters = config.get("parameters", {})
+        classes = parameters.get(CLASSES_PARAMETER, {}).get("string_value", "")
+        self.untrained = parameters.get(UNTRAINED_PARAMETER, {}).get("string_value") == "true"
         count = int(model_output["dims"][-1])
         names = [c for c in classes.split(",") if c]
         self.classes = names if len(names) == count else [f"class_{i}" for i in range(count)]
