@@ -189,7 +189,8 @@ def test_pipeline_on_a_real_video_through_the_server(server, tmp_path, videos, s
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     predictions = [e for e in lines if e["kind"] == "prediction"]
-    assert len(predictions) == 6
+    assert len(predictions) == 4  # full windows: frames 150, 200, 250, 300
+    assert lines[0]["kind"] == "run" and lines[0]["untrained"] is True  # the served model's config says so
 
 
 def test_a_server_restart_mid_run_loses_no_window(demo_models, local, real_windows, tmp_path):
