@@ -3,7 +3,8 @@ of the shipped clip (paced at its frame rate, like live cameras) and reports, pe
 clip duration (1.0 = kept up), window latency (submit to probabilities) p50/p99, and drops.
 
     python scripts/pipeline_capacity.py --cameras 1,2,3 --persons 1 [--model demo]
-Writes docs/benchmarks/pipeline-<host>-<date>.{json,md} (appending rows for other --persons runs).
+Writes docs/benchmarks/pipeline-cpu<cores>.{json,md}, one current report per machine size (rows of
+other --persons and --stride runs of the same day are kept; git keeps the earlier reports).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stgcn_rt.data import demo_video
+from stgcn_rt.files import atomic_output
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
@@ -49,7 +51,7 @@ def run(cameras: int, persons: int, stride: int, model: Path, folder: Path) -> d
         raise SystemExit(proc.stderr)
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     latency = np.array([e["latency_ms"] for e in lines if e["kind"] == "prediction"])
-    expected = cameras * (300 // stride)
+    expected = cameras * sum(1 for frame in range(stride, 301, stride) if frame >= 150)  # full windows only
     duration = 300 / 29.97
     return {"cameras": cameras, "persons": persons, "stride": stride, "wall_over_duration": wall / duration,
             "windows": len(latency), "expected_windows": expected,
@@ -62,12 +64,15 @@ def main() -> None:
     parser.add_argument("--cameras", default="1,2")
     parser.add_argument("--persons", type=int, default=1)
     parser.add_argument("--stride", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the report")
     args = parser.parse_args()
     host = f"cpu{os.cpu_count()}"
     date = time.strftime("%Y-%m-%d")
-    path = OUT / f"pipeline-{host}-{date}.json"
+    path = args.out / f"pipeline-{host}.json"
     fresh = {"date": date, "device": f"CPU, {os.cpu_count()} cores", "rows": []}
     report = json.loads(path.read_text()) if path.exists() else fresh
+    if report["date"] != date:
+        report = fresh
     with tempfile.TemporaryDirectory() as work:
         model = model_for(args.persons, Path(work))
         for cameras in (int(c) for c in args.cameras.split(",")):
@@ -80,8 +85,9 @@ def main() -> None:
             key = (cameras, args.persons, args.stride)
             report["rows"] = [r for r in report["rows"] if (r["cameras"], r["persons"], r["stride"]) != key]
             report["rows"].append(row)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Pipeline capacity on this machine ({report['device']}), {date}", "",
              "The shipped 10 s clip (30 fps) per camera, paced in real time (`stgcn-rt run --realtime`), "
              "MediaPipe pose in one worker process per core, the untrained demo network on ONNX Runtime (CPU), "
@@ -97,7 +103,9 @@ def main() -> None:
                      f"{r['expected_windows']} | {r['latency_p50_ms']:.0f} ms | {r['latency_p99_ms']:.0f} ms | "
                      f"{'yes' if kept else 'no'} |")
     lines += ["", "Commands: " + "; ".join(sorted({f"`{r['command']}`" for r in report["rows"]}))]
-    (OUT / f"pipeline-{host}-{date}.md").write_text("\n".join(lines) + "\n")
+    with atomic_output(args.out / f"pipeline-{host}.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}/pipeline-{host}.{{json,md}}")
 
 
 if __name__ == "__main__":

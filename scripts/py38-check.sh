@@ -32,5 +32,6 @@ pip install -e ".[pipeline]"
 .venv-py38/bin/python -c "import stgcn_rt, torch, onnxruntime, mediapipe; print('py38-check:', 'torch', torch.__version__, \
 'onnxruntime', onnxruntime.__version__, 'mediapipe', mediapipe.__version__)" >&2
 .venv-py38/bin/python -m pytest -q -p no:cacheprovider tests/model tests/export/test_onnx_export.py \
-    tests/export/test_graph_tidy.py tests/runtime/test_classifier.py tests/runtime/test_environment.py \
-    tests/runtime/test_predict.py tests/runtime/test_scheduler.py tests/pipeline tests/test_cli.py "$@"
+    tests/onnx/test_tidy.py tests/runtime/test_classifier.py tests/runtime/test_environment.py \
+    tests/runtime/test_predict.py tests/runtime/test_scheduler.py tests/pipeline tests/test_cli.py \
+    tests/test_files.py tests/test_layers.py "$@"

@@ -218,7 +218,7 @@ def test_console_script_exit_code(tmp_path):
                                             (["--fast", "kernels"], "kernels"),
                                             (["--fast", "kernels-fp8"], "kernels-fp8")])
 def test_fast_takes_an_optional_mode(monkeypatch, tmp_path, args, mode):
-    """--fast alone picks the Triton kernels (the fastest measured); --fast compile the compiled rewrite."""
+    """--fast alone picks the GPU kernels (the fastest measured); --fast compile the compiled rewrite."""
     import stgcn_rt.cli as cli_module
 
     seen = {}
@@ -231,11 +231,11 @@ def test_fast_takes_an_optional_mode(monkeypatch, tmp_path, args, mode):
 def test_fast_modes_select_the_measured_configurations():
     from stgcn_rt.runtime.classifier import fast_torch_options
 
-    assert fast_torch_options("m.pt", "cuda", "kernels") == {"precision": "fp16", "triton_kernels": True,
+    assert fast_torch_options("m.pt", "cuda", "kernels") == {"precision": "fp16", "kernels": True,
                                                              "cuda_graphs": True}
-    assert fast_torch_options("m.pt", "cuda:1")["triton_kernels"] is True
+    assert fast_torch_options("m.pt", "cuda:1")["kernels"] is True
     assert fast_torch_options("m.pt", "cuda", "compile")["compile"] is True
-    assert fast_torch_options("m.pt", "cuda", "kernels-fp8") == {"precision": "fp16", "triton_kernels": True,
+    assert fast_torch_options("m.pt", "cuda", "kernels-fp8") == {"precision": "fp16", "kernels": True,
                                                                  "cuda_graphs": True, "fp8_temporal": True}
     result = cli_runner().invoke(cli, ["run", "--source", "x.mp4", "--model", "m.pt", "--fast", "turbo"])
     assert result.exit_code == 2 and "Invalid value for '--fast'" in result.stderr

@@ -11,9 +11,17 @@ from typing import Any
 import click
 
 from stgcn_rt import __version__
-from stgcn_rt.bench.names import BACKEND_NAMES, DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
+from stgcn_rt.runtime.configurations import (
+    ALIASES,
+    DEFAULT_FAST_MODE,
+    DEFAULT_SCHEDULER_BACKEND,
+    FAST_MODES,
+    NAMES,
+    SCHEDULER_BACKENDS,
+    configuration,
+)
+from stgcn_rt.window import FRAMES
 
 
 class Context:
@@ -123,7 +131,7 @@ classes_option = click.option(
 fast_option = click.option(
     "--fast", type=click.Choice(list(FAST_MODES)), is_flag=False, flag_value=DEFAULT_FAST_MODE, default=None,
     help="With --device cuda and a .pt checkpoint, the fastest PyTorch backends, fp16 with CUDA graphs: "
-         "--fast (or --fast kernels) runs this project's Triton kernels (fastest measured: per window, per "
+         "--fast (or --fast kernels) runs this project's GPU kernels (fastest measured: per window, per "
          "batch and in cameras), --fast kernels-fp8 the same with the temporal convolutions on fp8 operands "
          "(Hopper GPUs: faster, probabilities within about 1e-4 of fp32), --fast compile the optimized rewrite "
          "under torch.compile; all compile and tune for a minute or more at their first start.")
@@ -176,7 +184,7 @@ def init_demo(output: str, seed: int) -> None:
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, help="ONNX file to write (atomically).")
 @persons_option
-@click.option("--seq-len", type=click.IntRange(min=3), default=150, show_default=True,
+@click.option("--seq-len", type=click.IntRange(min=3), default=FRAMES, show_default=True,
               help="Frames per window, T.")
 @layout_option
 @center_option
@@ -251,10 +259,10 @@ def validate(checkpoint: str, model: str, data: str | None, random_count: int, l
     """
     import json
 
-    from stgcn_rt.export.validate import validate as run_validation
     from stgcn_rt.model.checkpoint import load_checkpoint
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
     from stgcn_rt.runtime.classifier import is_checkpoint, load_classifier
+    from stgcn_rt.runtime.validation import validate as run_validation
 
     if is_checkpoint(model):
         raise StgcnError(f"{model} is a checkpoint: validate takes the CHECKPOINT first, then the MODEL exported "
@@ -285,7 +293,7 @@ def validate(checkpoint: str, model: str, data: str | None, random_count: int, l
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="M used for a checkpoint's FLOP count.")
-@click.option("--seq-len", type=click.IntRange(min=3), default=150, show_default=True,
+@click.option("--seq-len", type=click.IntRange(min=3), default=FRAMES, show_default=True,
               help="T used for a checkpoint's FLOP count.")
 @handle_errors
 def info(file: str, persons: int, seq_len: int) -> None:
@@ -306,7 +314,7 @@ def echo_rows(rows: list[tuple[str, str]]) -> None:
 @cli.command()
 @handle_errors
 def check() -> None:
-    """What this machine can run: PyTorch (CPU, CUDA), ONNX Runtime, TensorRT, the Triton kernels and
+    """What this machine can run: PyTorch (CPU, CUDA), ONNX Runtime, TensorRT, the GPU kernels and
     the pipeline's MediaPipe and OpenCV, with the version found or why not. Run it first on a new
     machine (on a Jetson: in the venv made with --system-site-packages, to see JetPack's TensorRT)."""
     from stgcn_rt.runtime.environment import capabilities
@@ -466,9 +474,9 @@ def quantize(model: str, output: str, calib: str | None, calib_video: str | None
     Both targets run on ONNX Runtime (check with stgcn-rt validate CHECKPOINT OUT --data ...); the
     default builds into a TensorRT INT8 engine with explicit quantization.
     """
-    from stgcn_rt.export.calibration import calibration_windows
     from stgcn_rt.export.quantize import quantize_int8
     from stgcn_rt.files import check_output_path
+    from stgcn_rt.pipeline.calibration import calibration_windows
 
     check_output_path(output, (".onnx",))
     windows = calibration_windows(calib, calib_video, model, report=echo_err)
@@ -513,10 +521,10 @@ def build(model: str, output: str, precision: str, calib: str | None, calib_vide
     """
     from pathlib import Path
 
-    from stgcn_rt.export.calibration import calibration_windows
     from stgcn_rt.export.quantize import is_quantized, quantize_int8
     from stgcn_rt.export.tensorrt_build import BuildOptions, build_engine, parse_size
     from stgcn_rt.files import check_output_path
+    from stgcn_rt.pipeline.calibration import calibration_windows
 
     check_output_path(output, (".engine", ".plan"))
     if not Path(model).exists():
@@ -573,9 +581,9 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
-              help=f"Subset of: {', '.join(BACKEND_NAMES)} (default: all this machine can run). 'optimized' is "
+              help=f"Subset of: {', '.join(NAMES)} (default: all this machine can run). 'optimized' is "
                    "the channels-last, sparse-graph rewrite (two CUDA streams unless 'serial'); 'autotune' compiles "
-                   "with max-autotune (minutes); 'triton-kernels' runs this project's Triton kernels ('pointer-loads': "
+                   "with max-autotune (minutes); 'kernels' runs this project's GPU kernels ('pointer-loads': "
                    "without Hopper's tensor memory accelerator; 'fp8': the temporal convolutions on fp8 operands); "
                    "'onnxruntime-as-exported' runs the export's graph steps as written (the runner otherwise "
                    "mixes joints first on the CPU); 'onnxruntime-one-session' runs a batch in one run with every "
@@ -595,11 +603,11 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
               help="CPU cores for ONNX Runtime (default: all): threads for one window, or windows at a time.")
 @click.option("--p99-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Camera capacity: p99 latency limit.")
-@click.option("--scheduler-backend", type=click.Choice(list(SCHEDULER_BACKENDS)),
+@click.option("--scheduler-backend", type=click.Choice([*SCHEDULER_BACKENDS, *ALIASES]),
               default=DEFAULT_SCHEDULER_BACKEND, show_default=True,
               help="On a GPU, what the batching scheduler runs in the camera test (default: what --fast runs).")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
-@click.option("--name", default=None, help="File name stem (default: bench-<device>-<date>).")
+@click.option("--name", default=None, help="File name stem (default: bench-<device>; a new run overwrites the last).")
 @handle_errors
 def bench(model: str, compare: str, clients: list[int], engine: str | None, persons: int, backends: str | None,
           batches: list[int], cameras: list[int], stride: int, iterations: int, seconds: float, threads: int | None,
@@ -613,7 +621,6 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     """
     import contextlib
     import re
-    import time
     from pathlib import Path
 
     from tqdm import tqdm
@@ -623,10 +630,7 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     from stgcn_rt.quiet import library_messages_hidden
     from stgcn_rt.runtime.classifier import is_checkpoint
 
-    chosen = [b.strip() for b in backends.split(",")] if backends else None
-    unknown = sorted(set(chosen or []) - set(BACKEND_NAMES))
-    if unknown:
-        raise StgcnError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKEND_NAMES)}")
+    chosen = [configuration(b.strip()).name for b in backends.split(",")] if backends else None
     server = model if "://" in model else None
     local = compare if server else model
     if local != "demo" and not Path(local).exists():
@@ -638,7 +642,8 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
                          engine=Path(engine) if engine else None, persons=persons, backends=chosen,
                          batches=batches, cameras=cameras,
                          stride=stride, iterations=iterations,
-                         seconds=seconds, threads=threads, p99_limit_ms=p99_ms, scheduler_backend=scheduler_backend)
+                         seconds=seconds, threads=threads, p99_limit_ms=p99_ms,
+                         scheduler_backend=configuration(scheduler_backend).name)
     with tqdm(desc="bench", unit="step", leave=False) as bar, \
             contextlib.nullcontext() if Context.debug else library_messages_hidden(BENCH_LOGGERS):
         def tick(text: str) -> None:
@@ -647,7 +652,7 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
 
         report = run_bench(config, tick)
     device = re.sub(r"[^a-z0-9]+", "-", report["environment"]["device"].lower()).strip("-")[:40]
-    stem = name or f"bench-{device}-{time.strftime('%Y-%m-%d')}"
+    stem = name or f"bench-{device}"  # one current report per machine: a new run overwrites it
     paths = write(report, Path(out), stem)
     click.echo((Path(out) / f"{stem}.md").read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths))
@@ -672,7 +677,7 @@ def export_triton_command(source: str, output: str, name: str, max_batch: int, i
     A checkpoint is exported to a validated dynamic-batch ONNX for Triton's onnxruntime backend; an
     engine (with its .json sidecar) goes to the tensorrt backend. Prints the server command lines.
     """
-    from stgcn_rt.export.triton import TritonOptions, export_triton, server_commands
+    from stgcn_rt.serve.repository import TritonOptions, export_triton, server_commands
 
     options = TritonOptions(name=name, max_batch=max_batch, instances=instances,
                             preferred_batch=preferred_batch, kind="KIND_CPU" if cpu else "KIND_GPU",
@@ -714,8 +719,8 @@ def serve(model: str, name: str, host: str, http_port: int, grpc_port: int, max_
     from pathlib import Path
 
     from stgcn_rt.runtime.classifier import fast_torch_options
-    from stgcn_rt.runtime.serve import ServeOptions
-    from stgcn_rt.runtime.serve import serve as serve_model
+    from stgcn_rt.serve.server import ServeOptions
+    from stgcn_rt.serve.server import serve as serve_model
 
     if not Path(model).exists():
         raise StgcnError(f"model {model} not found")

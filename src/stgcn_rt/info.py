@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 from stgcn_rt.errors import StgcnError
+from stgcn_rt.window import FRAMES
 
 
-def describe(path: str | os.PathLike[str], persons: int = 1, seq_len: int = 150) -> list[tuple[str, str]]:
+def describe(path: str | os.PathLike[str], persons: int = 1, seq_len: int = FRAMES) -> list[tuple[str, str]]:
     path = Path(path)
     if not path.exists():
         raise StgcnError(f"{path} not found")
@@ -23,7 +24,7 @@ def describe(path: str | os.PathLike[str], persons: int = 1, seq_len: int = 150)
 
 def describe_engine(path: Path) -> list[tuple[str, str]]:
     """An engine as its JSON sidecar tells it: reading the engine itself would need TensorRT and its GPU."""
-    from stgcn_rt.runtime.backends.tensorrt_runner import read_sidecar
+    from stgcn_rt.artefact import read_sidecar
 
     sidecar = read_sidecar(path)
     rows = [("file", str(path)), ("size", f"{path.stat().st_size / 1e6:.1f} MB")]

@@ -13,12 +13,12 @@ from helpers import cli_runner
 
 from stgcn_rt.bench import run as bench_run
 from stgcn_rt.bench.candidates import Candidate, makers
-from stgcn_rt.bench.names import BACKEND_NAMES
 from stgcn_rt.bench.report import SCHEMA, markdown
 from stgcn_rt.bench.run import BenchConfig, capacity, run_bench
 from stgcn_rt.cli import cli
 from stgcn_rt.export import onnx_export
 from stgcn_rt.export.onnx_export import export_onnx as real_export_onnx
+from stgcn_rt.runtime.configurations import NAMES
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_markdown_has_ratios_against_the_baseline(report):
     thread, scheduler = (capacity(report["cameras"], design) for design in ("thread", "scheduler"))
     assert (f"Capacity: thread per camera {thread} camera{'' if thread == 1 else 's'}, "
             f"batching scheduler {scheduler} camera{'' if scheduler == 1 else 's'} (of those tried: [1, 2]") in text
-    assert "fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU" in text
+    assert "fp16, graphs, compile, optimized and GPU-kernel variants: no CUDA GPU" in text
 
 
 def test_the_input_on_device_column_only_where_a_gpu_backend_measured_it(report):
@@ -138,7 +138,7 @@ def test_cameras_none_skips_the_camera_test(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_backends_that_cannot_run_here_are_one_clear_error(tmp_path):
-    result = cli_runner().invoke(cli, ["bench", "--backends", "triton-kernels-graphs", "--batch", "1", "--cameras",
+    result = cli_runner().invoke(cli, ["bench", "--backends", "kernels-graphs", "--batch", "1", "--cameras",
                                       "none", "--iterations", "5", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "none of the backends asked for can run here (fp16, graphs" in result.stderr
@@ -182,20 +182,20 @@ def test_a_backend_that_fails_is_reported_and_the_run_goes_on(monkeypatch):
 
 
 def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
-    """The camera test's scheduler failing to start (the Triton kernels without a new enough triton,
+    """The camera test's scheduler failing to start (the GPU kernels without a new enough triton,
     say) is one line under "skipped" after the latency and throughput rows, not a lost run; with
     nothing measured before it, the run fails in one line, its candidates closed first."""
     from stgcn_rt.errors import StgcnError
 
     def cannot_start(config, loaded, work):
-        raise StgcnError("the Triton kernels need triton >= 3.2 and this environment has 2.0.0\n(details)")
+        raise StgcnError("the GPU kernels need triton >= 3.2 and this environment has 2.0.0\n(details)")
 
     monkeypatch.setattr(bench_run, "in_process_backend", cannot_start)
     fine = Candidate("fine", "fp32", "cpu", lambda batch: np.full((len(batch), 2), 0.5, np.float32), baseline=True)
     monkeypatch.setattr(bench_run, "available", lambda *args: ([fine], []))
     report = run_bench(BenchConfig(batches=[1], cameras=[1, 2], iterations=5, warmup=1, seconds=0.2))
     assert [r["backend"] for r in report["latency"]] == ["fine"] and report["cameras"] == []
-    assert report["skipped"] == ["camera test: the batching scheduler cannot start here: the Triton kernels need "
+    assert report["skipped"] == ["camera test: the batching scheduler cannot start here: the GPU kernels need "
                                  "triton >= 3.2 and this environment has 2.0.0 (see stgcn-rt check)"]
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
 
@@ -205,24 +205,31 @@ def test_a_scheduler_that_cannot_start_keeps_the_rows_measured(monkeypatch):
     closed = []
     failing = Candidate("failing", "fp32", "cpu", fails, closers=[lambda: closed.append("failing")])
     monkeypatch.setattr(bench_run, "available", lambda *args: ([failing], []))
-    with pytest.raises(StgcnError, match="^the batching scheduler cannot start here: the Triton kernels need"):
+    with pytest.raises(StgcnError, match="^the batching scheduler cannot start here: the GPU kernels need"):
         run_bench(BenchConfig(batches=[1], cameras=[1], iterations=5, warmup=1, seconds=0.2))
     assert closed == ["failing"]  # a candidate that measured nothing is closed before the error
 
 
 def test_the_camera_test_runs_what_fast_runs_by_default():
-    from stgcn_rt.bench.names import DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
-    from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
+    from stgcn_rt.runtime.configurations import (
+        DEFAULT_FAST_MODE,
+        DEFAULT_SCHEDULER_BACKEND,
+        SCHEDULER_BACKENDS,
+        configuration,
+        fast_options,
+    )
 
-    assert SCHEDULER_BACKENDS[DEFAULT_SCHEDULER_BACKEND] == FAST_MODES[DEFAULT_FAST_MODE]
+    assert DEFAULT_SCHEDULER_BACKEND in SCHEDULER_BACKENDS
+    assert configuration(DEFAULT_SCHEDULER_BACKEND).options == fast_options(DEFAULT_FAST_MODE)
     assert BenchConfig().scheduler_backend == DEFAULT_SCHEDULER_BACKEND
+    assert configuration("triton-kernels-fp8-graphs").name == "kernels-fp8-graphs"  # the old name still works
 
 
 def test_every_backend_name_has_a_maker(tmp_path):
     """The CLI's --backends choices (torch-free names) and the makers agree, on a machine with everything."""
     found = makers(None, 1, np.zeros((1, 3, 150, 33, 1), np.float32), tmp_path, cuda=True,
                    engine=tmp_path / "m.engine", server="grpc://localhost:8001/stgcn")
-    assert list(found) == list(BACKEND_NAMES)
+    assert list(found) == list(NAMES)
 
 
 def test_host_calls_are_timed_without_a_device_synchronisation():

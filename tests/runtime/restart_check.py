@@ -27,7 +27,7 @@ def main() -> None:
 
     autotuner.Autotuner._bench = counted
     windows = real_windows()
-    with load_classifier(checkpoint, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True) as model:
+    with load_classifier(checkpoint, device="cuda", precision="fp16", cuda_graphs=True, kernels=True) as model:
         np.save(probabilities, np.concatenate([model.predict(windows[i:i + 1]) for i in range(len(windows))]))
     print(json.dumps(dict(timed)))
 

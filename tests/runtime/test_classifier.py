@@ -97,19 +97,24 @@ def test_autotune_needs_compile(demo_models):
     ({"compile": True}, "turn compile off"),
     ({}, "fp16 on a CUDA GPU"),
 ])
-def test_triton_kernels_refuse_what_they_cannot_run(demo_models, options, message):
+def test_kernels_refuse_what_they_cannot_run(demo_models, options, message):
     ckpt, _ = demo_models
-    with pytest.raises(StgcnError, match=message):
-        load_classifier(ckpt, triton_kernels=True, **options)
+    for name in ("kernels", "triton_kernels"):  # triton_kernels: the option's old name
+        with pytest.raises(StgcnError, match=message):
+            load_classifier(ckpt, **{name: True}, **options)
+    with pytest.raises(StgcnError, match="^the PyTorch runner has no option kernel: choose from autotune, compile, "):
+        load_classifier(ckpt, kernel=True)
 
 
 def test_windows_checked_once_per_shape_and_dtype_still_refuse_a_new_mismatch(monkeypatch):
     """The full check runs once per (type, shape, dtype): a repeated batch skips it, a different
     shape or dtype after an accepted one is still refused."""
+    from stgcn_rt.runtime import classifier
+
     model = MeanClassifier()
     checked = []
-    full_check = model._check_new_windows
-    monkeypatch.setattr(model, "_check_new_windows", lambda w: (checked.append(w.shape), full_check(w)))
+    full_check = classifier.check_windows
+    monkeypatch.setattr(classifier, "check_windows", lambda w, *rest: (checked.append(w.shape), full_check(w, *rest)))
     good = np.zeros((2, 3, 8, 5, 1), np.float32)
     for _ in range(3):
         model.predict(good)
@@ -123,7 +128,7 @@ def test_windows_checked_once_per_shape_and_dtype_still_refuse_a_new_mismatch(mo
 
 
 def test_batch_buckets_are_the_powers_of_two():
-    from stgcn_rt.runtime.backends.torch_runner import bucket_above, buckets_up_to
+    from stgcn_rt.runtime.cuda_graphs import bucket_above, buckets_up_to
 
     assert [bucket_above(count) for count in (1, 2, 3, 5, 8, 9, 130)] == [1, 2, 4, 8, 8, 16, 256]
     assert buckets_up_to(1) == [1] and buckets_up_to(8) == [1, 2, 4, 8] and buckets_up_to(130)[-1] == 128

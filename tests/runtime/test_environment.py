@@ -13,7 +13,7 @@ from stgcn_rt.cli import cli
 from stgcn_rt.runtime import environment
 from stgcn_rt.runtime.environment import capabilities
 
-NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt", "triton kernels", "fp8 kernels",
+NAMES = ["stgcn-rt", "pytorch (cpu)", "pytorch (cuda)", "onnxruntime", "tensorrt", "gpu kernels", "fp8 kernels",
          "pose (mediapipe)", "video (opencv)", "triton client"]
 
 
@@ -25,9 +25,9 @@ def test_every_part_is_listed_with_what_was_found():
     assert found["onnxruntime"].ok and "CPUExecutionProvider" in found["onnxruntime"].detail
     assert found["pytorch (cuda)"].ok == torch.cuda.is_available()
     if not torch.cuda.is_available():
-        assert not found["triton kernels"].ok
+        assert not found["gpu kernels"].ok
         assert found["fp8 kernels"] == environment.Capability("fp8 kernels", False,
-                                                              "they need the triton kernels (the row above)")
+                                                              "they need the gpu kernels (the row above)")
 
 
 @pytest.mark.parametrize(("capability", "triton", "available", "ok", "detail"), [
@@ -41,13 +41,13 @@ def test_fp8_kernels_need_hopper_and_tensor_descriptors(monkeypatch, capability,
     whether it can is the kernels' own check (tma_available)."""
     if environment.triton_too_old(pytest.importorskip("triton").__version__):
         pytest.skip("the kernels need triton 3.2")
-    from stgcn_rt.model import triton_kernels
+    from stgcn_rt.kernels import ops
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capability)
-    monkeypatch.setattr(triton_kernels, "tma_available", lambda device: available)
+    monkeypatch.setattr(ops, "tma_available", lambda device: available)
     monkeypatch.setattr(environment, "_installed", lambda name: triton)
-    kernels = environment.Capability("triton kernels", True, f"triton {triton}")
+    kernels = environment.Capability("gpu kernels", True, f"triton {triton}")
     assert environment._fp8_kernels(kernels) == environment.Capability("fp8 kernels", ok, detail)
 
 
@@ -60,9 +60,9 @@ def test_what_is_missing_says_how_to_get_it(monkeypatch):
     assert found["pose (mediapipe)"] == environment.Capability(
         "pose (mediapipe)", False, "mediapipe is not installed: pip install 'stgcn-rt[pipeline]'")
     monkeypatch.setattr(environment, "_installed", lambda name: "2.0.0" if name == "triton" else None)
-    assert environment._triton_kernels(cuda=True).detail == "triton 2.0.0 is older than 3.2"
+    assert environment._gpu_kernels(cuda=True).detail == "triton 2.0.0 is older than 3.2"
     monkeypatch.setattr(environment, "_installed", lambda name: None)
-    assert "pip install 'stgcn-rt[kernels]'" in environment._triton_kernels(cuda=True).detail
+    assert "pip install 'stgcn-rt[kernels]'" in environment._gpu_kernels(cuda=True).detail
 
 
 def test_check_command_prints_one_aligned_row_each():

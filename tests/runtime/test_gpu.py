@@ -50,10 +50,10 @@ VARIANTS = [  # precision, options
     ("fp16", {"cuda_graphs": True, "optimize": True}),
     ("fp16", {"cuda_graphs": True, "optimize": True, "parallel_streams": False, "compile": True}),
     ("fp16", {"cuda_graphs": True, "optimize": True, "compile": True}),
-    ("fp16", {"triton_kernels": True}),
-    ("fp16", {"cuda_graphs": True, "triton_kernels": True}),
-    ("fp16", {"cuda_graphs": True, "triton_kernels": True, "tma_loads": False}),
-    ("fp16", {"cuda_graphs": True, "triton_kernels": True, "fp8_temporal": True}),
+    ("fp16", {"kernels": True}),
+    ("fp16", {"cuda_graphs": True, "kernels": True}),
+    ("fp16", {"cuda_graphs": True, "kernels": True, "tma_loads": False}),
+    ("fp16", {"cuda_graphs": True, "kernels": True, "fp8_temporal": True}),
 ]
 
 
@@ -96,8 +96,8 @@ LOUD_VARIANTS = [  # every fp16 path of the PyTorch runner
     {"compile": True},
     {"cuda_graphs": True, "optimize": True},
     {"cuda_graphs": True, "optimize": True, "compile": True},
-    {"cuda_graphs": True, "triton_kernels": True},
-    {"cuda_graphs": True, "triton_kernels": True, "fp8_temporal": True},
+    {"cuda_graphs": True, "kernels": True},
+    {"cuda_graphs": True, "kernels": True, "fp8_temporal": True},
 ]
 
 
@@ -112,12 +112,12 @@ def test_fp16_stays_finite_where_pooling_sums_pass_its_range(loud_checkpoint, re
     assert np.isfinite(probs).all() and diff <= 1e-3
 
 
-@pytest.mark.parametrize("options", [{"triton_kernels": True}, {"optimize": True}], ids=str)
+@pytest.mark.parametrize("options", [{"kernels": True}, {"optimize": True}], ids=str)
 def test_graph_probabilities_are_the_softmax_of_its_logits(demo_models, real_windows, options):
     """With host windows a graph hands back the probabilities it computed on the GPU: the softmax of
-    the logits it hands back, for batches the Triton kernels read in place and for batches copied in."""
-    from stgcn_rt.runtime.backends.torch_runner import IN_PLACE_MAX_BATCH
-    from stgcn_rt.runtime.classifier import softmax
+    the logits it hands back, for batches the GPU kernels read in place and for batches copied in."""
+    from stgcn_rt.runtime.cuda_graphs import IN_PLACE_MAX_BATCH
+    from stgcn_rt.window import softmax
 
     ckpt, _ = demo_models
     large = np.concatenate([real_windows] * (IN_PLACE_MAX_BATCH // len(real_windows) + 2))
@@ -132,10 +132,10 @@ def test_graph_probabilities_are_the_softmax_of_its_logits(demo_models, real_win
 
 
 def test_kernels_refuse_host_windows_that_are_not_pinned(demo_models):
+    from stgcn_rt.kernels.network import KernelNetwork
     from stgcn_rt.model.checkpoint import load_checkpoint
-    from stgcn_rt.model.triton_model import TritonSTGCN
 
-    model = TritonSTGCN(load_checkpoint(demo_models[0]).model).cuda()
+    model = KernelNetwork(load_checkpoint(demo_models[0]).model).cuda()
     with pytest.raises(ValueError, match="pinned"):
         model.scores(torch.zeros(1, 3, 150, 33, 1))
 
@@ -144,10 +144,10 @@ def test_kernels_read_pinned_windows_of_several_persons(demo_models, real_window
     """``scores`` reads pinned host windows in place (the classifier's graphs copy windows of several
     persons in, but the model's own method takes them): windows of five persons give, to the bit,
     what the same windows on the GPU give."""
+    from stgcn_rt.kernels.network import KernelNetwork
     from stgcn_rt.model.checkpoint import load_checkpoint
-    from stgcn_rt.model.triton_model import TritonSTGCN
 
-    model = TritonSTGCN(load_checkpoint(demo_models[0]).model).cuda()
+    model = KernelNetwork(load_checkpoint(demo_models[0]).model).cuda()
     persons = torch.from_numpy(np.concatenate([real_windows[:6], real_windows[6:12]], axis=-1))  # M=2
     windows = torch.cat([persons] * 3, dim=-1)[..., :5].contiguous()  # (6, 3, 150, 33, 5)
     with torch.inference_mode():
@@ -163,9 +163,9 @@ def test_torch_input_on_the_gpu(demo_models, real_windows, cpu_reference):
     assert np.abs(logits - cpu_reference).max() <= 1e-4
 
 
-@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}, {"triton_kernels": True},
-                                     {"triton_kernels": True, "fp8_temporal": True}],
-                         ids=["graphs", "optimized-compile", "triton-kernels", "triton-kernels-fp8"])
+@pytest.mark.parametrize("options", [{}, {"optimize": True, "compile": True}, {"kernels": True},
+                                     {"kernels": True, "fp8_temporal": True}],
+                         ids=["graphs", "optimized-compile", "kernels", "kernels-fp8"])
 def test_scheduler_on_the_gpu(demo_models, real_windows, options):
     ckpt, _ = demo_models
     rng = np.random.default_rng(0)
@@ -189,7 +189,7 @@ def test_launched_batches_are_what_predict_returns(demo_models, real_windows):
     """launch() replays the bucket's two graphs in turn without waiting; a graph reused before its
     batch was collected (a third launch, or predict on the first graph) keeps that batch's rows first."""
     ckpt, _ = demo_models
-    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True) as model:
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, kernels=True) as model:
         want = [model.predict(real_windows[0:4]), model.predict(real_windows[4:8])]
         first, second, third = (model.launch(real_windows[i:i + 4]) for i in (0, 4, 0))
         between = model.predict(real_windows[4:8])
@@ -203,7 +203,7 @@ def test_host_calls_wait_on_the_callers_current_stream(demo_models, real_windows
     inside `torch.cuda.stream(other)` they return this call's probabilities, not the last call's
     (the window changes between calls, so a wait on the wrong stream would read stale rows)."""
     ckpt, _ = demo_models
-    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True) as model:
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, kernels=True) as model:
         want = [model.predict(real_windows[i:i + 1]) for i in range(6)]
         other = torch.cuda.Stream()
         with torch.cuda.stream(other):
@@ -227,25 +227,25 @@ def test_a_restart_takes_every_tuning_from_disk(demo_models, tmp_path):
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         timed.append(json.loads(done.stdout.splitlines()[-1]))
-    report("triton kernels restart", first_start_timings=timed[0], restart_timings=timed[1])
+    report("kernels restart", first_start_timings=timed[0], restart_timings=timed[1])
     assert timed[0].get("_temporal_conv_tma_kernel", 0) > 0 or torch.cuda.get_device_capability() < (9, 0)
     assert timed[1] == {}
     np.testing.assert_array_equal(np.load(tmp_path / "restart.npy"), np.load(tmp_path / "first.npy"))
 
 
-def test_triton_kernels_with_five_persons(demo_models, real_windows):
-    """M=5 through the Triton kernels (persons pooled after the blocks) against the fp32 CPU model."""
+def test_kernels_with_five_persons(demo_models, real_windows):
+    """M=5 through the GPU kernels (persons pooled after the blocks) against the fp32 CPU model."""
     ckpt, _ = demo_models
     rng = np.random.default_rng(1)
     windows = np.stack([real_windows[rng.integers(len(real_windows), size=5), ..., 0] for _ in range(5)],
                        axis=-1)  # 5 windows of 5 persons, each person a real window
     with load_classifier(ckpt, persons=5) as reference:
         ref_p = reference.predict(windows)
-    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, triton_kernels=True,
+    with load_classifier(ckpt, device="cuda", precision="fp16", cuda_graphs=True, kernels=True,
                          persons=5) as model:
         probs = model.predict(windows)
     diff = float(np.abs(probs - ref_p).max())
-    report("fp16 triton kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
+    report("fp16 kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
     assert diff <= 1e-3
 
 
@@ -263,7 +263,7 @@ def test_fp8_scales_inputs_beyond_its_range(demo_models, real_windows):
     x = torch.from_numpy(real_windows[:4]).cuda()
     outputs = {}
     for fp8 in (False, True):
-        with TorchClassifier(loaded, device="cuda", precision="fp16", triton_kernels=True,
+        with TorchClassifier(loaded, device="cuda", precision="fp16", kernels=True,
                              fp8_temporal=fp8) as model:
             hook = model.model.blocks[2].register_forward_hook(
                 lambda _m, _i, out, fp8=fp8: outputs.__setitem__(fp8, out.float()))

@@ -8,6 +8,7 @@ left on the device, where that distinction exists (GPU backends).
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 
 from stgcn_rt.errors import first_line
 from stgcn_rt.model.checkpoint import LoadedModel
+from stgcn_rt.runtime.configurations import CONFIGURATIONS
 
 
 @dataclass
@@ -61,38 +63,31 @@ def roadmap_eager(loaded: LoadedModel, device: str) -> Candidate:
 
 
 def torch_label(cuda_graphs: bool = False, compile: bool = False, optimize: bool = False,
-                parallel_streams: bool = True, autotune: bool = False, triton_kernels: bool = False,
+                parallel_streams: bool = True, autotune: bool = False, kernels: bool = False,
                 tma_loads: bool = True, fp8_temporal: bool = False, **_: Any) -> str:
     """How the benchmark names a configuration of the PyTorch runner (its keyword options)."""
-    return ("pytorch" + (" triton kernels" if triton_kernels else "")
-            + (" (pointer loads)" if triton_kernels and not tma_loads else "")
+    return ("pytorch" + (" kernels" if kernels else "")
+            + (" (pointer loads)" if kernels and not tma_loads else "")
             + (" fp8 temporal" if fp8_temporal else "")
             + ((" optimized" + (" parallel" if parallel_streams else " serial")) if optimize else "")
             + (" + torch.compile" if compile else "") + (" (max-autotune)" if autotune else "")
             + (" + CUDA graphs" if cuda_graphs else ""))
 
 
-def torch_candidate(loaded: LoadedModel, device: str, precision: str, graphs: bool, compile: bool,
-                    optimize: bool = False, parallel: bool = True, autotune: bool = False,
-                    triton_kernels: bool = False, tma_loads: bool = True, fp8_temporal: bool = False) -> Candidate:
+def torch_candidate(loaded: LoadedModel, device: str, options: dict[str, Any]) -> Candidate:
+    """The PyTorch runner with ``options``, timed through its public calls: ``predict`` with host
+    windows, ``device_logits`` with windows already on the GPU."""
     import torch
 
     from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-    options: dict[str, Any] = dict(cuda_graphs=graphs, compile=compile, optimize=optimize, parallel_streams=parallel,
-                                   autotune=autotune, triton_kernels=triton_kernels, tma_loads=tma_loads,
-                                   fp8_temporal=fp8_temporal)
-    classifier = TorchClassifier(loaded, device=device, precision=precision, **options)
-    label = torch_label(**options)
+    classifier = TorchClassifier(loaded, device=device, **options)
 
     def device_call(x: Any) -> Any:
-        with torch.inference_mode():
-            out = classifier._replay(x) if graphs else classifier.model(x)
-            return torch.softmax(out.float(), dim=1)
+        return torch.softmax(classifier.device_logits(x).float(), dim=1)
 
-    return Candidate(label, precision, device, classifier.predict, device_call,
-                     lambda b: torch.from_numpy(b).to(device, classifier.dtype), torch.cuda.synchronize,
-                     closers=[classifier.close])
+    return Candidate(torch_label(**options), classifier.precision, device, classifier.predict, device_call,
+                     classifier.to_device, torch.cuda.synchronize, closers=[classifier.close])
 
 
 def _made_once(path: Path, make: Callable[[Path], Path]) -> Path:
@@ -110,30 +105,24 @@ def fp32_onnx(loaded: LoadedModel, persons: int, work: Path) -> Path:
         loaded, out, ExportOptions(persons=persons, dynamic_batch=True), validate=False)[0])
 
 
-def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path, threads: int | None,
-                   calibration: np.ndarray | None, fold_batchnorms: bool = True,
-                   integer_gemm: bool | None = None, aggregate_first: bool = True,
-                   channels_last_steps: bool = True, parallel_windows: bool = True) -> Candidate:
-    """ONNX Runtime on the CPU; INT8 in ONNX Runtime's form, with the graph steps' BatchNorms folded
-    unless ``fold_batchnorms`` is False (the form before the fold), and the wide temporal
-    convolutions on the integer GEMM as the runner decides unless ``integer_gemm`` says; float
-    graph steps aggregate-first unless ``aggregate_first`` is False (the export's form), quantized ones
-    channels-last unless ``channels_last_steps`` is False; a batch's windows across the cores unless
-    ``parallel_windows`` is False (the whole batch in one run)."""
+def onnx_candidate(loaded: LoadedModel, persons: int, work: Path, threads: int | None,
+                   calibration: np.ndarray | None, int8: dict[str, Any] | None, options: dict[str, Any]) -> Candidate:
+    """ONNX Runtime on the CPU, on the run's fp32 export or, with ``int8`` (quantize_int8's options), its
+    INT8 form in ONNX Runtime's layout; ``options``: the runner's (OnnxClassifier's keywords)."""
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
 
     path = fp32_onnx(loaded, persons, work)
-    if precision == "int8":
+    if int8 is not None:
         from stgcn_rt.export.quantize import quantize_int8
 
         assert calibration is not None, "INT8 needs calibration windows"
         fp32 = path
-        path = _made_once(work / ("int8.onnx" if fold_batchnorms else "int8-bn.onnx"), lambda out: quantize_int8(
-            fp32, out, calibration, "minmax", target="onnxruntime", fold_batchnorms=fold_batchnorms))
-    classifier = OnnxClassifier(path, threads=threads, integer_gemm=integer_gemm, aggregate_first=aggregate_first,
-                                channels_last_steps=channels_last_steps, parallel_windows=parallel_windows)
+        folded = int8.get("fold_batchnorms", True)
+        path = _made_once(work / ("int8.onnx" if folded else "int8-bn.onnx"), lambda out: quantize_int8(
+            fp32, out, calibration, "minmax", target="onnxruntime", **int8))
+    classifier = OnnxClassifier(path, threads=threads, **options)
     routed = classifier.gemm_convolutions
-    label = ", ".join([precision, *(["BatchNorm kept"] if not fold_batchnorms else []),
+    label = ", ".join([classifier.precision, *(["BatchNorm kept"] if int8 is not None and not folded else []),
                        *([f"{routed} convolutions by integer GEMM"] if routed else []),
                        *(["graph steps aggregate-first"] if classifier.steps_aggregated_first else []),
                        *(["graph steps channels-last"] if classifier.steps_channels_last else []),
@@ -142,10 +131,10 @@ def onnx_candidate(loaded: LoadedModel, persons: int, precision: str, work: Path
     return Candidate("onnxruntime cpu", label, "cpu", classifier.predict, closers=[classifier.close])
 
 
-def engine_candidate(engine: Path) -> Candidate:
+def engine_candidate(engine: Path, options: dict[str, Any]) -> Candidate:
     from stgcn_rt.runtime.backends.tensorrt_runner import TensorRTClassifier
 
-    classifier = TensorRTClassifier(engine, cuda_graphs=True)
+    classifier = TensorRTClassifier(engine, **options)
     return Candidate("tensorrt", classifier.precision, classifier.device, classifier.predict,
                      closers=[classifier.close], batch_sizes=None if classifier.batch_size is None
                      else [classifier.batch_size])
@@ -161,46 +150,24 @@ def server_candidate(url: str) -> Candidate:
 def makers(loaded: LoadedModel, persons: int, calibration: np.ndarray, work: Path, cuda: bool,
            engine: Path | None = None, threads: int | None = None, server: str | None = None
            ) -> dict[str, Callable[[], Candidate]]:
-    """What builds each candidate that can run here, by its name in :data:`BACKEND_NAMES`."""
+    """What builds each candidate that can run here, by its name in the table of
+    :data:`~stgcn_rt.runtime.configurations.CONFIGURATIONS`."""
     device = "cuda" if cuda else "cpu"
-    found: dict[str, Callable[[], Candidate]] = {"eager": lambda: roadmap_eager(loaded, device)}
-    if cuda:
-        found.update({
-            "fp16": lambda: torch_candidate(loaded, "cuda", "fp16", False, False),
-            "graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False),
-            "compile": lambda: torch_candidate(loaded, "cuda", "fp16", False, True),
-            "compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True),
-            "optimized-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False, optimize=True),
-            "optimized-serial-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True,
-                                                                       optimize=True, parallel=False),
-            "optimized-compile-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True),
-            "optimized-autotune-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, True, optimize=True,
-                                                                 autotune=True),
-            "triton-kernels-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
-                                                             triton_kernels=True),
-            "triton-kernels-pointer-loads-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
-                                                                           triton_kernels=True, tma_loads=False),
-            "triton-kernels-fp8-graphs": lambda: torch_candidate(loaded, "cuda", "fp16", True, False,
-                                                                 triton_kernels=True, fp8_temporal=True),
-        })
-    found.update({
-        "onnxruntime": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None),
-        "onnxruntime-as-exported": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
-                                                          aggregate_first=False),
-        "onnxruntime-one-session": lambda: onnx_candidate(loaded, persons, "fp32", work, threads, None,
-                                                          parallel_windows=False),
-        "onnxruntime-int8": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration),
-        "onnxruntime-int8-bn": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
-                                                      fold_batchnorms=False),
-        "onnxruntime-int8-symmetric": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
-                                                             integer_gemm=False),
-        "onnxruntime-int8-nchw-steps": lambda: onnx_candidate(loaded, persons, "int8", work, threads, calibration,
-                                                              channels_last_steps=False),
-    })
-    if engine is not None:
-        found["tensorrt"] = lambda: engine_candidate(engine)
-    if server is not None:
-        found["triton"] = lambda: server_candidate(server)
+    found: dict[str, Callable[[], Candidate]] = {}
+    for c in CONFIGURATIONS:
+        if c.gpu and not cuda:
+            continue
+        if c.backend == "roadmap":
+            found[c.name] = functools.partial(roadmap_eager, loaded, device)
+        elif c.backend == "pytorch":
+            found[c.name] = functools.partial(torch_candidate, loaded, device, c.options)
+        elif c.backend == "onnxruntime":
+            found[c.name] = functools.partial(onnx_candidate, loaded, persons, work, threads, calibration, c.int8,
+                                              c.options)
+        elif c.backend == "tensorrt" and engine is not None:
+            found[c.name] = functools.partial(engine_candidate, engine, c.options)
+        elif c.backend == "triton" and server is not None:
+            found[c.name] = functools.partial(server_candidate, server)
     return found
 
 
@@ -214,7 +181,7 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
     cuda = torch.cuda.is_available()
     skipped = []
     if not cuda:
-        skipped.append("fp16, graphs, compile, optimized and Triton-kernel variants: no CUDA GPU")
+        skipped.append("fp16, graphs, compile, optimized and GPU-kernel variants: no CUDA GPU")
     if engine is None:
         trt = importlib.util.find_spec("tensorrt") is not None
         skipped.append("tensorrt: " + ("give --engine FILE.engine" if trt else "TensorRT is not installed"))

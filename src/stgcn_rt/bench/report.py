@@ -9,6 +9,7 @@ from typing import Any
 
 from stgcn_rt.bench.run import capacity
 from stgcn_rt.files import atomic_output
+from stgcn_rt.window import FRAMES, JOINTS
 
 #: the JSON's required shape; tests validate reports against it
 SCHEMA: dict[str, Any] = {
@@ -44,7 +45,7 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
              f"{env['date']}; torch {env['torch']}, onnxruntime {env['onnxruntime']}, stgcn-rt {env['stgcn_rt']}"
              + (f", driver {env.get('driver')}" if env.get("driver") else "") + ".",
              f"Command: `{env.get('command') or 'stgcn-rt bench'}`; persons M={report['config']['persons']}, "
-             "T=150, V=33. Ratios are against the roadmap's eager fp32 baseline measured in this run.", "",
+             f"T={FRAMES}, V={JOINTS}. Ratios are against the roadmap's eager fp32 baseline measured in this run.", "",
              "## Batch-1 latency (ms)", ""]
     # the column of windows already on the device only where a GPU backend measured one
     on_device = any(r.get("device_only") for r in report["latency"])

@@ -17,9 +17,10 @@ from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available, fp32_onnx, torch_label
 from stgcn_rt.bench.measure import latency, throughput
-from stgcn_rt.bench.names import DEFAULT_SCHEDULER_BACKEND, SCHEDULER_BACKENDS
 from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.runtime.configurations import DEFAULT_SCHEDULER_BACKEND, configuration
 from stgcn_rt.runtime.heap import startup_objects_frozen
+from stgcn_rt.window import FRAMES
 
 
 @dataclass
@@ -36,7 +37,7 @@ class BenchConfig:
     seconds: float = 3.0  # per throughput point and per camera count
     threads: int | None = None  # ONNX Runtime's CPU cores: threads for one window, or windows at a time
     p99_limit_ms: float = 100.0  # a camera count is served when p99 stays under this, nothing dropped
-    scheduler_backend: str = DEFAULT_SCHEDULER_BACKEND  # on a GPU: a key of SCHEDULER_BACKENDS
+    scheduler_backend: str = DEFAULT_SCHEDULER_BACKEND  # on a GPU: one of SCHEDULER_BACKENDS
     cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)
     server: str | None = None  # a Triton address (http:// or grpc://) timed beside the in-process backends
     clients: list[int] = field(default_factory=lambda: [1, 4, 16])  # concurrent clients, with a server
@@ -77,7 +78,7 @@ def load_model(name: str, work: Path):  # noqa: ANN201 - LoadedModel
 
 def windows_for(persons: int) -> np.ndarray:
     from stgcn_rt.data import real_windows
-    from stgcn_rt.export.validate import fit_persons
+    from stgcn_rt.window import fit_persons
 
     return fit_persons(real_windows(), persons)
 
@@ -209,7 +210,7 @@ def camera_rows(config: BenchConfig, loaded: Any, windows: np.ndarray, classifie
 def scheduler_or_skip(config: BenchConfig, loaded: Any, work: Path, report: dict[str, Any]
                       ) -> tuple[Any, str] | None:
     """:func:`in_process_backend`, or None with the reason under the report's "skipped" where it cannot
-    start here (the Triton kernels without a new enough triton, say): the rows measured so far are
+    start here (the GPU kernels without a new enough triton, say): the rows measured so far are
     kept. With no rows at all the run fails in one line instead."""
     import torch
 
@@ -235,8 +236,8 @@ def in_process_backend(config: BenchConfig, loaded: Any, work: Path) -> tuple[An
     if torch.cuda.is_available():
         from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
 
-        options = SCHEDULER_BACKENDS[config.scheduler_backend]
-        classifier = TorchClassifier(loaded, device="cuda", seq_len=150, persons=config.persons, **options)
+        options = configuration(config.scheduler_backend).options
+        classifier = TorchClassifier(loaded, device="cuda", seq_len=FRAMES, persons=config.persons, **options)
         classifier.warm_up(256)  # compile and capture every batch bucket before the clock starts
         return classifier, f"batching scheduler: {torch_label(**options)}, {options['precision']}"
     from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier

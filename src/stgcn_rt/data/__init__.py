@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stgcn_rt.window import FRAMES
+
 SKELETONS = "skeletons.npz"
 DEMO_VIDEO = "clean_and_jerk.mp4"
 # the package is installed from files (setuptools, editable or not), never from a zip, so its data
@@ -33,13 +35,13 @@ def real_skeletons() -> dict[str, np.ndarray]:
         return {k: archive[k].astype(np.float32) for k in archive.files if not k.endswith("__fps")}
 
 
-def skeleton_windows(keypoints: np.ndarray, seq_len: int = 150, stride: int = 25) -> np.ndarray:
+def skeleton_windows(keypoints: np.ndarray, seq_len: int = FRAMES, stride: int = 25) -> np.ndarray:
     """Slide over (frames, V, 3) keypoints: windows (N, 3, seq_len, V, 1)."""
     starts = range(0, max(len(keypoints) - seq_len, 0) + 1, stride)
     windows = np.stack([keypoints[s:s + seq_len] for s in starts])  # (N, T, V, C)
     return np.ascontiguousarray(windows.transpose(0, 3, 1, 2)[..., None])
 
 
-def real_windows(seq_len: int = 150, stride: int = 25) -> np.ndarray:
+def real_windows(seq_len: int = FRAMES, stride: int = 25) -> np.ndarray:
     """Real windows (N, 3, seq_len, 33, 1) from every shipped video, in name order."""
     return np.concatenate([skeleton_windows(k, seq_len, stride) for _, k in sorted(real_skeletons().items())])

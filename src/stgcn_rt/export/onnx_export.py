@@ -13,24 +13,25 @@ from pathlib import Path
 import torch
 
 from stgcn_rt import __version__
+from stgcn_rt.artefact import ModelMetadata
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.export.graph_tidy import fold_constants_and_identities
-from stgcn_rt.export.validate import Comparison, validate
+from stgcn_rt.export.validate import Comparison, validate_onnx
 from stgcn_rt.files import atomic_output, check_output_path
 from stgcn_rt.model.checkpoint import LoadedModel
 from stgcn_rt.model.network import set_block_precision
+from stgcn_rt.onnx.tidy import fold_constants_and_identities
 from stgcn_rt.quiet import library_messages_hidden
+from stgcn_rt.window import FRAMES
 
 #: the loggers whose progress lines and warnings an export keeps for --debug
 EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "torch.export")
 DEFAULT_OPSET = 17  # the newest opset TensorRT 8.5/8.6 (JetPack 5) parse fully
-DEFAULT_SEQ_LEN = 150
 
 
 @dataclass
 class ExportOptions:
     persons: int = 1
-    seq_len: int = DEFAULT_SEQ_LEN
+    seq_len: int = FRAMES
     batch: int = 1
     dynamic_batch: bool = False
     input_name: str = "input"
@@ -72,18 +73,17 @@ def input_shape(loaded: LoadedModel, options: ExportOptions) -> tuple[int, int, 
 
 
 def onnx_metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]:
+    """The export's metadata_props: :class:`~stgcn_rt.artefact.ModelMetadata`, which every runner reads,
+    and what else it came from (checkpoint, motion, network config, tensor names)."""
     config = loaded.config
+    facts = ModelMetadata(classes=list(config.classes), persons=options.persons, seq_len=options.seq_len,
+                          layout=config.layout, precision=options.precision, untrained=loaded.untrained)
     return {
         "stgcn_rt.version": __version__,
-        "precision": options.precision,
-        "layout": config.layout,
-        "persons": str(options.persons),
-        "seq_len": str(options.seq_len),
-        "classes": ",".join(config.classes),
+        **facts.to_onnx(),
         "motion": config.motion if config.two_stream else "none",
         "two_stream": str(config.two_stream).lower(),
         "checkpoint_sha256": loaded.sha256,
-        "untrained": str(loaded.untrained).lower(),
         "input_name": options.input_name,
         "output_name": options.output_name,
         "stgcn_rt.config": json.dumps(config.to_dict(), sort_keys=True),
@@ -171,7 +171,7 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         model.producer_version = __version__
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
-        comparisons = validate_against_torch(loaded, tmp, data, options.precision, random_count) if validate else []
+        comparisons = validate_onnx(loaded, tmp, data, options.precision, random_count) if validate else []
         failed = [c for c in comparisons if not c.passed]
         if failed:
             raise StgcnError(f"validation failed, {out} not written: {failed[0].line()}")
@@ -186,16 +186,6 @@ def _cpu_runs_fp16_convolutions() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def validate_against_torch(loaded: LoadedModel, onnx_path: str | os.PathLike[str],
-                           data: str | os.PathLike[str] | None = None, precision: str = "fp32",
-                           random_count: int = 8) -> list[Comparison]:
-    from stgcn_rt.runtime.backends.onnxruntime_runner import OnnxClassifier
-    from stgcn_rt.runtime.backends.torch_runner import TorchClassifier
-
-    with TorchClassifier(loaded) as reference, OnnxClassifier(onnx_path) as candidate:
-        return validate(reference, candidate, data, random_count=random_count, precision=precision)
 
 
 def name_nodes_after_parameters(model) -> None:  # noqa: ANN001 - onnx.ModelProto

@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.export.graph_batchnorm import fold_graph_batchnorms
 from stgcn_rt.export.onnx_file import read_onnx
 from stgcn_rt.files import atomic_output
+from stgcn_rt.onnx.batchnorm import fold_graph_batchnorms
 
 DEFAULT_KEEP_FP32 = ("data_bn", "fcn")
 METHODS = ("entropy", "minmax", "percentile")
@@ -47,7 +47,7 @@ class _WindowReader:
 #: takes symmetric int8 activations with float biases; ONNX Runtime's CPU kernels (MLAS, VNNI/AMX)
 #: run fused QLinearConv only with an int32 bias, and are fastest with uint8 activations. For ONNX
 #: Runtime the BatchNorm after each graph step is folded first (``fold_batchnorms``, see
-#: :mod:`stgcn_rt.export.graph_batchnorm`): its shift Adds are quantized and the Relus after them
+#: :mod:`stgcn_rt.onnx.batchnorm`): its shift Adds are quantized and the Relus after them
 #: folded into their outputs, so a block runs in 8 bits from one convolution to the next.
 TARGETS: dict[str, dict[str, Any]] = {
     "tensorrt": {"activation": "QInt8", "fold_batchnorms": False,

@@ -12,13 +12,14 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stgcn_rt import __version__
+from stgcn_rt.artefact import ModelMetadata, sidecar_path
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.export import trt_compat
 from stgcn_rt.files import atomic_output, check_output_path, sha256_of
@@ -56,10 +57,6 @@ def parse_size(text: str) -> int:
         raise StgcnError(f"cannot read the size '{text}': write e.g. 1GiB, 512MiB or 2G")
     number, unit, _ = match.groups()
     return int(float(number) * 1024 ** " KMGT".index(unit.upper() or " "))
-
-
-def sidecar_path(engine: str | os.PathLike[str]) -> Path:
-    return Path(f"{engine}.json")
 
 
 def _cuda_available() -> bool:
@@ -279,15 +276,10 @@ def build_engine(onnx_path: str | os.PathLike[str], output: str | os.PathLike[st
         "tensorrt_version": trt.__version__,
         "gpu": gpu_name,
         "compute_capability": capability,
-        "precision": options.precision,
         "dla_core": options.dla_core,
         "inputs": inputs,
         "outputs": outputs,
-        "classes": [c for c in meta.get("classes", "").split(",") if c],
-        "persons": int(meta["persons"]) if "persons" in meta else None,
-        "seq_len": int(meta["seq_len"]) if "seq_len" in meta else None,
-        "layout": meta.get("layout"),
-        "untrained": meta.get("untrained") == "true",
+        **replace(ModelMetadata.from_onnx(meta), precision=options.precision).to_sidecar(),
         "onnx": onnx_path.name,
         "onnx_sha256": sha256_of(onnx_path),
         "build_seconds": round(seconds, 2),

@@ -1,15 +1,23 @@
-"""Check an exported model against the PyTorch model it came from."""
+"""Agreement of an exported model with the PyTorch model it came from: criteria per precision, the
+comparison of two models' logits on the same windows, and :func:`validate_onnx`, which runs the
+checkpoint's network in PyTorch and the ONNX file in ONNX Runtime (the runtime's own comparison of
+any two loaded models, engines included, builds on these: :mod:`stgcn_rt.runtime.validation`).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError
-from stgcn_rt.runtime.classifier import Classifier, softmax
+from stgcn_rt.window import Shape, check_windows, fit_persons, load_windows, random_windows, softmax, static_chunks
+
+if TYPE_CHECKING:
+    from stgcn_rt.model.checkpoint import LoadedModel
 
 FP32_TOLERANCE = 1e-4
 
@@ -72,36 +80,14 @@ class Comparison:
         )
 
 
-def load_windows(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an .npy of skeleton windows shaped (N, C, T, V, M)."""
-    path = Path(path)
-    if not path.exists():
-        raise StgcnError(f"windows file {path} not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise StgcnError(f"{path} is not a readable .npy array: {str(exc)[:200]}") from exc
-    if data.ndim != 5:
-        raise StgcnError(f"{path} has shape {data.shape}; windows must be (N, C, T, V, M)")
-    if not np.issubdtype(data.dtype, np.floating):
-        raise StgcnError(f"{path} has dtype {data.dtype}; windows must be floating point")
-    return data.astype(np.float32, copy=False)
-
-
-def random_windows(shape: tuple[int | None, ...], count: int, seed: int = 0) -> np.ndarray:
-    """Keypoint-like windows: uniform in [0, 1) like normalised (x, y, visibility)."""
-    _, c, t, v, m = (d or 1 for d in shape)
-    return np.random.default_rng(seed).random((count, c, t, v, m), dtype=np.float32)
-
-
-def compare(reference: Classifier, candidate: Classifier, windows: np.ndarray, data: str,
+def compare(reference: np.ndarray, candidate: np.ndarray, data: str,
             criteria: Criteria = CRITERIA["fp32"]) -> Comparison:
-    ref = reference.logits(windows).astype(np.float64)
-    got = candidate.logits(windows).astype(np.float64)
+    """How far ``candidate``'s logits are from ``reference``'s, both (N, classes) of the same windows."""
+    ref, got = reference.astype(np.float64), candidate.astype(np.float64)
     ref_p, got_p = softmax(ref), softmax(got)
     return Comparison(
         data=data,
-        windows=len(windows),
+        windows=len(ref),
         max_logit_diff=float(np.abs(ref - got).max()),
         max_prob_diff=float(np.abs(ref_p - got_p).max()),
         top1_agreement=float((ref.argmax(1) == got.argmax(1)).mean()),
@@ -109,31 +95,53 @@ def compare(reference: Classifier, candidate: Classifier, windows: np.ndarray, d
     )
 
 
-def validate(reference: Classifier, candidate: Classifier, data: str | os.PathLike[str] | None = None,
-             random_count: int = 8, precision: str = "fp32") -> list[Comparison]:
-    """Compare on random windows and, when given, on real windows from an .npy file.
+def validation_sets(input_shape: Shape, data: str | os.PathLike[str] | None = None, random_count: int = 8,
+                    precision: str = "fp32") -> list[tuple[str, np.ndarray, Criteria]]:
+    """The windows a model of ``input_shape`` is validated on, each with its name and criteria.
 
     fp32 must match within 1e-4. For fp16 and int8, random windows have no decision margin, so
-    they are reported against fp32's strict bounds only for information; real windows must keep
-    the decisions (top-1 agreement) within the precision's criteria.
+    they are reported against fp32's strict bounds only for information; real windows (an .npy file
+    ``data``, fitted to the model's persons) must keep the decisions within the precision's criteria.
     """
     criteria = CRITERIA[precision]
     random_criteria = criteria if precision == "fp32" else Criteria(None, criteria.prob_tolerance, None)
-    results = [compare(reference, candidate, random_windows(candidate.input_shape, random_count),
-                       "random windows", random_criteria)]
+    sets = [("random windows", random_windows(input_shape, random_count), random_criteria)]
     if data is not None:
-        windows = fit_persons(load_windows(data), candidate.input_shape[4])
-        candidate.check_windows(windows)
-        results.append(compare(reference, candidate, windows, f"real windows ({Path(data).name})", criteria))
+        windows = fit_persons(load_windows(data), input_shape[4])
+        sets.append((f"real windows ({Path(data).name})", windows, criteria))
+    return sets
+
+
+def run_comparisons(reference: Callable[[np.ndarray], np.ndarray], candidate: Callable[[np.ndarray], np.ndarray],
+                    input_shape: Shape, who: str, data: str | os.PathLike[str] | None = None,
+                    random_count: int = 8, precision: str = "fp32") -> list[Comparison]:
+    """:func:`compare` the logits functions ``reference`` and ``candidate`` on :func:`validation_sets`."""
+    results = []
+    for name, windows, criteria in validation_sets(input_shape, data, random_count, precision):
+        check_windows(windows, input_shape, who)
+        results.append(compare(reference(windows), candidate(windows), name, criteria))
     return results
 
 
-def fit_persons(windows: np.ndarray, persons: int | None) -> np.ndarray:
-    """Pad the person axis with absent (all-zero) persons, as the pipeline does, up to ``persons``."""
-    have = windows.shape[4]
-    if persons is None or have == persons:
-        return windows
-    if have > persons:
-        raise StgcnError(f"windows hold {have} persons but the model takes {persons}")
-    pad = np.zeros((*windows.shape[:4], persons - have), dtype=windows.dtype)
-    return np.concatenate([windows, pad], axis=4)
+def validate_onnx(loaded: LoadedModel, onnx_path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None,
+                  precision: str = "fp32", random_count: int = 8) -> list[Comparison]:
+    """The ONNX file in ONNX Runtime (CPU) against ``loaded``'s network in fp32 PyTorch."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    model_input, output = session.get_inputs()[0], session.get_outputs()[0].name
+    shape = tuple(d if isinstance(d, int) else None for d in model_input.shape)
+    batch = shape[0]
+
+    def onnx_logits(windows: np.ndarray) -> np.ndarray:
+        chunks = static_chunks(windows, batch) if batch else [(windows, len(windows))]
+        return np.concatenate([session.run([output], {model_input.name: chunk})[0][:count] for chunk, count in chunks])
+
+    def torch_logits(windows: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return loaded.model(torch.from_numpy(windows)).numpy()
+
+    return run_comparisons(torch_logits, onnx_logits, shape, Path(onnx_path).name, data, random_count, precision)

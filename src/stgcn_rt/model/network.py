@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stgcn_rt.window import CHANNELS, FRAMES
+
 Motion = Literal["forward", "central"]
 MOTIONS: tuple[str, ...] = ("forward", "central")
 
@@ -47,7 +49,7 @@ class BlockShape:
         return (self.frames - 1) // self.stride + 1
 
 
-def block_shapes(in_channels: int = 3, frames: int = 150) -> list[BlockShape]:
+def block_shapes(in_channels: int = CHANNELS, frames: int = FRAMES) -> list[BlockShape]:
     """The ten blocks' shapes for windows of ``in_channels`` channels and ``frames`` frames."""
     shapes = []
     for out_channels, stride, residual in BLOCKS:

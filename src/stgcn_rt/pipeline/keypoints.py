@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
-from stgcn_rt.pipeline.pose import NUM_LANDMARKS, PoseEstimator
+from stgcn_rt.pipeline.pose import PoseEstimator
 from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files
+from stgcn_rt.window import CHANNELS, FRAMES, JOINTS
 
 
 def video_keypoints(path: str | os.PathLike[str]) -> np.ndarray:
@@ -24,18 +25,18 @@ def video_keypoints(path: str | os.PathLike[str]) -> np.ndarray:
             if not ok:
                 break
             points = pose(cv2.resize(image, FRAME_SIZE))
-            frames.append(np.zeros((NUM_LANDMARKS, 3), np.float32) if points is None else points)
+            frames.append(np.zeros((JOINTS, CHANNELS), np.float32) if points is None else points)
     capture.release()
     if not frames:
         raise StgcnError(f"no frame could be read from {path}")
     return np.stack(frames)
 
 
-def windows_from_videos(folder: str | os.PathLike[str], seq_len: int = 150, stride: int = 25,
+def windows_from_videos(folder: str | os.PathLike[str], seq_len: int = FRAMES, stride: int = 25,
                         persons: int = 1) -> np.ndarray:
     """Windows (N, 3, seq_len, 33, persons) from every video in ``folder`` (extra persons are zeros)."""
     from stgcn_rt.data import skeleton_windows
-    from stgcn_rt.export.validate import fit_persons
+    from stgcn_rt.window import fit_persons
 
     windows = [skeleton_windows(video_keypoints(v), seq_len, stride) for v in video_files(folder)]
     return fit_persons(np.concatenate(windows), persons)

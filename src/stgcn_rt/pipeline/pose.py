@@ -11,8 +11,6 @@ import numpy as np
 
 from stgcn_rt.errors import require
 
-NUM_LANDMARKS = 33
-
 
 class PoseEstimator:
     """Single-person MediaPipe pose on BGR frames; a context manager that frees the graph on exit."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stgcn_rt.pipeline.detect import Box, covered, iou
+from stgcn_rt.window import CHANNELS, JOINTS
 
-NUM_LANDMARKS = 33
 CROP_MARGIN = 0.15
 OVERLAP = 0.3  # a detection overlapping the main person this much is that person
 COVERED = 0.8  # so is one around this much of the main person (a detector's box is looser than a pose's)
@@ -60,7 +60,7 @@ class CameraPose:
             self.tracker = SlotTracker(persons)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[int, Box]]:
-        out = np.zeros((self.persons, NUM_LANDMARKS, 3), np.float32)
+        out = np.zeros((self.persons, JOINTS, CHANNELS), np.float32)
         height, width = image.shape[:2]
         if self.persons == 1:
             points = self.whole_frame(image)
@@ -120,7 +120,7 @@ def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> Po
             _CAMERAS[camera] = CameraPose(persons, detector)
         keypoints, boxes = _CAMERAS[camera](image)
     except Exception as exc:  # reported by the pipeline, once per camera
-        return PoseResult(np.zeros((persons, NUM_LANDMARKS, 3), np.float32),
+        return PoseResult(np.zeros((persons, JOINTS, CHANNELS), np.float32),
                           (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}")
     return PoseResult(keypoints, (time.perf_counter() - start) * 1000, boxes=boxes)
 

@@ -31,9 +31,9 @@ from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_check
 from stgcn_rt.runtime.predict import SkeletonWindow
 from stgcn_rt.runtime.scheduler import BatchScheduler, WindowDropped, WindowResult
 from stgcn_rt.urls import mask_url
+from stgcn_rt.window import CHANNELS, FRAMES, JOINTS
 
 log = logging.getLogger(__name__)
-NUM_JOINTS = 33
 
 
 #: a camera whose windows wait this long in the classification queue falls behind real time
@@ -157,7 +157,7 @@ class Pipeline:
                 f"{self.persons}) or give the .pt checkpoint, which takes any M")
         if config.stride < 1:
             raise StgcnError(f"--stride must be 1 or more, got {config.stride}")
-        self.seq_len = classifier.input_shape[2] or 150
+        self.seq_len = classifier.input_shape[2] or FRAMES
         #: frames before a camera's first window: the config's, else a whole window
         self.min_frames: int = config.min_frames or self.seq_len
         if not 1 <= self.min_frames <= self.seq_len:
@@ -324,7 +324,7 @@ class Pipeline:
         try:
             result = future.result()
         except Exception as exc:  # a crashed worker: this frame counts as without a person
-            result = PoseResult(np.zeros((self.persons, NUM_JOINTS, 3), np.float32), 0.0,
+            result = PoseResult(np.zeros((self.persons, JOINTS, CHANNELS), np.float32), 0.0,
                                 f"pose worker failed: {type(exc).__name__}: {exc}")
         if result.error:
             self._camera_error(camera, "pose", f"{result.error} (frames continue without a person)")
@@ -472,7 +472,7 @@ class RunResult:
 def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast: str | None = None,
                    report: Callable[[str], None] = print) -> RunResult:
     """Open ``model`` (backend by suffix) and run the pipeline.
-    ``fast``: a mode of ``--fast`` (:data:`~stgcn_rt.runtime.classifier.FAST_MODES`), or None.
+    ``fast``: a mode of ``--fast`` (:data:`~stgcn_rt.runtime.configurations.FAST_MODES`), or None.
 
     Raises when no source delivered a single frame, so that a run with only bad sources fails.
     Nothing is written before the run starts: the events file at its first line, a video folder at

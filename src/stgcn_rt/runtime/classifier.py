@@ -14,12 +14,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
+from stgcn_rt.artefact import ModelMetadata
 from stgcn_rt.errors import StgcnError
-from stgcn_rt.runtime.modes import DEFAULT_FAST_MODE, FAST_MODES
+from stgcn_rt.runtime.configurations import DEFAULT_FAST_MODE, fast_options
+from stgcn_rt.window import Shape, check_windows, softmax, static_chunks
 
 #: suffix -> "module:Class" of its runner; imported only when used.
 BACKENDS: dict[str, str] = {
@@ -35,15 +37,6 @@ SCHEMES: dict[str, str] = {
     "http": "stgcn_rt.runtime.backends.triton_runner:TritonClassifier",
     "grpc": "stgcn_rt.runtime.backends.triton_runner:TritonClassifier",
 }
-
-Shape = Tuple[Optional[int], ...]  # typing's forms: a runtime alias on Python 3.8
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
 
 class NonFiniteOutput(StgcnError):
     """A model gave NaN or infinite logits; the message says why and what to run instead."""
@@ -63,6 +56,12 @@ class Classifier(ABC):
     untrained: bool = False
     #: set by :meth:`close`; every call after it fails in one line
     closed: bool = False
+
+    @property
+    def model_metadata(self) -> ModelMetadata:
+        """What this model says of itself, as its file or server records it (the layout aside)."""
+        return ModelMetadata(classes=list(self.classes), persons=self.input_shape[4], seq_len=self.input_shape[2],
+                             precision=self.precision, untrained=self.untrained)
 
     def __enter__(self) -> Classifier:
         return self
@@ -114,31 +113,10 @@ class Classifier(ABC):
         accepted: set[tuple[Any, ...]] = self.__dict__.setdefault("_accepted_windows", set())
         if signature in accepted:
             return windows
-        self._check_new_windows(windows)
+        check_windows(windows, self.input_shape, self.name)
         if len(accepted) < 1024:  # batch sizes times shapes: bounded for a scheduler, but not trusted to be
             accepted.add(signature)
         return windows
-
-    def _check_new_windows(self, windows: Any) -> None:
-        shape = tuple(windows.shape) if hasattr(windows, "shape") else None
-        if shape is None:
-            raise StgcnError(f"windows must be a numpy array or torch tensor, got {type(windows).__name__}")
-        if len(shape) == 4:
-            raise StgcnError(
-                f"windows have shape {shape}: add the batch axis, (N, C, T, V, M) = (1, *{shape})"
-            )
-        expected = self.input_shape
-        mismatch = len(shape) != 5 or any(
-            e is not None and s != e for s, e in zip(shape[1:], expected[1:]))
-        if mismatch:
-            want = "(" + ", ".join("N" if i == 0 else ("*" if e is None else str(e))
-                                   for i, e in enumerate(expected)) + ")"
-            raise StgcnError(f"windows have shape {shape} but {self.name} expects {want} (N, C, T, V, M)")
-        if shape[0] == 0:
-            raise StgcnError("windows are empty: N must be at least 1")
-        dtype = str(windows.dtype)
-        if not any(kind in dtype for kind in ("float16", "float32", "float64", "bfloat16")):
-            raise StgcnError(f"windows have dtype {dtype}; give floating-point keypoints (float32)")
 
     def logits(self, windows: Any) -> np.ndarray:
         self.require_open()
@@ -167,19 +145,7 @@ class Classifier(ABC):
         fixed = self.batch_size
         if fixed is None or windows.shape[0] == fixed:
             return self._logits(windows)
-        return np.concatenate([self._logits(chunk)[:count] for chunk, count in self.static_chunks(windows)])
-
-    def static_chunks(self, windows: Any) -> list[tuple[Any, int]]:
-        """``windows`` in chunks of a static-batch model's batch size, the last one padded with zeros:
-        (chunk, how many of its windows are real)."""
-        fixed = self.batch_size
-        assert fixed is not None, "static_chunks is for static-batch models"
-        chunks = []
-        for start in range(0, windows.shape[0], fixed):
-            chunk = windows[start:start + fixed]
-            count = chunk.shape[0]
-            chunks.append((_pad_batch(chunk, fixed) if count < fixed else chunk, count))
-        return chunks
+        return np.concatenate([self._logits(chunk)[:count] for chunk, count in static_chunks(windows, fixed)])
 
     def predict(self, windows: Any) -> np.ndarray:
         """Class probabilities, (N, classes), float32."""
@@ -206,7 +172,7 @@ class Classifier(ABC):
 
 def warm_up_with_progress(classifier: Classifier, max_batch: int, report: Callable[[str], None]) -> None:
     """:meth:`Classifier.warm_up`, reporting each batch size made ready and the time so far: a
-    first start of the Triton kernels compiles and tunes them for about a minute on a 16-core H100
+    first start of the GPU kernels compiles and tunes them for about a minute on a 16-core H100
     host, longer with fewer cores (later starts read Triton's cache)."""
     started = time.monotonic()
     classifier.warm_up(max_batch, lambda batch: report(f"  batch size {batch} ready after "
@@ -217,16 +183,6 @@ def _all_finite(windows: Any) -> bool:
     if isinstance(windows, np.ndarray):
         return bool(np.isfinite(windows).all())
     return bool(windows.isfinite().all())
-
-
-def _pad_batch(chunk: Any, size: int) -> Any:
-    if isinstance(chunk, np.ndarray):
-        pad = np.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype)
-        return np.concatenate([chunk, pad])
-    import torch
-
-    filler = torch.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
-    return torch.cat([chunk, filler])
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -256,10 +212,11 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
 
 
 def fast_torch_options(model: str | os.PathLike[str], device: str, mode: str = DEFAULT_FAST_MODE) -> dict[str, Any]:
-    """The PyTorch runner's options for ``--fast`` (``mode``: a key of :data:`FAST_MODES`)."""
+    """The PyTorch runner's options for ``--fast`` (``mode``: a key of
+    :data:`~stgcn_rt.runtime.configurations.FAST_MODES`)."""
     if not (is_checkpoint(model) and device.startswith("cuda")):
         raise StgcnError("--fast needs a .pt checkpoint and --device cuda (it selects PyTorch fp16 on the GPU)")
-    return dict(FAST_MODES[mode])
+    return fast_options(mode)
 
 
 def load_classifier(path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32",

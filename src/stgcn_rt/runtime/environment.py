@@ -61,26 +61,26 @@ def _torch() -> list[Capability]:
     return found
 
 
-def _triton_kernels(cuda: bool) -> Capability:
+def _gpu_kernels(cuda: bool) -> Capability:
     version = _installed("triton")
     if version is None:
-        return Capability("triton kernels", False, "triton is not installed: pip install 'stgcn-rt[kernels]'")
+        return Capability("gpu kernels", False, "triton is not installed: pip install 'stgcn-rt[kernels]'")
     if triton_too_old(version):
-        return Capability("triton kernels", False, f"triton {version} is older than 3.2")
+        return Capability("gpu kernels", False, f"triton {version} is older than 3.2")
     if not cuda:
-        return Capability("triton kernels", False, f"triton {version}, but they need a CUDA GPU")
-    return Capability("triton kernels", True, f"triton {version}; {triton_cache_note()}; {compile_threads_note()}")
+        return Capability("gpu kernels", False, f"triton {version}, but they need a CUDA GPU")
+    return Capability("gpu kernels", True, f"triton {version}; {triton_cache_note()}; {compile_threads_note()}")
 
 
 def _fp8_kernels(kernels: Capability) -> Capability:
-    """``--fast kernels-fp8``: the Triton kernels with the tensor memory accelerator's loads, where
-    :func:`~stgcn_rt.model.triton_kernels.tma_available` finds them (as the kernels decide)."""
+    """``--fast kernels-fp8``: the GPU kernels with the tensor memory accelerator's loads, where
+    :func:`~stgcn_rt.kernels.ops.tma_available` finds them (as the kernels decide)."""
     name = "fp8 kernels"
     if not kernels.ok:
-        return Capability(name, False, "they need the triton kernels (the row above)")
+        return Capability(name, False, "they need the gpu kernels (the row above)")
     import torch
 
-    from stgcn_rt.model.triton_kernels import tma_available
+    from stgcn_rt.kernels.ops import tma_available
 
     device = torch.device("cuda", torch.cuda.current_device())
     if tma_available(device):
@@ -114,7 +114,7 @@ def triton_cache_note() -> str:
 def compile_threads_note() -> str:
     """How many candidate tiles a first start compiles at once, and how to change it."""
     from stgcn_rt.errors import StgcnError
-    from stgcn_rt.model.triton_tuning import COMPILE_THREADS_VARIABLE, compile_threads
+    from stgcn_rt.kernels.tuning import COMPILE_THREADS_VARIABLE, compile_threads
 
     try:
         return f"a first start compiles up to {compile_threads()} candidate tiles at once ({COMPILE_THREADS_VARIABLE})"
@@ -155,7 +155,7 @@ def capabilities() -> list[Capability]:
                                           f"{platform.machine()} {sys.platform}")]
     found += _torch()
     cuda = found[-1].ok
-    kernels = _triton_kernels(cuda)
+    kernels = _gpu_kernels(cuda)
     found += [
         _onnxruntime(),
         _tensorrt(),

@@ -10,8 +10,9 @@ import numpy as np
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.runtime.classifier import Classifier
+from stgcn_rt.window import FRAMES, stack_frames
 
-SEQ_LEN = 150
+__all__ = ["ActionPrediction", "SkeletonWindow", "predict_action", "stack_frames", "to_prediction"]
 
 
 @dataclass(frozen=True)
@@ -20,24 +21,6 @@ class ActionPrediction:
     index: int
     confidence: float
     probabilities: tuple[float, ...]
-
-
-def stack_frames(frames: Iterable[np.ndarray], seq_len: int = SEQ_LEN) -> np.ndarray:
-    """Per-frame (C, V, M) arrays -> one (C, seq_len, V, M) window.
-
-    As in the roadmap: the last ``seq_len`` frames are kept; a shorter buffer is followed by
-    all-zero frames up to ``seq_len``.
-    """
-    frames = list(frames)
-    if not frames:
-        raise StgcnError("the frame buffer is empty: push at least one (C, V, M) frame")
-    shape = frames[0].shape
-    if len(shape) != 3 or any(f.shape != shape for f in frames):
-        raise StgcnError(f"frames must all be (C, V, M) arrays of one shape, got {shape} and others")
-    frames = frames[-seq_len:]
-    window = np.zeros((shape[0], seq_len, shape[1], shape[2]), dtype=np.float32)
-    window[:, : len(frames)] = np.stack(frames, axis=1)
-    return window
 
 
 def to_prediction(probabilities: np.ndarray, classes: list[str]) -> ActionPrediction:
@@ -49,7 +32,7 @@ def to_prediction(probabilities: np.ndarray, classes: list[str]) -> ActionPredic
 def predict_action(buffer: Iterable[np.ndarray], classifier: Classifier, seq_len: int | None = None
                    ) -> ActionPrediction:
     """Classify a buffer of per-frame (C, V, M) keypoints: pad to the window length, softmax."""
-    seq_len = seq_len or classifier.input_shape[2] or SEQ_LEN
+    seq_len = seq_len or classifier.input_shape[2] or FRAMES
     window = stack_frames(buffer, seq_len)
     probabilities = classifier.predict(window[None])[0]
     return to_prediction(probabilities, classifier.classes)
@@ -65,7 +48,7 @@ class SkeletonWindow:
     >>> if due: window = ring.window()    # (C, 150, V, M), zero-padded at first
     """
 
-    def __init__(self, seq_len: int = SEQ_LEN, stride: int = 5, min_frames: int = 1) -> None:
+    def __init__(self, seq_len: int = FRAMES, stride: int = 5, min_frames: int = 1) -> None:
         if seq_len < 1 or stride < 1:
             raise StgcnError(f"seq_len and stride must be positive, got {seq_len} and {stride}")
         if not 1 <= min_frames <= seq_len:

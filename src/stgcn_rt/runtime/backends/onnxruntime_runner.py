@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from stgcn_rt.artefact import ModelMetadata
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.runtime.backends.onnxruntime_kernels import cpu_has_amx_int8, rewritten_for_cpu
+from stgcn_rt.onnx.cpu import cpu_has_amx_int8, rewritten_for_cpu
 from stgcn_rt.runtime.classifier import Classifier
+from stgcn_rt.window import static_chunks
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -107,16 +109,13 @@ class OnnxClassifier(Classifier):
         self.path = Path(path)
         self.device = device
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.precision = self.metadata.get("precision", "fp32")
-        self.untrained = self.metadata.get("untrained") == "true"
+        facts = ModelMetadata.from_onnx(self.metadata)
+        self.precision, self.untrained = facts.precision, facts.untrained
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.output_name = self.session.get_outputs()[0].name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in model_input.shape)
-        num_classes = self.session.get_outputs()[0].shape[-1]
-        names = [c for c in self.metadata.get("classes", "").split(",") if c]
-        self.classes = names if names and (not isinstance(num_classes, int) or len(names) == num_classes) \
-            else [f"class_{i}" for i in range(num_classes)]
+        self.classes = facts.class_names(int(self.session.get_outputs()[0].shape[-1]))
 
     def _release(self) -> None:
         if self._window_runner is not None:
@@ -131,7 +130,8 @@ class OnnxClassifier(Classifier):
         if self.window_workers < 2 or windows.shape[0] < self.window_workers * (self.batch_size or 1):
             return super()._batch_logits(windows)
         host = _host_float32(windows)
-        pieces = self.static_chunks(host) if self.batch_size else [(host[i:i + 1], 1) for i in range(len(host))]
+        pieces = (static_chunks(host, self.batch_size) if self.batch_size
+                  else [(host[i:i + 1], 1) for i in range(len(host))])
         session, pool = self._windows_at_a_time()
         share = -(-len(pieces) // self.window_workers)  # each thread runs its share in order
         shares = [pieces[i:i + share] for i in range(0, len(pieces), share)]

@@ -10,13 +10,13 @@ a mismatch says so and how to rebuild.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stgcn_rt.artefact import ModelMetadata, read_sidecar
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.export import trt_compat
 from stgcn_rt.runtime.classifier import Classifier
@@ -24,16 +24,6 @@ from stgcn_rt.runtime.classifier import Classifier
 if TYPE_CHECKING:
     import tensorrt
     import torch
-
-
-def read_sidecar(engine: Path) -> dict | None:
-    path = Path(f"{engine}.json")
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StgcnError(f"the engine sidecar {path} is unreadable ({exc}): rebuild with stgcn-rt build") from exc
 
 
 def check_sidecar(engine: Path, sidecar: dict, tensorrt_version: str, gpu: str, capability: str) -> None:
@@ -72,8 +62,8 @@ class TensorRTClassifier(Classifier):
         if precision is not None and sidecar.get("precision") not in (None, precision):
             raise StgcnError(f"{self.path.name} is a {sidecar['precision']} engine, not {precision}")
         self.device = str(self._device)
-        self.precision = sidecar.get("precision", "unknown")
-        self.untrained = bool(sidecar.get("untrained"))
+        facts = ModelMetadata.from_sidecar(sidecar)
+        self.precision, self.untrained = facts.precision, facts.untrained
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime: tensorrt.Runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
@@ -94,14 +84,11 @@ class TensorRTClassifier(Classifier):
         self._dynamic = shape[0] < 0
         self._input_dtype = torch.float16 if engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF \
             else torch.float32
-        num_classes = int(engine.get_tensor_shape(self.output_name)[-1])
-        names_from_sidecar = sidecar.get("classes") or []
-        self.classes = names_from_sidecar if len(names_from_sidecar) == num_classes \
-            else [f"class_{i}" for i in range(num_classes)]
+        self.classes = facts.class_names(int(engine.get_tensor_shape(self.output_name)[-1]))
         self._stream: torch.cuda.Stream = torch.cuda.Stream(self._device)
         self.cuda_graphs = cuda_graphs
         self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, Any]] = {}
-        from stgcn_rt.runtime.backends.torch_runner import PinnedStaging
+        from stgcn_rt.runtime.cuda_graphs import PinnedStaging
 
         self._pinned = PinnedStaging()
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from stgcn_rt.artefact import ModelMetadata
 from stgcn_rt.errors import StgcnError, first_line, require
-from stgcn_rt.export.triton import CLASSES_PARAMETER, UNTRAINED_PARAMETER
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.urls import mask_url
 
@@ -25,7 +25,6 @@ DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 
 class TritonClassifier(Classifier):
     name = "Triton"
-    precision = "unknown"  # the server's model does not say
 
     def __init__(self, url: str, device: str = "remote", precision: str | None = None, *,
                  timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.5, **_: Any) -> None:
@@ -64,12 +63,10 @@ class TritonClassifier(Classifier):
         self.max_batch = int(config.get("max_batch_size", 0)) or 1
         dims = tuple(int(d) for d in model_input["dims"])
         self.input_shape = (None, *dims)
-        parameters = config.get("parameters", {})
-        classes = parameters.get(CLASSES_PARAMETER, {}).get("string_value", "")
-        self.untrained = parameters.get(UNTRAINED_PARAMETER, {}).get("string_value") == "true"
-        count = int(model_output["dims"][-1])
-        names = [c for c in classes.split(",") if c]
-        self.classes = names if len(names) == count else [f"class_{i}" for i in range(count)]
+        parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+        facts = ModelMetadata.from_triton(parameters)
+        self.precision, self.untrained = facts.precision, facts.untrained
+        self.classes = facts.class_names(int(model_output["dims"][-1]))
 
     def _retry(self, call: Callable[[], Any]) -> Any:
         delay = self.backoff_s

@@ -1,0 +1,61 @@
+"""The maintainer's scripts (scripts/*.py) run and write what they say, on tiny settings."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def script(name, *args, cwd=None):
+    result = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_tiny_trained_checkpoint_and_its_precision_report(tmp_path):
+    from stgcn_rt.model.checkpoint import load_checkpoint
+
+    trained = tmp_path / "trained.pt"
+    out = script("train_tiny_checkpoint.py", "-o", trained, "--epochs", "1", "--stride", "50")
+    assert "training accuracy" in out
+    loaded = load_checkpoint(trained)
+    assert loaded.config.classes == ["clean_and_jerk", "skateboarding"] and not loaded.untrained
+    script("measure_precision.py", trained, "--seq-len", "30", "--calib-stride", "60", "--eval-stride", "90",
+           "--out", tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "precision-cpu.json").read_text())
+    assert [(r["precision"], r["int8_target"]) for r in report["rows"]] == [
+        ("fp32", None), ("fp16", None), ("int8", "tensorrt"), ("int8", "onnxruntime"),
+        ("int8", "onnxruntime, BatchNorm kept")]
+    assert report["rows"][0]["passed"] and report["rows"][0]["max_prob_diff"] <= 1e-4
+    assert "| trained.pt | fp16 |" in (tmp_path / "report" / "precision-cpu.md").read_text()
+
+
+def test_skeletons_of_a_folder_of_videos(tmp_path, videos):
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("mediapipe")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(videos["clean_and_jerk"]))
+    writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (340, 256))
+    for _ in range(20):
+        writer.write(capture.read()[1])
+    writer.release()
+    script("make_real_skeletons.py", folder, "--out", tmp_path / "skeletons.npz")
+    with np.load(tmp_path / "skeletons.npz") as archive:
+        keypoints = archive["clip"]
+    assert keypoints.shape == (20, 33, 3) and keypoints.any(axis=(1, 2)).all() and keypoints.max() <= 1
+
+
+def test_pipeline_capacity_of_one_camera(tmp_path):
+    pytest.importorskip("mediapipe")
+    script("pipeline_capacity.py", "--cameras", "1", "--stride", "50", "--out", tmp_path)
+    report = json.loads(next(tmp_path.glob("pipeline-cpu*.json")).read_text())
+    (row,) = report["rows"]
+    assert (row["cameras"], row["persons"], row["stride"]) == (1, 1, 50)
+    assert row["windows"] == row["expected_windows"] == 4 and row["wall_over_duration"] > 0.9  # paced in real time
