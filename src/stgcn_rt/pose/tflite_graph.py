@@ -28,7 +28,7 @@ from stgcn_rt.errors import StgcnError, require
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
 #: fused activations by tflite's ActivationFunctionType code
 _ACTIVATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
-    0: lambda x: x, 1: F.relu, 2: lambda x: x.clamp(-1.0, 1.0), 3: lambda x: x.clamp(0.0, 6.0), 4: torch.tanh,
+    0: lambda x: x, 1: F.relu, 2: lambda x: F.hardtanh(x, -1.0, 1.0), 3: F.relu6, 4: torch.tanh,
 }
 SAME, VALID = 0, 1  # tflite's Padding codes
 
@@ -165,11 +165,18 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     return total // 2, total - total // 2
 
 
-def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-              value: float = 0.0) -> torch.Tensor:
-    top, bottom = same_padding(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = same_padding(x.shape[3], kernel[1], stride[1], dilation[1])
-    return F.pad(x, (left, right, top, bottom), value=value) if top or bottom or left or right else x
+def _padding(network: TfliteNetwork, step: _Operator, kernel: tuple[int, int], stride: tuple[int, int],
+             dilation: tuple[int, int], padding: int) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
+    """An operator's padding from its (static) input shape: (the symmetric part the PyTorch operator
+    takes, the F.pad of the rest or None). TensorFlow's SAME puts an odd pixel after."""
+    if padding != SAME:
+        return (0, 0), None
+    _, height, width, _ = network.shapes[step.inputs[0]]
+    top, bottom = same_padding(height, kernel[0], stride[0], dilation[0])
+    left, right = same_padding(width, kernel[1], stride[1], dilation[1])
+    if top == bottom and left == right:
+        return (top, left), None
+    return (0, 0), (left, right, top, bottom)
 
 
 class _Convolution:
@@ -181,17 +188,20 @@ class _Convolution:
         network.keep(step.inputs[1], weight.transpose(3, 0, 1, 2) if cls.depthwise else weight.transpose(0, 3, 1, 2))
         if len(step.inputs) > 2 and step.inputs[2] >= 0:
             network.keep(step.inputs[2], network.constants[step.inputs[2]])
+        o = step.options
+        stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
+        padding, pad = _padding(network, step, (weight.shape[1], weight.shape[2]), stride, dilation, o.Padding())
+        step.options = (stride, dilation, padding, pad, _ACTIVATIONS[o.FusedActivationFunction()])
 
     @classmethod
     def run(cls, network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
-        o = step.options
+        stride, dilation, padding, pad, activation = step.options
         x, weight = values[step.inputs[0]], network.weight(step.inputs[1])
         bias = network.weight(step.inputs[2]) if len(step.inputs) > 2 and step.inputs[2] >= 0 else None
-        stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-        if o.Padding() == SAME:
-            x = _pad_same(x, (weight.shape[2], weight.shape[3]), stride, dilation)
-        y = F.conv2d(x, weight, bias, stride, 0, dilation, groups=x.shape[1] if cls.depthwise else 1)
-        return _ACTIVATIONS[o.FusedActivationFunction()](y)
+        if pad is not None:
+            x = F.pad(x, pad)
+        y = F.conv2d(x, weight, bias, stride, padding, dilation, groups=x.shape[1] if cls.depthwise else 1)
+        return activation(y)
 
 
 class _Depthwise(_Convolution):
@@ -282,16 +292,20 @@ class _Concatenation:
 class _MaxPool:
     @staticmethod
     def prepare(network: TfliteNetwork, step: _Operator) -> None:
-        pass
+        o = step.options
+        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        padding, pad = _padding(network, step, kernel, stride, (1, 1), o.Padding())
+        if padding != (0, 0):  # PyTorch pads max pooling with -inf as TensorFlow does, but only symmetric pads
+            pad, padding = (padding[1], padding[1], padding[0], padding[0]), (0, 0)
+        step.options = (kernel, stride, pad, _ACTIVATIONS[o.FusedActivationFunction()])
 
     @staticmethod
     def run(network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
-        o = step.options
-        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        kernel, stride, pad, activation = step.options
         x = values[step.inputs[0]]
-        if o.Padding() == SAME:
-            x = _pad_same(x, kernel, stride, (1, 1), value=-math.inf)
-        return _ACTIVATIONS[o.FusedActivationFunction()](F.max_pool2d(x, kernel, stride))
+        if pad is not None:
+            x = F.pad(x, pad, value=-math.inf)
+        return activation(F.max_pool2d(x, kernel, stride))
 
 
 class _Logistic:

@@ -1,0 +1,203 @@
+"""BlazePose as MediaPipe's pose graph runs it (model_complexity 1, video mode, smoothing on), with
+each stage batched across cameras on one device: one detector call for the frames that need a
+detection, one landmark call for every region of interest, per-camera state (ROIs, filters) on the
+host beside them.
+
+Per frame and camera, as ``mediapipe/modules/pose_landmark/pose_landmark_cpu.pbtxt`` (v0.10.21):
+the region of interest comes from the last frame's landmarks, else from the detector (letterboxed
+224 input, the best detection after weighted NMS, its hip centre and scale point); the landmark
+network runs on that region (a rotated 256 crop); a pose flag under ``min_tracking_confidence``
+drops the landmarks, so that the next frame detects again; the landmarks are refined with the
+heatmap, projected back to the image and smoothed, and the two auxiliary ones give the next ROI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stgcn_rt.pose import geometry
+from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkSmoother
+from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, Rect
+from stgcn_rt.pose.models import model_file
+from stgcn_rt.pose.tflite_graph import TfliteNetwork
+
+LANDMARKS = 33  # the pose's own; the network gives 39, of which 33 and 34 place the next ROI
+#: the heatmap neighbourhood the landmarks are refined over. The v0.10.21 graph asks for 7, but the
+#: wheel's compiled graph refines over 9, the option's default: with 9 its landmarks on the demo clip's
+#: first frame come out to within 1e-4 px, with 7 up to 1.5 px off (a hand's landmarks)
+HEATMAP_KERNEL = 9
+REFINE_MIN_CONFIDENCE = 0.5
+MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
+OPENCV_SUBPIXELS = 32  # OpenCV's INTER_TAB_SIZE: warps place each source point to 1/32 of a pixel
+
+
+def warp(frames: torch.Tensor, index: torch.Tensor, affine: torch.Tensor, size: int, replicate: bool) -> torch.Tensor:
+    """Crops (R, size, size, 3) of the uint8 RGB ``frames`` (F, H, W, 3), crop r from frame index[r]
+    through its 2x3 map ``affine[r]`` (crop pixel -> image pixel), sampled as OpenCV's warpPerspective
+    samples uint8 images (pixel centres at whole coordinates, each source point rounded to 1/32 of a
+    pixel, bilinear, borders replicated or zero, the result rounded half up to uint8), as MediaPipe's
+    converter hands them on; values 0..255 as float32. Without OpenCV's rounding a pose flag near
+    its threshold comes out on the other side of it."""
+    height, width = frames.shape[1:3]
+    steps = torch.arange(size, device=frames.device, dtype=torch.float64)
+    v, u = torch.meshgrid(steps, steps, indexing="ij")
+    crop = torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3)  # (size*size, 3)
+    points = torch.einsum("rij,pj->rpi", affine.double(), crop)  # (R, size*size, 2) image pixels
+    points = torch.round(points * OPENCV_SUBPIXELS) / OPENCV_SUBPIXELS
+    grid = torch.stack([points[..., 0] * (2.0 / (width - 1)) - 1.0, points[..., 1] * (2.0 / (height - 1)) - 1.0],
+                       dim=-1).reshape(-1, size, size, 2).float()
+    images = frames[index].permute(0, 3, 1, 2).float()
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border" if replicate else "zeros",
+                        align_corners=True)
+    return torch.floor(out + 0.5).clamp(0, 255).permute(0, 2, 3, 1)
+
+
+def refine_with_heatmap(landmarks: torch.Tensor, heatmap: torch.Tensor) -> torch.Tensor:
+    """RefineLandmarksFromHeatmapCalculator for a batch: landmarks (R, 39, 5) with x, y in the crop's
+    [0, 1], heatmap (R, 64, 64, 39) raw. Each landmark whose 9x9 neighbourhood (around its heatmap
+    cell, the index truncated as C++ does) peaks at a confidence of 0.5 or more moves to the
+    confidence-weighted mean of the neighbourhood's cells."""
+    count, rows, cols, channels = heatmap.shape
+    confidence = torch.sigmoid(heatmap.float())
+    col = torch.trunc(landmarks[..., 0] * cols).long()
+    row = torch.trunc(landmarks[..., 1] * rows).long()
+    inside = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+    offsets = torch.arange(-(HEATMAP_KERNEL // 2), HEATMAP_KERNEL // 2 + 1, device=heatmap.device)
+    window_rows = row[..., None, None] + offsets[:, None]  # (R, 39, 7, 1)
+    window_cols = col[..., None, None] + offsets[None, :]  # (R, 39, 1, 7)
+    valid = (window_rows >= 0) & (window_rows < rows) & (window_cols >= 0) & (window_cols < cols)
+    r = torch.arange(count, device=heatmap.device)[:, None, None, None]
+    k = torch.arange(channels, device=heatmap.device)[None, :, None, None]
+    values = confidence[r, window_rows.clamp(0, rows - 1), window_cols.clamp(0, cols - 1), k] * valid
+    total = values.sum(dim=(2, 3))
+    peak = values.amax(dim=(2, 3))
+    x = (values * window_cols).sum(dim=(2, 3)) / cols / total.clamp_min(1e-12)
+    y = (values * window_rows).sum(dim=(2, 3)) / rows / total.clamp_min(1e-12)
+    refine = inside & (peak >= REFINE_MIN_CONFIDENCE) & (total > 0)
+    out = landmarks.clone()
+    out[..., 0] = torch.where(refine, x, landmarks[..., 0])
+    out[..., 1] = torch.where(refine, y, landmarks[..., 1])
+    return out
+
+
+class BlazePoseNetworks:
+    """The two networks on one device, and the batched stages around them (no per-camera state)."""
+
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        self.device, self.dtype = torch.device(device), dtype
+        self.detector = TfliteNetwork(model_file("detector")).eval().to(self.device, dtype)
+        self.landmarker = TfliteNetwork(model_file("landmarks")).eval().to(self.device, dtype)
+        self.anchors = geometry.ssd_anchors()
+
+    def frames(self, images: list[np.ndarray], bgr: bool = True) -> torch.Tensor:
+        """Camera images (H, W, 3) uint8, all of one size, as one RGB batch on the device."""
+        batch = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
+        return batch.flip(-1) if bgr else batch
+
+    @torch.inference_mode()
+    def detect(self, frames: torch.Tensor, which: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The detections of each frame in ``which``, after weighted NMS, in image coordinates:
+        (scores (K,), boxes (K, 4), keypoints (K, 4, 2)), best first."""
+        if not which:
+            return []
+        height, width = frames.shape[1:3]
+        whole = geometry.crop_affine(Rect(0.5, 0.5, 1.0, 1.0), width, height, DETECTOR_SIZE)
+        affine = torch.from_numpy(np.repeat(whole[None], len(which), 0)).to(self.device)
+        crops = warp(frames, torch.tensor(which, device=self.device), affine, DETECTOR_SIZE, replicate=False)
+        raw, scores = self.detector((crops * (2.0 / 255.0) - 1.0).to(self.dtype))
+        raw, scores = raw.float().cpu().numpy(), scores.float().cpu().numpy()
+        padding = geometry.letterbox(width, height, DETECTOR_SIZE)
+        found = []
+        for i in range(len(which)):
+            kept = geometry.weighted_nms(*geometry.decode_detections(raw[i], scores[i, :, 0], self.anchors))
+            boxes = geometry.remove_letterbox(kept[1].reshape(-1, 2, 2), padding).reshape(-1, 4)
+            found.append((kept[0], boxes, geometry.remove_letterbox(kept[2], padding)))
+        return found
+
+    @torch.inference_mode()
+    def landmarks(self, frames: torch.Tensor, which: list[int], rois: list[Rect]) -> tuple[np.ndarray, np.ndarray]:
+        """The landmark network on each region ``rois[r]`` of frame ``which[r]``: pose flags (R,) and
+        landmarks (R, 39, 5) (x, y in the image's [0, 1], z, visibility, presence), refined with the
+        heatmap and projected back to the image."""
+        if not rois:
+            return np.zeros(0, np.float32), np.zeros((0, 39, 5), np.float32)
+        height, width = frames.shape[1:3]
+        affine = torch.from_numpy(np.stack([geometry.crop_affine(r, width, height, LANDMARK_SIZE)
+                                            for r in rois])).to(self.device)
+        crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
+        raw, flag, _segmentation, heatmap, _world = self.landmarker((crops / 255.0).to(self.dtype))
+        points = raw.float().reshape(len(rois), 39, 5)
+        points = torch.cat([points[..., :3] / LANDMARK_SIZE, torch.sigmoid(points[..., 3:])], dim=-1)
+        points = refine_with_heatmap(points, heatmap).cpu().numpy()
+        for r, roi in enumerate(rois):
+            points[r, :, :2] = geometry.project(points[r, :, :2], roi)
+            points[r, :, 2] *= roi.width
+        return flag.float().reshape(-1).cpu().numpy(), points
+
+
+@dataclass
+class CameraTrack:
+    """One camera's pose state between frames: the next ROI and the smoothing filters."""
+
+    roi: Rect | None = None
+    frames: int = 0
+    landmarks: LandmarkSmoother = field(default_factory=lambda: LandmarkSmoother(LANDMARK_FILTER))
+    auxiliary: LandmarkSmoother = field(default_factory=lambda: LandmarkSmoother(AUXILIARY_FILTER))
+
+    def lost(self) -> None:
+        """No pose this frame: the next one detects again and the filters start over."""
+        self.roi = None
+        self.landmarks.reset()
+        self.auxiliary.reset()
+
+    def smooth(self, points: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The frame's landmarks (39, 5) smoothed as PoseLandmarkFiltering does; the next ROI from the
+        smoothed auxiliary landmarks. Returns the 33 landmarks (x, y, visibility)."""
+        stamp = self.frames * FRAME_MICROSECONDS
+        auxiliary = points[LANDMARKS:LANDMARKS + 2]
+        scale_rect = geometry.raw_alignment_rect(auxiliary[0, :2], auxiliary[1, :2], width, height)
+        object_scale = (scale_rect.width * width + scale_rect.height * height) / 2.0
+        main = self.landmarks.apply(points[:LANDMARKS, :4], stamp, width, height, object_scale)
+        aux = self.auxiliary.apply(auxiliary[:, :4], stamp, width, height, object_scale)
+        self.roi = geometry.alignment_rect(aux[0, :2], aux[1, :2], width, height)
+        return main[:, [0, 1, 3]]
+
+
+class BlazePose:
+    """Single-person BlazePose for many cameras at once: ``process`` takes one frame from each of
+    several cameras and returns each camera's 33 landmarks (x, y in [0, 1] of the frame, visibility),
+    or None where nobody was found."""
+
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE) -> None:
+        self.networks = BlazePoseNetworks(device, dtype)
+        self.min_tracking_confidence = min_tracking_confidence
+        self.tracks: dict[str, CameraTrack] = {}
+
+    def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
+        names = list(images)
+        height, width = images[names[0]].shape[:2]
+        frames = self.networks.frames([images[n] for n in names], bgr)
+        tracks = [self.tracks.setdefault(n, CameraTrack()) for n in names]
+        for track in tracks:
+            track.frames += 1
+        need = [i for i, track in enumerate(tracks) if track.roi is None]
+        for i, (scores, _boxes, keypoints) in zip(need, self.networks.detect(frames, need)):
+            if len(scores):  # the first detection: its hip centre and full-body scale point
+                tracks[i].roi = geometry.alignment_rect(keypoints[0, 0], keypoints[0, 1], width, height)
+            else:
+                tracks[i].lost()
+        rois = {i: track.roi for i, track in enumerate(tracks) if track.roi is not None}
+        which = list(rois)
+        flags, points = self.networks.landmarks(frames, which, list(rois.values()))
+        out: dict[str, np.ndarray | None] = dict.fromkeys(names)
+        for r, i in enumerate(which):
+            if flags[r] < self.min_tracking_confidence:
+                tracks[i].lost()
+                continue
+            out[names[i]] = tracks[i].smooth(points[r], width, height)
+        return out

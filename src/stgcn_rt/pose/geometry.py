@@ -1,0 +1,163 @@
+"""The geometry of MediaPipe's pose graph (v0.10.21, ``mediapipe/modules/pose_*``), in numpy: SSD
+anchors, detection decoding and weighted non-max suppression, the region of interest (ROI) from two
+alignment points, the crop's affine map with OpenCV's conventions, and the projection of landmarks
+back to the image. All coordinates are normalised to the image (x / width, y / height) unless named
+pixels; a rectangle's rotation is in radians, clockwise in image coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECTOR_SIZE = 224  # pose_detection.tflite's input
+LANDMARK_SIZE = 256  # pose_landmark_full.tflite's input
+#: the SSD anchors' layers: strides 8, 16, 32, 32, 32 over the 224 input, two anchors per cell in each
+#: (an aspect ratio of 1 and the interpolated scale), all of fixed size 1
+ANCHOR_STRIDES = (8, 16, 32, 32, 32)
+MIN_DETECTION_SCORE = 0.5  # TensorsToDetectionsCalculator's min_score_thresh (min_detection_confidence)
+SCORE_CLIPPING = 100.0
+SUPPRESSION_IOU = 0.3  # NonMaxSuppressionCalculator, WEIGHTED, INTERSECTION_OVER_UNION
+ROI_SCALE = 1.25  # RectTransformationCalculator: scale 1.25, square_long
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A rotated rectangle, normalised to the image: centre, size, rotation (radians)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    rotation: float = 0.0
+
+
+def ssd_anchors() -> np.ndarray:
+    """The detector's 2,254 anchor centres (x, y) in [0, 1], in the order of its outputs."""
+    centres = []
+    layer = 0
+    while layer < len(ANCHOR_STRIDES):
+        end = layer  # consecutive layers of one stride share a grid
+        while end < len(ANCHOR_STRIDES) and ANCHOR_STRIDES[end] == ANCHOR_STRIDES[layer]:
+            end += 1
+        per_cell = 2 * (end - layer)  # aspect ratio 1 and the interpolated scale, for each layer
+        cells = math.ceil(DETECTOR_SIZE / ANCHOR_STRIDES[layer])
+        for y in range(cells):
+            for x in range(cells):
+                centres += [((x + 0.5) / cells, (y + 0.5) / cells)] * per_cell
+        layer = end
+    return np.array(centres, np.float32)
+
+
+def decode_detections(raw: np.ndarray, scores: np.ndarray, anchors: np.ndarray,
+                      min_score: float = MIN_DETECTION_SCORE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One detector output (2254, 12) and its raw scores (2254,) -> the detections scoring at least
+    ``min_score``: scores (K,), boxes (K, 4) as xmin, ymin, xmax, ymax, keypoints (K, 4, 2), all in
+    the detector input's [0, 1] coordinates (x before y: the model's output order is reversed)."""
+    clipped = np.clip(scores.astype(np.float64), -SCORE_CLIPPING, SCORE_CLIPPING)
+    score = (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
+    keep = np.flatnonzero(score >= min_score)
+    raw, centre = raw[keep].astype(np.float32), anchors[keep]
+    xy = raw[:, :2] / DETECTOR_SIZE + centre
+    size = raw[:, 2:4] / DETECTOR_SIZE
+    boxes = np.concatenate([xy - size / 2, xy + size / 2], axis=1)
+    keypoints = raw[:, 4:12].reshape(-1, 4, 2) / DETECTOR_SIZE + centre[:, None]
+    return score[keep], boxes, keypoints
+
+
+def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with (K, 4) boxes (xmin, ymin, xmax, ymax)."""
+    lo, hi = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(others[:, 2:] - others[:, :2], axis=1)
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray,
+                 threshold: float = SUPPRESSION_IOU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's WEIGHTED non-max suppression: from the best remaining detection, every detection
+    overlapping it by more than ``threshold`` (itself included) is averaged into it, weighted by
+    score; the best one's score is kept. Returns scores, boxes and keypoints, best first."""
+    order = np.argsort(-scores, kind="stable")
+    out_scores, out_boxes, out_keypoints = [], [], []
+    while len(order):
+        best = order[0]
+        overlap = iou(boxes[best], boxes[order]) > threshold
+        group = order[overlap]
+        weights = scores[group][:, None]
+        out_scores.append(scores[best])
+        out_boxes.append((boxes[group] * weights).sum(0) / weights.sum())
+        out_keypoints.append((keypoints[group] * weights[:, :, None]).sum(0) / weights.sum())
+        order = order[~overlap]
+    return (np.array(out_scores, np.float32), np.array(out_boxes, np.float32).reshape(-1, 4),
+            np.array(out_keypoints, np.float32).reshape(-1, 4, 2))
+
+
+def letterbox(width: int, height: int, size: int) -> np.ndarray:
+    """The [left, top, right, bottom] padding (fractions of the padded square) that fitting a
+    ``width`` x ``height`` image into a square ``size`` input keeps its aspect ratio with."""
+    roi_aspect, tensor_aspect = height / width, 1.0  # a square input
+    if tensor_aspect > roi_aspect:
+        vertical = (1.0 - roi_aspect / tensor_aspect) / 2.0
+        return np.array([0.0, vertical, 0.0, vertical], np.float32)
+    horizontal = (1.0 - tensor_aspect / roi_aspect) / 2.0
+    return np.array([horizontal, 0.0, horizontal, 0.0], np.float32)
+
+
+def remove_letterbox(points: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """Points (..., 2) in a letterboxed input's [0, 1] -> the image's [0, 1]."""
+    left, top, right, bottom = padding
+    return (points - np.array([left, top], np.float32)) / np.array([1 - left - right, 1 - top - bottom], np.float32)
+
+
+def normalize_radians(angle: float) -> float:
+    return angle - 2 * math.pi * math.floor((angle - (-math.pi)) / (2 * math.pi))
+
+
+def alignment_rect(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int,
+                   scale: float = ROI_SCALE) -> Rect:
+    """The ROI of AlignmentPointsRectsCalculator then RectTransformationCalculator: centred on
+    ``centre``, twice as wide as the distance to ``scale_point``, rotated so that the direction from
+    one to the other points up, made square on its long side (pixels) and scaled by ``scale``."""
+    x0, y0 = float(centre[0]) * width, float(centre[1]) * height
+    x1, y1 = float(scale_point[0]) * width, float(scale_point[1]) * height
+    size = math.hypot(x1 - x0, y1 - y0) * 2.0
+    rotation = normalize_radians(math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0))
+    long_side = size  # square in pixels already: square_long keeps it
+    return Rect(x0 / width, y0 / height, long_side / width * scale, long_side / height * scale, rotation)
+
+
+def raw_alignment_rect(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int) -> Rect:
+    """The ROI of AlignmentPointsRectsCalculator alone (no margin, no rotation): what the landmark
+    smoothing takes its object scale from."""
+    x0, y0 = float(centre[0]) * width, float(centre[1]) * height
+    size = math.hypot(float(scale_point[0]) * width - x0, float(scale_point[1]) * height - y0) * 2.0
+    return Rect(x0 / width, y0 / height, size / width, size / height)
+
+
+def crop_affine(rect: Rect, width: int, height: int, size: int) -> np.ndarray:
+    """The 2x3 map from a ``size`` x ``size`` crop's pixel (u, v) to the image's pixel (x, y) that
+    MediaPipe's OpenCV converter samples: the rotated rectangle's corners (cv::boxPoints) go to the
+    crop's corners (0, 0) ... (size, size), and OpenCV puts pixel centres at whole coordinates."""
+    cx, cy, w, h = rect.x * width, rect.y * height, rect.width * width, rect.height * height
+    if w <= 0 or h <= 0:
+        raise ValueError("a crop of an empty rectangle")
+    if w != h:  # keep_aspect_ratio: pad the rectangle to the crop's square shape
+        w = h = max(w, h)
+    b, a = math.cos(rect.rotation) * 0.5, math.sin(rect.rotation) * 0.5
+    bottom_left = np.array([cx - a * h - b * w, cy + b * h - a * w])
+    top_left = np.array([cx + a * h - b * w, cy - b * h - a * w])
+    top_right = np.array([2 * cx - bottom_left[0], 2 * cy - bottom_left[1]])
+    return np.stack([(top_right - top_left) / size, (bottom_left - top_left) / size, top_left], axis=1)
+
+
+def project(points: np.ndarray, rect: Rect) -> np.ndarray:
+    """Landmarks (..., 2) in a crop's [0, 1] -> the image's [0, 1], as LandmarkProjectionCalculator
+    does without image dimensions (the rotation applied in normalised units)."""
+    c, s = math.cos(rect.rotation), math.sin(rect.rotation)
+    x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
+    return np.stack([(c * x - s * y) * rect.width + rect.x, (s * x + c * y) * rect.height + rect.y], axis=-1)

@@ -1,0 +1,120 @@
+"""BlazePose in PyTorch against MediaPipe itself: the graph's geometry, OpenCV's crop, the heatmap
+refinement, the smoothing filters, and whole videos in video mode (tracking and smoothing on)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stgcn_rt.pose import geometry
+from stgcn_rt.pose.filters import OneEuro
+from stgcn_rt.pose.geometry import Rect
+
+pytest.importorskip("tflite")
+
+
+def test_ssd_anchors_follow_the_detector_outputs():
+    anchors = geometry.ssd_anchors()
+    assert anchors.shape == (2254, 2)  # 28 x 28 x 2 + 14 x 14 x 2 + 7 x 7 x 6
+    assert np.allclose(anchors[0], [0.5 / 28, 0.5 / 28]) and np.allclose(anchors[2], [1.5 / 28, 0.5 / 28])
+    assert np.allclose(anchors[1568], [0.5 / 14, 0.5 / 14]) and np.allclose(anchors[1960:1966], [0.5 / 7, 0.5 / 7])
+
+
+def test_weighted_nms_averages_the_overlapping_detections():
+    scores = np.array([0.9, 0.6, 0.8], np.float32)
+    boxes = np.array([[0, 0, 1, 1], [0.1, 0, 1.1, 1], [2, 2, 3, 3]], np.float32)
+    keypoints = np.stack([boxes.reshape(3, 2, 2)] * 2, axis=1).reshape(3, 4, 2)
+    kept, merged, points = geometry.weighted_nms(scores, boxes, keypoints)
+    assert kept.tolist() == pytest.approx([0.9, 0.8])
+    assert merged[0].tolist() == pytest.approx([0.04, 0, 1.04, 1])  # (0.9 * 0 + 0.6 * 0.1) / 1.5
+    assert merged[1].tolist() == pytest.approx([2, 2, 3, 3]) and points.shape == (2, 4, 2)
+
+
+def test_an_upright_person_gets_an_unrotated_square_roi():
+    """Hip centre below the scale point (the head end): no rotation; the box twice their distance,
+    square in pixels, with MediaPipe's 1.25 margin."""
+    roi = geometry.alignment_rect(np.array([0.5, 0.6]), np.array([0.5, 0.35]), 640, 480)
+    assert (roi.x, roi.y, roi.rotation) == pytest.approx((0.5, 0.6, 0.0))
+    assert roi.width * 640 == pytest.approx(roi.height * 480) == pytest.approx(0.25 * 480 * 2 * 1.25)
+    tilted = geometry.alignment_rect(np.array([0.5, 0.6]), np.array([0.6, 0.6]), 640, 480)
+    assert tilted.rotation == pytest.approx(math.pi / 2)  # lying to the right: a quarter turn
+
+
+def test_crops_are_sampled_as_opencv_samples_them(videos):
+    """The rotated crop of a real frame against cv2.warpPerspective from cv2.boxPoints, as MediaPipe's
+    converter makes it: the same to the unit in almost every pixel (OpenCV's fixed point)."""
+    cv2 = pytest.importorskip("cv2")
+    from stgcn_rt.pose.blazepose import warp
+
+    capture = cv2.VideoCapture(str(videos["skateboarding"]))
+    image = cv2.cvtColor(cv2.resize(capture.read()[1], (640, 480)), cv2.COLOR_BGR2RGB)
+    for roi, replicate in ((Rect(0.55, 0.5, 0.48, 0.64, -1.03), True), (Rect(0.5, 0.5, 1.0, 1.0), False)):
+        size = 256 if replicate else 224
+        box = ((roi.x * 640, roi.y * 480), (roi.width * 640, roi.height * 480), math.degrees(roi.rotation))
+        if not replicate:  # the detector's letterbox: the whole frame padded to a square
+            box = ((320, 240), (640, 640), 0.0)
+        corners = np.array([[0, size], [0, 0], [size, 0], [size, size]], np.float32)
+        matrix = cv2.getPerspectiveTransform(cv2.boxPoints(box).astype(np.float32), corners)
+        expected = cv2.warpPerspective(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
+        affine = torch.from_numpy(geometry.crop_affine(roi, 640, 480, size)[None])
+        got = warp(torch.from_numpy(image[None]), torch.tensor([0]), affine, size, replicate)[0].numpy()
+        diff = np.abs(got - expected)
+        assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_one_euro_passes_the_first_value_and_follows_a_jump():
+    ones = np.ones(3)
+    smooth = OneEuro(0.01, 10.0, 1.0)
+    assert smooth.apply(33333, 1 / 100, ones * 5).tolist() == [5, 5, 5]
+    assert smooth.apply(66666, 1 / 100, ones * 5).tolist() == pytest.approx([5, 5, 5])
+    moved = smooth.apply(99999, 1 / 100, ones * 15)
+    assert (5 < moved).all() and (moved < 15).all()  # smoothed towards the new value, not to it
+    assert smooth.apply(99999, 1 / 100, ones * 99).tolist() == [99, 99, 99]  # a repeated timestamp passes
+
+
+@pytest.fixture(scope="module")
+def agreement(videos):
+    """Per video: BlazePose here and MediaPipe's own solution (video mode, model_complexity 1,
+    smoothing on) frame by frame at 640x480: (frames each found a person in, frames both did,
+    distances of the visible landmarks as fractions of the frame's long side)."""
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("mediapipe")
+    from stgcn_rt.pipeline.pose import PoseEstimator
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    out = {}
+    for name, path in videos.items():
+        capture = cv2.VideoCapture(str(path))
+        ours, theirs, same, distances = BlazePose(), PoseEstimator(), 0, []
+        frames = 0
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            image = cv2.resize(image, (640, 480))
+            a, b = ours.process({name: image})[name], theirs(image)
+            frames += 1
+            same += (a is None) == (b is None)
+            if a is not None and b is not None:
+                visible = b[:, 2] > 0.5
+                distances.append(np.hypot((a[visible, 0] - b[visible, 0]) * 640, (a[visible, 1] - b[visible, 1]) * 480)
+                                 / 640)
+        theirs.close()
+        out[name] = (frames, same, np.concatenate(distances))
+    return out
+
+
+def test_landmarks_agree_with_mediapipe_on_the_real_videos(agreement):
+    """The issue's bounds: mean distance <= 1% of the long side, 95th percentile <= 2.5%; a person
+    in the same frames: 98.3% measured over both videos (100% and 96.7%), asserted with a margin
+    for other CPUs, whose float rounding moves a pose flag that sits on its threshold."""
+    frames = sum(f for f, _, _ in agreement.values())
+    same = sum(s for _, s, _ in agreement.values())
+    distances = np.concatenate([d for _, _, d in agreement.values()])
+    print({name: (f, s, float(d.mean()), float(np.percentile(d, 95))) for name, (f, s, d) in agreement.items()})
+    assert distances.mean() <= 0.01 and np.percentile(distances, 95) <= 0.025
+    assert same / frames >= 0.95
+    frames, same, distances = agreement["clean_and_jerk"]
+    assert same == frames and distances.mean() <= 0.001  # one lifter, always in view: all but exact
