@@ -13,6 +13,7 @@ heatmap, projected back to the image and smoothed, and the two auxiliary ones gi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,7 +92,14 @@ class BlazePoseNetworks:
         self.device, self.dtype = torch.device(device), dtype
         self.detector = TfliteNetwork(model_file("detector")).eval().to(self.device, dtype)
         self.landmarker = TfliteNetwork(model_file("landmarks")).eval().to(self.device, dtype)
+        if self.device.type == "cuda":
+            self.detector.channels_last()
+            self.landmarker.channels_last()
         self.anchors = geometry.ssd_anchors()
+
+    def _inference(self) -> contextlib.AbstractContextManager:
+        """"fp32" means fp32: cuDNN would otherwise run the convolutions in TF32 on Ampere and newer."""
+        return torch.backends.cudnn.flags(enabled=True, allow_tf32=self.dtype != torch.float32)
 
     def frames(self, images: list[np.ndarray], bgr: bool = True) -> torch.Tensor:
         """Camera images (H, W, 3) uint8, all of one size, as one RGB batch on the device."""
@@ -108,7 +116,8 @@ class BlazePoseNetworks:
         whole = geometry.crop_affine(Rect(0.5, 0.5, 1.0, 1.0), width, height, DETECTOR_SIZE)
         affine = torch.from_numpy(np.repeat(whole[None], len(which), 0)).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, DETECTOR_SIZE, replicate=False)
-        raw, scores = self.detector((crops * (2.0 / 255.0) - 1.0).to(self.dtype))
+        with self._inference():
+            raw, scores = self.detector((crops * (2.0 / 255.0) - 1.0).to(self.dtype))
         raw, scores = raw.float().cpu().numpy(), scores.float().cpu().numpy()
         padding = geometry.letterbox(width, height, DETECTOR_SIZE)
         found = []
@@ -129,7 +138,8 @@ class BlazePoseNetworks:
         affine = torch.from_numpy(np.stack([geometry.crop_affine(r, width, height, LANDMARK_SIZE)
                                             for r in rois])).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
-        raw, flag, _segmentation, heatmap, _world = self.landmarker((crops / 255.0).to(self.dtype))
+        with self._inference():
+            raw, flag, _segmentation, heatmap, _world = self.landmarker((crops / 255.0).to(self.dtype))
         points = raw.float().reshape(len(rois), 39, 5)
         points = torch.cat([points[..., :3] / LANDMARK_SIZE, torch.sigmoid(points[..., 3:])], dim=-1)
         points = refine_with_heatmap(points, heatmap).cpu().numpy()

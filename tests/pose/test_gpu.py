@@ -1,0 +1,84 @@
+"""BlazePose on a CUDA GPU, fp32 and fp16, against the CPU. Run through the device tool; skipped here."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytest.importorskip("tflite")
+
+
+def report(name, **figures):
+    line = json.dumps({"test": name, "device": torch.cuda.get_device_name(), **figures})
+    print(line)
+    if os.environ.get("GPU_REPORT"):
+        with open(os.environ["GPU_REPORT"], "a") as handle:
+            handle.write(line + "\n")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    cv2 = pytest.importorskip("cv2")
+    from stgcn_rt.data import demo_video
+
+    capture = cv2.VideoCapture(str(demo_video()))
+    return [cv2.resize(capture.read()[1], (640, 480)) for _ in range(60)]
+
+
+def run(frames, **options):
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    pose = BlazePose(**options)
+    return np.stack([pose.process({"cam": image})["cam"] for image in frames])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_the_landmark_network_on_the_gpu_gives_the_cpus_landmarks(frames, dtype):
+    """One real 256 crop through the landmark network on the GPU and on the CPU (fp32): the 39
+    landmarks within 0.05 px of the crop in fp32 (TF32 off), within 1 px in fp16."""
+    from stgcn_rt.pose.models import model_file
+    from stgcn_rt.pose.tflite_graph import TfliteNetwork
+
+    cv2 = pytest.importorskip("cv2")
+    crop = torch.from_numpy(cv2.resize(cv2.cvtColor(frames[30], cv2.COLOR_BGR2RGB), (256, 256))[None] / 255.0).float()
+    cpu = TfliteNetwork(model_file("landmarks")).eval()
+    gpu = TfliteNetwork(model_file("landmarks")).eval().to("cuda", dtype).channels_last()
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        expected = cpu(crop)[0].reshape(39, 5)[:, :2]
+        got = gpu(crop.to("cuda", dtype))[0].float().cpu().reshape(39, 5)[:, :2]
+    diff = float((got - expected).abs().max())
+    report(f"landmark network {dtype} cuda vs cpu fp32, one crop", max_px=diff)
+    assert diff <= (0.05 if dtype == torch.float32 else 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_the_gpu_tracks_as_the_cpu_does(frames, dtype):
+    """60 frames of the demo clip, tracked on the GPU and on the CPU (fp32): mean distance of the
+    landmarks in pixels of the 640 frame (a landmark whose heatmap cell flips moves by a few pixels
+    for a frame, as between MediaPipe and the CPU here)."""
+    cpu = run(frames)
+    gpu = run(frames, device="cuda", dtype=dtype)
+    pixels = np.hypot((gpu[..., 0] - cpu[..., 0]) * 640, (gpu[..., 1] - cpu[..., 1]) * 480)
+    report(f"blazepose {dtype} cuda vs cpu fp32, tracked", mean_px=float(pixels.mean()), max_px=float(pixels.max()),
+           p95_px=float(np.percentile(pixels, 95)))
+    assert pixels.mean() <= (0.5 if dtype == torch.float32 else 1.0)
+
+
+def test_many_cameras_in_one_call_give_each_its_own_pose(frames):
+    """Eight cameras, each a copy of the clip started at another frame: one call per time step, each
+    camera's landmarks as if it ran alone."""
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    together = BlazePose(device="cuda")
+    alone = [BlazePose(device="cuda") for _ in range(8)]
+    for step in range(20):
+        batch = {f"cam{c}": frames[(step + 5 * c) % len(frames)] for c in range(8)}
+        out = together.process(batch)
+        for c, pose in enumerate(alone):
+            single = pose.process({f"cam{c}": batch[f"cam{c}"]})[f"cam{c}"]
+            # a batch's convolutions may take other cuDNN algorithms than one image's: equal to 1e-3 (0.6
+            # px), where another camera's pose would be a tenth of the frame away
+            np.testing.assert_allclose(out[f"cam{c}"], single, atol=1e-3)
