@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     arrays = {}
     for video in sorted(Path(args.folder).glob("*.mp4")):
-        keypoints = video_keypoints(video)
+        keypoints = video_keypoints(video)[:, 0]  # one person
         found = float((keypoints.sum(axis=(1, 2)) > 0).mean())
         print(f"{video.name}: {len(keypoints)} frames, person in {found:.0%}")
         arrays[video.stem] = keypoints

@@ -90,3 +90,17 @@ def videos() -> dict[str, Path]:
     if not found:
         pytest.skip(f"no videos in {VIDEOS}")
     return found
+
+
+@pytest.fixture(scope="session")
+def short_clip(videos, tmp_path_factory):
+    """The first 40 frames of clean_and_jerk.mp4 (a person in each), 640x480, 30 fps."""
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path_factory.mktemp("clip") / "short.mp4"
+    capture = cv2.VideoCapture(str(videos["clean_and_jerk"]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
+    for _ in range(40):
+        ok, image = capture.read()
+        writer.write(cv2.resize(image, (640, 480)))
+    writer.release()
+    return path

@@ -658,6 +658,54 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
+@cli.command()
+@click.argument("video", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="The .npz to write (atomically).")
+@click.option("--pose", "backend", type=click.Choice(["blazepose", "mediapipe"]), default=None,
+              help="blazepose: MediaPipe's networks run by PyTorch, batched (the default with --device cuda); "
+                   "mediapipe: MediaPipe's own CPU solution (the default otherwise).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N], for blazepose.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
+              help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU).")
+@click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Persons per frame, M (several: mediapipe only so far).")
+@handle_errors
+def pose(video: str, output: str, backend: str | None, device: str, precision: str | None, persons: int) -> None:
+    """Write the pose keypoints of VIDEO: an array `keypoints` of shape (frames, M, 33, 3) (x, y in
+    [0, 1] of the frame, visibility), what the classifier's windows are made of, with `fps`.
+
+    Frames are resized to the contract's 640x480 first, as the pipeline does; frames without a
+    person are zeros. Useful for training data, and to compare the pose backends.
+    """
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from stgcn_rt.files import check_output_path
+    from stgcn_rt.pipeline import require_pipeline_packages
+    from stgcn_rt.pipeline.keypoints import (
+        default_pose,
+        default_precision,
+        save_keypoints,
+        video_keypoints,
+        video_properties,
+    )
+
+    check_output_path(output, (".npz",), why="the keypoints are written as a numpy archive")
+    if not Path(video).is_file():
+        raise StgcnError(f"video {video} not found")
+    require_pipeline_packages()
+    backend = backend or default_pose(device)
+    precision = precision or default_precision(device)
+    total, fps = video_properties(video)
+    with tqdm(total=total or None, desc=f"pose ({backend})", unit="frame", leave=False) as bar:
+        keypoints = video_keypoints(video, persons, backend, device, precision, progress=lambda _: bar.update(1))
+    save_keypoints(output, keypoints, fps, backend)
+    found = float(keypoints.reshape(len(keypoints), -1).any(axis=1).mean())
+    click.echo(f"wrote {output}: keypoints {tuple(keypoints.shape)}, a person in {found:.0%} of the frames "
+               f"({backend}{', ' + precision if backend == 'blazepose' else ''})")
+
+
 @cli.command("export-triton")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="model_repository", show_default=True, help="Model repository folder.")

@@ -20,14 +20,14 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (), option: str = "-o") -> Path:
+def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (), option: str = "-o",
+                      why: str = "stgcn-rt picks a model's backend by its suffix") -> Path:
     """Fail early, before any long work, when the output cannot be written (or, where ``suffixes`` are
-    given, would not end in one of them: the runtime picks a model's backend by its suffix).
-    ``option``: the command-line option that names the output, for the message."""
+    given, would not end in one of them, ``why`` saying why it matters). ``option``: the command-line
+    option that names the output, for the message."""
     out = Path(path)
     if suffixes and out.suffix.lower() not in suffixes:
-        raise StgcnError(f"output {out} should end in {' or '.join(suffixes)}: stgcn-rt picks a model's "
-                         "backend by its suffix")
+        raise StgcnError(f"output {out} should end in {' or '.join(suffixes)}: {why}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise StgcnError(f"output directory {parent} does not exist: create it (mkdir -p {parent}) or "

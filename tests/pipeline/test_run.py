@@ -257,20 +257,6 @@ def test_a_failed_start_names_the_fix_and_leaves_nothing(tmp_path, videos, demo_
     assert not events.exists()
 
 
-@pytest.fixture(scope="module")
-def short_clip(videos, tmp_path_factory):
-    """The first 40 frames of clean_and_jerk.mp4 (a person in each)."""
-    cv2 = pytest.importorskip("cv2")
-    path = tmp_path_factory.mktemp("clip") / "short.mp4"
-    capture = cv2.VideoCapture(str(videos["clean_and_jerk"]))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
-    for _ in range(40):
-        ok, image = capture.read()
-        writer.write(cv2.resize(image, (640, 480)))
-    writer.release()
-    return path
-
-
 class Overflowing(MeanClassifier):
     """A model whose fp16 activations overflow: NaN logits for every window."""
 

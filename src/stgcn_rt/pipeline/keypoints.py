@@ -1,31 +1,104 @@
-"""Keypoints of whole videos, for calibration and test data: the pose step run offline."""
+"""Keypoints of whole videos, for training data, calibration and checks: the pose step run offline,
+by MediaPipe's own solution or by BlazePose in PyTorch (:mod:`stgcn_rt.pose`)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
-from stgcn_rt.pipeline.pose import PoseEstimator
 from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files
 from stgcn_rt.window import CHANNELS, FRAMES, JOINTS
 
+POSE_BACKENDS = ("blazepose", "mediapipe")
 
-def video_keypoints(path: str | os.PathLike[str]) -> np.ndarray:
-    """Single-person keypoints (frames, 33, 3) of a video; frames without a person are zeros."""
+
+def default_pose(device: str) -> str:
+    """BlazePose where a GPU classifies; MediaPipe's CPU solution otherwise."""
+    return "blazepose" if device.startswith("cuda") else "mediapipe"
+
+
+def default_precision(device: str) -> str:
+    """BlazePose's arithmetic: fp16 on a GPU (0.3 px from fp32, docs/performance.md), fp32 on the CPU."""
+    return "fp16" if device.startswith("cuda") else "fp32"
+
+
+def video_properties(path: str | os.PathLike[str]) -> tuple[int, float]:
+    """A video's frame count (0 where its container does not say) and frame rate (25 where it does not)."""
+    cv2 = require("cv2", "pipeline", "Reading video")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(capture.get(cv2.CAP_PROP_FPS) or 25.0)
+    finally:
+        capture.release()
+
+
+def save_keypoints(output: str | os.PathLike[str], keypoints: np.ndarray, fps: float, pose: str) -> None:
+    """Write ``keypoints`` (frames, M, 33, 3) with their frame rate and pose backend, atomically."""
+    from stgcn_rt.files import atomic_output
+
+    with atomic_output(output) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, keypoints=keypoints, fps=np.float32(fps), pose=np.array(pose))
+
+
+def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str = "fp32"
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """One video's pose step: a BGR frame in, its keypoints (persons, 33, 3) out (x, y in [0, 1] of the
+    frame, visibility; absent persons all zero)."""
+    if pose not in POSE_BACKENDS:
+        raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
+    empty = np.zeros((persons, JOINTS, CHANNELS), np.float32)
+    if pose == "blazepose":
+        if persons != 1:
+            raise StgcnError("blazepose follows one person per camera so far: use --pose mediapipe for several")
+        import torch
+
+        from stgcn_rt.pose.blazepose import BlazePose
+        from stgcn_rt.runtime.networks import resolve_device
+
+        dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
+        blaze = BlazePose(resolve_device(device), dtype)
+
+        def blazepose(image: np.ndarray) -> np.ndarray:
+            points = blaze.process({"video": image})["video"]
+            return empty.copy() if points is None else np.clip(points, 0.0, 1.0)[None]
+
+        return blazepose
+    if persons > 1:  # MediaPipe on the main person and on the detector's others, each kept in its slot
+        from stgcn_rt.pipeline.pose_pool import CameraPose
+
+        camera = CameraPose(persons, "hog")
+        return lambda image: camera(image)[0]
+    from stgcn_rt.pipeline.pose import PoseEstimator
+
+    estimator = PoseEstimator()
+
+    def mediapipe(image: np.ndarray) -> np.ndarray:
+        points = estimator(image)
+        return empty.copy() if points is None else points[None]
+
+    return mediapipe
+
+
+def video_keypoints(path: str | os.PathLike[str], persons: int = 1, pose: str = "mediapipe", device: str = "cpu",
+                    precision: str = "fp32", progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Keypoints (frames, persons, 33, 3) of a video, frames resized to the contract's 640x480;
+    frames without a person are zeros. ``progress`` gets each frame's index once it is done."""
     cv2 = require("cv2", "pipeline", "Reading video")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise StgcnError(f"cannot open video {path}")
+    poser = frame_poser(pose, persons, device, precision)
     frames = []
-    with PoseEstimator() as pose:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
-            points = pose(cv2.resize(image, FRAME_SIZE))
-            frames.append(np.zeros((JOINTS, CHANNELS), np.float32) if points is None else points)
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(poser(cv2.resize(image, FRAME_SIZE)))
+        if progress is not None:
+            progress(len(frames) - 1)
     capture.release()
     if not frames:
         raise StgcnError(f"no frame could be read from {path}")
@@ -38,5 +111,5 @@ def windows_from_videos(folder: str | os.PathLike[str], seq_len: int = FRAMES, s
     from stgcn_rt.data import skeleton_windows
     from stgcn_rt.window import fit_persons
 
-    windows = [skeleton_windows(video_keypoints(v), seq_len, stride) for v in video_files(folder)]
+    windows = [skeleton_windows(video_keypoints(v)[:, 0], seq_len, stride) for v in video_files(folder)]
     return fit_persons(np.concatenate(windows), persons)
