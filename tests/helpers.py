@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -162,3 +163,12 @@ def loud_last_block(loaded: Any, factor: float = 20.0) -> Any:
             last.temporal_bn.bias *= factor
             stream.fcn.weight /= factor
     return loaded
+
+
+def gpu_report(name: str, **figures: Any) -> None:
+    """Print a GPU test's figures and append them to $GPU_REPORT (a JSON Lines file) when set."""
+    line = json.dumps({"test": name, "device": torch.cuda.get_device_name(), **figures})
+    print(line)
+    if os.environ.get("GPU_REPORT"):
+        with open(os.environ["GPU_REPORT"], "a") as handle:
+            handle.write(line + "\n")

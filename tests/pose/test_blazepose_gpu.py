@@ -1,22 +1,13 @@
 """BlazePose on a CUDA GPU, fp32 and fp16, against the CPU. Run through the device tool; skipped here."""
 
-import json
-import os
 
 import numpy as np
 import pytest
 import torch
+from helpers import gpu_report
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 pytest.importorskip("tflite")
-
-
-def report(name, **figures):
-    line = json.dumps({"test": name, "device": torch.cuda.get_device_name(), **figures})
-    print(line)
-    if os.environ.get("GPU_REPORT"):
-        with open(os.environ["GPU_REPORT"], "a") as handle:
-            handle.write(line + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +41,7 @@ def test_the_landmark_network_on_the_gpu_gives_the_cpus_landmarks(frames, dtype)
         expected = cpu(crop)[0].reshape(39, 5)[:, :2]
         got = gpu(crop.to("cuda", dtype))[0].float().cpu().reshape(39, 5)[:, :2]
     diff = float((got - expected).abs().max())
-    report(f"landmark network {dtype} cuda vs cpu fp32, one crop", max_px=diff)
+    gpu_report(f"landmark network {dtype} cuda vs cpu fp32, one crop", max_px=diff)
     assert diff <= (0.05 if dtype == torch.float32 else 1.0)
 
 
@@ -62,7 +53,7 @@ def test_the_gpu_tracks_as_the_cpu_does(frames, dtype):
     cpu = run(frames)
     gpu = run(frames, device="cuda", dtype=dtype)
     pixels = np.hypot((gpu[..., 0] - cpu[..., 0]) * 640, (gpu[..., 1] - cpu[..., 1]) * 480)
-    report(f"blazepose {dtype} cuda vs cpu fp32, tracked", mean_px=float(pixels.mean()), max_px=float(pixels.max()),
+    gpu_report(f"blazepose {dtype} cuda vs cpu fp32, tracked", mean_px=float(pixels.mean()), max_px=float(pixels.max()),
            p95_px=float(np.percentile(pixels, 95)))
     assert pixels.mean() <= (0.5 if dtype == torch.float32 else 1.0)
 

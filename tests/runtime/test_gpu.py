@@ -9,21 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import gpu_report
 
 from stgcn_rt.runtime import load_classifier
 from stgcn_rt.runtime.scheduler import BatchScheduler
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
-
-
-def report(name, **figures):
-    """Print figures and append them to $GPU_REPORT (a JSON Lines file) when set."""
-    line = json.dumps({"test": name, "device": torch.cuda.get_device_name(), **figures})
-    print(line)
-    if os.environ.get("GPU_REPORT"):
-        with open(os.environ["GPU_REPORT"], "a") as handle:
-            handle.write(line + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def test_fp32_cuda_matches_cpu(demo_models, real_windows, cpu_reference):
     with load_classifier(ckpt, device="cuda") as model:
         logits = model.logits(real_windows)
     diff = float(np.abs(logits - cpu_reference).max())
-    report("fp32 cuda vs cpu", max_logit_diff=diff)
+    gpu_report("fp32 cuda vs cpu", max_logit_diff=diff)
     assert diff <= 1e-4
 
 
@@ -67,7 +59,7 @@ def test_fast_variants_agree_with_fp32(demo_models, real_windows, cpu_reference,
         single = model.predict(real_windows[7:8])
     diff = float(np.abs(probs - ref_p).max())
     decided = np.abs(ref_p[:, 0] - ref_p[:, 1]) > 2e-3  # top-1 is only defined where fp32 is not a tie
-    report(f"{precision} {options} vs fp32 cpu", max_prob_diff=diff,
+    gpu_report(f"{precision} {options} vs fp32 cpu", max_prob_diff=diff,
            top1=float((probs.argmax(1) == ref_p.argmax(1))[decided].mean()), windows=len(probs))
     np.testing.assert_array_equal(again, probs[:5])
     assert np.abs(single - probs[7:8]).max() <= 2e-3  # batch 1 and batch 5+ kernels agree
@@ -108,7 +100,7 @@ def test_fp16_stays_finite_where_pooling_sums_pass_its_range(loud_checkpoint, re
     with load_classifier(loud_checkpoint, device="cuda", precision="fp16", **options) as model:
         probs = model.predict(real_windows)
     diff = float(np.abs(probs - expected).max())
-    report(f"fp16 {options} on a checkpoint with loud last blocks", max_prob_diff=diff)
+    gpu_report(f"fp16 {options} on a checkpoint with loud last blocks", max_prob_diff=diff)
     assert np.isfinite(probs).all() and diff <= 1e-3
 
 
@@ -177,7 +169,7 @@ def test_scheduler_on_the_gpu(demo_models, real_windows, options):
         for c, future in futures.items():
             single = model.predict(windows[c][None].astype(np.float32))[0]
             worst = max(worst, float(np.abs(future.result().probabilities - single).max()))
-    report(f"scheduler fp16 graphs {options} vs single predict", max_prob_diff=worst,
+    gpu_report(f"scheduler fp16 graphs {options} vs single predict", max_prob_diff=worst,
            batches=scheduler.stats.batches, batch_sizes=dict(scheduler.stats.batch_sizes))
     assert scheduler.stats.totals()["completed"] == 64
     sizes = set(scheduler.stats.batch_sizes)
@@ -227,7 +219,7 @@ def test_a_restart_takes_every_tuning_from_disk(demo_models, tmp_path):
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         timed.append(json.loads(done.stdout.splitlines()[-1]))
-    report("kernels restart", first_start_timings=timed[0], restart_timings=timed[1])
+    gpu_report("kernels restart", first_start_timings=timed[0], restart_timings=timed[1])
     assert timed[0].get("_temporal_conv_tma_kernel", 0) > 0 or torch.cuda.get_device_capability() < (9, 0)
     assert timed[1] == {}
     np.testing.assert_array_equal(np.load(tmp_path / "restart.npy"), np.load(tmp_path / "first.npy"))
@@ -245,7 +237,7 @@ def test_kernels_with_five_persons(demo_models, real_windows):
                          persons=5) as model:
         probs = model.predict(windows)
     diff = float(np.abs(probs - ref_p).max())
-    report("fp16 kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
+    gpu_report("fp16 kernels M=5 vs fp32 cpu", max_prob_diff=diff, windows=len(probs))
     assert diff <= 1e-3
 
 
@@ -274,7 +266,7 @@ def test_fp8_scales_inputs_beyond_its_range(demo_models, real_windows):
         ref_p = reference.predict(real_windows[:4])
     relative = float((outputs[True] - outputs[False]).norm() / outputs[False].norm())
     diff = float(np.abs(probs - ref_p).max())
-    report("fp8 temporal, block 2 inputs x 65536", block_relative_error=relative, max_prob_diff=diff)
+    gpu_report("fp8 temporal, block 2 inputs x 65536", block_relative_error=relative, max_prob_diff=diff)
     assert relative <= 0.05 and diff <= 1e-3
 
 
@@ -283,7 +275,7 @@ def test_torch_compile(demo_models, real_windows, cpu_reference):
     with load_classifier(ckpt, device="cuda", compile=True) as model:
         logits = model.logits(real_windows[:4])
     diff = float(np.abs(logits - cpu_reference[:4]).max())
-    report("torch.compile fp32 vs cpu", max_logit_diff=diff)
+    gpu_report("torch.compile fp32 vs cpu", max_logit_diff=diff)
     assert diff <= 1e-4
 
 
@@ -297,7 +289,7 @@ def test_max_autotune_at_batch_1(demo_models, real_windows, cpu_reference):
         probs = np.concatenate([model.predict(w[None]) for w in real_windows])
     diff = float(np.abs(probs - ref_p).max())
     decided = np.abs(ref_p[:, 0] - ref_p[:, 1]) > 2e-3
-    report("fp16 optimized max-autotune batch 1 vs fp32 cpu", max_prob_diff=diff,
+    gpu_report("fp16 optimized max-autotune batch 1 vs fp32 cpu", max_prob_diff=diff,
            top1=float((probs.argmax(1) == ref_p.argmax(1))[decided].mean()), windows=len(probs))
     assert diff <= 1e-3
     assert (probs.argmax(1) == ref_p.argmax(1))[decided].all()

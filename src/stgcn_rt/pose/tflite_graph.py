@@ -187,6 +187,14 @@ def _padding(network: TfliteNetwork, step: _Operator, kernel: tuple[int, int], s
     return (0, 0), (left, right, top, bottom)
 
 
+class _Stateless:
+    """An operator with nothing to prepare ahead of its runs."""
+
+    @staticmethod
+    def prepare(network: TfliteNetwork, step: _Operator) -> None:
+        pass
+
+
 class _Convolution:
     depthwise = False
 
@@ -247,11 +255,7 @@ class _Pad:
         return F.pad(values[step.inputs[0]], step.options)
 
 
-class _DepthToSpace:
-    @staticmethod
-    def prepare(network: TfliteNetwork, step: _Operator) -> None:
-        pass
-
+class _DepthToSpace(_Stateless):
     @staticmethod
     def run(network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
         """TensorFlow's depth-to-space (DCR: channel (i * b + j) * C + c goes to offset (i, j) of channel c)."""
@@ -317,11 +321,7 @@ class _MaxPool:
         return activation(F.max_pool2d(x, kernel, stride))
 
 
-class _Logistic:
-    @staticmethod
-    def prepare(network: TfliteNetwork, step: _Operator) -> None:
-        pass
-
+class _Logistic(_Stateless):
     @staticmethod
     def run(network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
         return torch.sigmoid(values[step.inputs[0]])
