@@ -159,6 +159,8 @@ def cli(debug: bool) -> None:
     if debug:
         import logging
 
+        os.environ.setdefault("STGCN_RT_DEBUG", "1")  # pose workers and MediaPipe keep their logs
+
         logger = logging.getLogger("stgcn_rt")
         logger.setLevel(logging.DEBUG)
         if not logger.handlers:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -25,3 +27,22 @@ def library_messages_hidden(loggers: tuple[str, ...]) -> Iterator[io.StringIO]:
     finally:
         for lg, level in zip(chosen, levels):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Within the block, file descriptor 2 goes to os.devnull: C++ libraries (MediaPipe's glog and
+    absl) write there directly, past ``sys.stderr``. Kept when STGCN_RT_DEBUG is set (``--debug``)."""
+    if os.environ.get("STGCN_RT_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

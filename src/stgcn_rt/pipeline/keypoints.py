@@ -72,11 +72,14 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
         camera = CameraPose(persons, "hog")
         return lambda image: camera(image)[0]
     from stgcn_rt.pipeline.pose import PoseEstimator
+    from stgcn_rt.quiet import native_stderr_hidden
 
-    estimator = PoseEstimator()
+    with native_stderr_hidden():
+        estimator = PoseEstimator()
 
     def mediapipe(image: np.ndarray) -> np.ndarray:
-        points = estimator(image)
+        with native_stderr_hidden():  # MediaPipe's C++ log lines, which its first frames write
+            points = estimator(image)
         return empty.copy() if points is None else points[None]
 
     return mediapipe
