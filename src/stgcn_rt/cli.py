@@ -360,14 +360,21 @@ pipeline_options = [
     click.option("--min-frames", type=click.IntRange(min=1), default=None,
                  help="Frames a camera must have seen before its first window (default: a whole window, 150, so "
                       "no prediction comes from padding); lower it for the roadmap's zero-padded early windows."),
-    click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the classifier."),
+    click.option("--device", default="cpu", show_default=True,
+                 help="cpu or cuda[:N] for the classifier, and for the blazepose pose backend."),
+    click.option("--pose", type=click.Choice(["blazepose", "mediapipe"]), default=None,
+                 help="Pose backend. blazepose: MediaPipe's networks and graph in PyTorch, every camera in one "
+                      "batch on --device (one person per camera so far); mediapipe: MediaPipe's CPU solution in "
+                      "worker processes. Default: blazepose with --device cuda, mediapipe otherwise."),
+    click.option("--pose-precision", type=click.Choice(["fp32", "fp16"]), default=None,
+                 help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
                  help="...for this many consecutive windows (and clear after as many below)."),
     click.option("--alert-class", default=None, help="Class that raises alerts (default: the last class)."),
     click.option("--pose-workers", type=click.IntRange(min=1), default=None,
-                 help="Pose worker processes (default: one per CPU core; set STGCN_RT_DEBUG=1 to see their logs)."),
+                 help="mediapipe's worker processes (default: one per CPU core; --debug shows their logs)."),
 ]
 
 
@@ -394,9 +401,9 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
-        min_frames: int | None, device: str, threshold: float, min_windows: int, alert_class: str | None,
-        pose_workers: int | None) -> None:
-    """Run the pipeline: cameras -> MediaPipe pose -> ST-GCN -> events (and annotated video).
+        min_frames: int | None, device: str, pose: str | None, pose_precision: str | None, threshold: float,
+        min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
+    """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
     \b
     --events gets, appended: a "run" line (run id, model and its sha256, classes, settings, command),
@@ -412,7 +419,8 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         sources=list(sources), events=Path(events), persons=persons, stride=stride, min_frames=min_frames,
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
-        pose_workers=pose_workers, pace=realtime, detector=detector)
+        pose=pose, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers, pace=realtime,
+        detector=detector)
     run_pipeline(config, model, device, fast)
 
 
@@ -685,13 +693,8 @@ def pose(video: str, output: str, backend: str | None, device: str, precision: s
 
     from stgcn_rt.files import check_output_path
     from stgcn_rt.pipeline import require_pipeline_packages
-    from stgcn_rt.pipeline.keypoints import (
-        default_pose,
-        default_precision,
-        save_keypoints,
-        video_keypoints,
-        video_properties,
-    )
+    from stgcn_rt.pipeline.keypoints import save_keypoints, video_keypoints, video_properties
+    from stgcn_rt.pipeline.pose_stage import default_pose, default_precision
 
     check_output_path(output, (".npz",), why="the keypoints are written as a numpy archive")
     if not Path(video).is_file():

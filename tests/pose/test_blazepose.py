@@ -118,3 +118,30 @@ def test_landmarks_agree_with_mediapipe_on_the_real_videos(agreement):
     assert same / frames >= 0.95
     frames, same, distances = agreement["clean_and_jerk"]
     assert same == frames and distances.mean() <= 0.001  # one lifter, always in view: all but exact
+
+
+def test_a_batch_that_runs_out_of_device_memory_is_split():
+    from stgcn_rt.pose.blazepose import BlazePoseNetworks
+
+    networks = BlazePoseNetworks()
+    sizes = []
+
+    def small_device(x):
+        sizes.append(len(x))
+        if len(x) > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return [x * 2, x.sum(dim=(1, 2, 3))]
+
+    inputs = torch.arange(10 * 2 * 2 * 3, dtype=torch.float32).reshape(10, 2, 2, 3)
+    doubled, sums = networks._run(small_device, inputs)
+    torch.testing.assert_close(doubled, inputs * 2)
+    torch.testing.assert_close(sums, inputs.sum(dim=(1, 2, 3)))
+    assert sizes == [10, 5, 2, 2, 2, 2, 2] and networks.max_batch == 2
+    networks._run(small_device, inputs[:3])
+    assert sizes[-2:] == [2, 1]  # later calls start at the size that fitted
+
+    def no_memory(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        networks._run(no_memory, inputs)

@@ -9,20 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
+from stgcn_rt.pipeline.pose_stage import blazepose, check_pose, person_slots
 from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files
-from stgcn_rt.window import CHANNELS, FRAMES, JOINTS
-
-POSE_BACKENDS = ("blazepose", "mediapipe")
-
-
-def default_pose(device: str) -> str:
-    """BlazePose where a GPU classifies; MediaPipe's CPU solution otherwise."""
-    return "blazepose" if device.startswith("cuda") else "mediapipe"
-
-
-def default_precision(device: str) -> str:
-    """BlazePose's arithmetic: fp16 on a GPU (0.3 px from fp32, docs/performance.md), fp32 on the CPU."""
-    return "fp16" if device.startswith("cuda") else "fp32"
+from stgcn_rt.window import FRAMES
 
 
 def video_properties(path: str | os.PathLike[str]) -> tuple[int, float]:
@@ -47,25 +36,10 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
                 ) -> Callable[[np.ndarray], np.ndarray]:
     """One video's pose step: a BGR frame in, its keypoints (persons, 33, 3) out (x, y in [0, 1] of the
     frame, visibility; absent persons all zero)."""
-    if pose not in POSE_BACKENDS:
-        raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
-    empty = np.zeros((persons, JOINTS, CHANNELS), np.float32)
+    check_pose(pose, persons)
     if pose == "blazepose":
-        if persons != 1:
-            raise StgcnError("blazepose follows one person per camera so far: use --pose mediapipe for several")
-        import torch
-
-        from stgcn_rt.pose.blazepose import BlazePose
-        from stgcn_rt.runtime.networks import resolve_device
-
-        dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
-        blaze = BlazePose(resolve_device(device), dtype)
-
-        def blazepose(image: np.ndarray) -> np.ndarray:
-            points = blaze.process({"video": image})["video"]
-            return empty.copy() if points is None else np.clip(points, 0.0, 1.0)[None]
-
-        return blazepose
+        model = blazepose(device, precision)
+        return lambda image: person_slots(model.process({"video": image})["video"])
     if persons > 1:  # MediaPipe on the main person and on the detector's others, each kept in its slot
         from stgcn_rt.pipeline.pose_pool import CameraPose
 
@@ -80,7 +54,7 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
     def mediapipe(image: np.ndarray) -> np.ndarray:
         with native_stderr_hidden():  # MediaPipe's C++ log lines, which its first frames write
             points = estimator(image)
-        return empty.copy() if points is None else points[None]
+        return person_slots(points)
 
     return mediapipe
 

@@ -1,5 +1,6 @@
-"""The multi-camera pipeline: sources -> pose (worker processes) -> windows -> batching scheduler
--> events. One bad camera or frame never stops the others; every event is on disk when reported.
+"""The multi-camera pipeline: sources -> pose (MediaPipe in worker processes, or BlazePose batched
+across cameras) -> windows -> batching scheduler -> events. One bad camera or frame never stops the
+others; every event is on disk when reported.
 
 The events file gets a ``run`` line first, then per camera its predictions, alerts, camera events
 (failed, connecting, reconnecting, reconnected) and errors (pose, classification), each with the run id.
@@ -26,6 +27,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
+from stgcn_rt.pipeline.pose_stage import BlazePoseStage, check_pose, default_pose, default_precision
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
 from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_checkpoint
 from stgcn_rt.runtime.predict import SkeletonWindow
@@ -57,13 +59,16 @@ class PipelineConfig:
     threshold: float = 0.8
     min_windows: int = 3
     alert_class: str | None = None  # default: the last class (e.g. "shoplifting")
-    pose_workers: int | None = None
+    pose: str | None = None  # blazepose or mediapipe; None: blazepose on a GPU, mediapipe otherwise
+    pose_device: str = "cpu"  # where blazepose runs
+    pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
+    pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
     pace: bool = False
     max_batch: int = 32
     max_wait_ms: float = 10.0
     status_interval: float = 2.0
-    max_inflight: int = 4  # frames per camera queued at the pose workers
+    max_inflight: int = 4  # frames per camera queued at the pose stage
     command: str | None = None  # the command line, for the events file's run line (URLs masked)
 
 
@@ -163,6 +168,10 @@ class Pipeline:
         if not 1 <= self.min_frames <= self.seq_len:
             raise StgcnError(f"--min-frames must be 1 to the model's window of {self.seq_len} frames, "
                              f"got {self.min_frames}")
+        self.pose = config.pose or default_pose(config.pose_device)
+        check_pose(self.pose, self.persons)
+        self.pose_precision = (config.pose_precision or default_precision(config.pose_device)
+                               if self.pose == "blazepose" else None)
         self.config = config
         self.classifier = classifier
         self.model = model
@@ -245,6 +254,7 @@ class Pipeline:
             "model_sha256": sha256_of(model) if model and not is_url(model) else None,
             "backend": classifier.name, "device": classifier.device, "precision": classifier.precision,
             "classes": list(classifier.classes), "untrained": classifier.untrained,
+            "pose": self.pose, "pose_precision": self.pose_precision,
             "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
             "threshold": config.threshold, "min_windows": config.min_windows,
             "alert_class": classifier.classes[self.alert_index],
@@ -260,11 +270,11 @@ class Pipeline:
         self.started = time.perf_counter()
         self.interrupted = False
         specs = parse_sources(config.sources)
+        pose = self._pose_stage()  # before the run line: a pose backend that cannot start writes nothing
         self.run_id = new_run_id()
         self.events = EventLog(config.events, {"run": self.run_id,
                                                **({"untrained": True} if self.classifier.untrained else {})})
         self._emit(self._run_line(specs))
-        pose = PosePool(config.pose_workers, self.persons, config.detector)
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
         try:
@@ -289,7 +299,12 @@ class Pipeline:
             self.events.close()
         return self.summaries()
 
-    def _loop(self, pose: PosePool, scheduler: BatchScheduler) -> None:
+    def _pose_stage(self) -> PosePool | BlazePoseStage:
+        if self.pose == "blazepose":
+            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32")
+        return PosePool(self.config.pose_workers, self.persons, self.config.detector)
+
+    def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:
         last_status = time.perf_counter()
         while not all(c.finished for c in self.cameras.values()):
             busy = False
@@ -304,7 +319,7 @@ class Pipeline:
             if not busy:
                 time.sleep(0.002)
 
-    def _feed_pose(self, camera: CameraState, pose: PosePool) -> bool:
+    def _feed_pose(self, camera: CameraState, pose: PosePool | BlazePoseStage) -> bool:
         fed = False
         while len(camera.pending) < self.config.max_inflight and not camera.reader.frames.empty():
             frame = camera.reader.frames.get_nowait()

@@ -14,6 +14,7 @@ heatmap, projected back to the image and smoothed, and the two auxiliary ones gi
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,26 @@ class BlazePoseNetworks:
             self.detector.channels_last()
             self.landmarker.channels_last()
         self.anchors = geometry.ssd_anchors()
+        self.max_batch: int | None = None  # set when a batch ran out of device memory
+
+    def _run(self, network: TfliteNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``network`` on ``inputs`` in chunks of at most ``max_batch``. A chunk that runs out of
+        device memory is halved, for this call and every later one, rather than failing the cameras."""
+        while True:
+            size = min(len(inputs), self.max_batch or len(inputs))
+            try:
+                with self._inference():
+                    parts = [network(inputs[i:i + size]) for i in range(0, len(inputs), size)]
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise
+                self.max_batch = size // 2
+                logging.getLogger("stgcn_rt").warning(
+                    "BlazePose ran out of device memory at a batch of %d: running batches of %d", size, size // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            return tuple(torch.cat(outputs) for outputs in zip(*parts))
 
     def _inference(self) -> contextlib.AbstractContextManager:
         """"fp32" means fp32: cuDNN would otherwise run the convolutions in TF32 on Ampere and newer."""
@@ -116,9 +137,8 @@ class BlazePoseNetworks:
         whole = geometry.crop_affine(Rect(0.5, 0.5, 1.0, 1.0), width, height, DETECTOR_SIZE)
         affine = torch.from_numpy(np.repeat(whole[None], len(which), 0)).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, DETECTOR_SIZE, replicate=False)
-        with self._inference():
-            raw, scores = self.detector((crops * (2.0 / 255.0) - 1.0).to(self.dtype))
-        raw, scores = raw.float().cpu().numpy(), scores.float().cpu().numpy()
+        raw, scores = (out.float().cpu().numpy()
+                       for out in self._run(self.detector, (crops * (2.0 / 255.0) - 1.0).to(self.dtype)))
         padding = geometry.letterbox(width, height, DETECTOR_SIZE)
         found = []
         for i in range(len(which)):
@@ -138,11 +158,10 @@ class BlazePoseNetworks:
         affine = torch.from_numpy(np.stack([geometry.crop_affine(r, width, height, LANDMARK_SIZE)
                                             for r in rois])).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
-        with self._inference():
-            raw, flag, _segmentation, heatmap, _world = self.landmarker((crops / 255.0).to(self.dtype))
-        points = raw.float().reshape(len(rois), 39, 5)
-        points = torch.cat([points[..., :3] / LANDMARK_SIZE, torch.sigmoid(points[..., 3:])], dim=-1)
-        points = refine_with_heatmap(points, heatmap).cpu().numpy()
+        raw, flag, _segmentation, heatmap, _world = self._run(self.landmarker, (crops / 255.0).to(self.dtype))
+        located = raw.float().reshape(len(rois), 39, 5)
+        located = torch.cat([located[..., :3] / LANDMARK_SIZE, torch.sigmoid(located[..., 3:])], dim=-1)
+        points = refine_with_heatmap(located, heatmap).cpu().numpy()
         for r, roi in enumerate(rois):
             points[r, :, :2] = geometry.project(points[r, :, :2], roi)
             points[r, :, 2] *= roi.width

@@ -1,0 +1,131 @@
+"""The pipeline's pose backends, and BlazePose as one batched stage for every camera.
+
+``mediapipe`` is MediaPipe's own CPU solution in worker processes (:mod:`stgcn_rt.pipeline.pose_pool`);
+``blazepose`` is the same networks and graph in PyTorch (:mod:`stgcn_rt.pose`), which on a GPU
+pose all cameras in one call per stage. Both take frames with ``submit(camera, image)`` and answer
+each with a future :class:`~stgcn_rt.pipeline.pose_pool.PoseResult`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stgcn_rt.errors import StgcnError
+from stgcn_rt.pipeline.pose_pool import PoseResult
+from stgcn_rt.window import CHANNELS, JOINTS
+
+if TYPE_CHECKING:
+    from stgcn_rt.pose.blazepose import BlazePose
+
+POSE_BACKENDS = ("blazepose", "mediapipe")
+PRECISIONS = ("fp32", "fp16")  # bf16 moves landmarks by pixels
+
+
+def default_pose(device: str) -> str:
+    """BlazePose where a GPU classifies; MediaPipe's CPU solution otherwise."""
+    return "blazepose" if device.startswith("cuda") else "mediapipe"
+
+
+def default_precision(device: str) -> str:
+    """BlazePose's arithmetic: fp16 on a GPU (0.3 px from fp32, docs/performance.md), fp32 on the CPU."""
+    return "fp16" if device.startswith("cuda") else "fp32"
+
+
+def check_pose(pose: str, persons: int) -> None:
+    """One line for a pose backend that cannot serve ``persons`` persons a frame."""
+    if pose not in POSE_BACKENDS:
+        raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
+    if pose == "blazepose" and persons != 1:
+        raise StgcnError("blazepose follows one person per camera so far: use --pose mediapipe for several")
+
+
+def person_slots(points: np.ndarray | None) -> np.ndarray:
+    """One person's pose (33, 3) as the pipeline's slots (1, 33, 3), all zero without a person."""
+    if points is None:
+        return np.zeros((1, JOINTS, CHANNELS), np.float32)
+    return np.clip(points, 0.0, 1.0).astype(np.float32)[None]
+
+
+def blazepose(device: str = "cpu", precision: str = "fp32") -> BlazePose:
+    """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``."""
+    import torch
+
+    from stgcn_rt.pose.blazepose import BlazePose
+    from stgcn_rt.runtime.networks import resolve_device
+
+    if precision not in PRECISIONS:
+        raise StgcnError(f"unknown pose precision {precision}: choose {' or '.join(PRECISIONS)}")
+    return BlazePose(resolve_device(device), torch.float16 if precision == "fp16" else torch.float32)
+
+
+class BlazePoseStage:
+    """BlazePose for every camera in one thread: each step takes the oldest waiting frame of every
+    camera and poses them together (one detector call for the cameras that must detect, one landmark
+    call for all), so that the device sees every camera at once and each camera's frames stay in
+    order. A failed step answers its frames without a person, with the error, and those cameras
+    detect afresh; the other cameras go on."""
+
+    def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
+        self.pose = blazepose(device, precision)
+        self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="blazepose", daemon=True)
+        self._thread.start()
+
+    def submit(self, camera: str, image: np.ndarray) -> Future:
+        future: Future = Future()
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the BlazePose stage is closed")
+            self._waiting.setdefault(camera, deque()).append((image, future))
+            self._changed.notify()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed or any(self._waiting.values()))
+                if self._closed:
+                    return
+                due = {camera: queue.popleft() for camera, queue in self._waiting.items() if queue}
+            due = {camera: job for camera, job in due.items() if job[1].set_running_or_notify_cancel()}
+            if due:
+                self._step(due)
+
+    def _step(self, due: dict[str, tuple[np.ndarray, Future]]) -> None:
+        start = time.perf_counter()
+        try:
+            found = self.pose.process({camera: image for camera, (image, _) in due.items()})
+        except Exception as exc:  # reported by the pipeline, once per camera and message
+            error = f"{type(exc).__name__}: {exc}"
+            for camera, (_, future) in due.items():
+                self.pose.tracks.pop(camera, None)
+                future.set_result(PoseResult(person_slots(None), (time.perf_counter() - start) * 1000, error))
+            return
+        milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
+        for camera, (_, future) in due.items():
+            future.set_result(PoseResult(person_slots(found[camera]), milliseconds))
+
+    def close(self) -> None:
+        """Drop the frames not yet posed, finish the step under way."""
+        with self._changed:
+            self._closed = True
+            for queue in self._waiting.values():
+                for _, future in queue:
+                    future.cancel()
+                queue.clear()
+            self._changed.notify()
+        self._thread.join()
+
+    def __enter__(self) -> BlazePoseStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

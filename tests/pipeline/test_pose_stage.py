@@ -1,0 +1,87 @@
+"""BlazePose as the pipeline's pose stage: every camera in one step, each camera's frames in order,
+a failed step answered and survived, and `stgcn-rt run --pose blazepose` end to end (on the CPU)."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import cli_runner
+
+from stgcn_rt.cli import cli
+
+pytest.importorskip("tflite")
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def clip_frames(short_clip):
+    capture = cv2.VideoCapture(str(short_clip))
+    return [capture.read()[1] for _ in range(12)]
+
+
+def test_cameras_posed_together_get_what_each_gets_alone(clip_frames):
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage, blazepose
+
+    alone = blazepose()
+    expected = [alone.process({"a": image})["a"] for image in clip_frames]
+    with BlazePoseStage() as stage:  # b, the clip backwards, would move a's and c's tracks if it shared them
+        futures = {name: [stage.submit(name, image) for image in frames]
+                   for name, frames in (("a", clip_frames), ("b", clip_frames[::-1]), ("c", clip_frames))}
+        results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}
+    for name in ("a", "c"):
+        for result, points in zip(results[name], expected):
+            assert result.error is None and result.found == 1 and result.milliseconds > 0
+            assert result.keypoints.shape == (1, 33, 3)
+            np.testing.assert_allclose(result.keypoints[0], np.clip(points, 0, 1), atol=1e-5)
+
+
+def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+
+    with BlazePoseStage() as stage:
+        process, calls = stage.pose.process, []
+
+        def failing_once(images, bgr=True):
+            calls.append(sorted(images))
+            if len(calls) == 1:
+                raise RuntimeError("device lost")
+            return process(images, bgr)
+
+        stage.pose.process = failing_once
+        first = stage.submit("a", clip_frames[0]).result(timeout=120)
+        second = stage.submit("a", clip_frames[1]).result(timeout=120)
+    assert first.error == "RuntimeError: device lost" and first.found == 0 and not first.keypoints.any()
+    assert second.error is None and second.found == 1
+
+
+def test_closing_drops_the_frames_not_yet_posed(clip_frames):
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+
+    stage = BlazePoseStage()
+    futures = [stage.submit("a", image) for image in clip_frames]
+    stage.close()
+    assert all(f.done() for f in futures) and any(f.cancelled() for f in futures)
+    with pytest.raises(RuntimeError, match="closed"):
+        stage.submit("a", clip_frames[0])
+
+
+def test_run_with_blazepose(tmp_path, short_clip, demo_models):
+    _, onnx_path = demo_models
+    events = tmp_path / "events.jsonl"
+    result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), "--pose",
+                                      "blazepose", "--stride", "10", "--min-frames", "10", "--events", str(events)])
+    assert result.exit_code == 0, result.stderr
+    run, *rest = [json.loads(line) for line in events.read_text().splitlines()]
+    assert (run["pose"], run["pose_precision"]) == ("blazepose", "fp32")
+    predictions = [e for e in rest if e["kind"] == "prediction"]
+    assert [p["frames"][1] for p in predictions] == [9, 19, 29, 39] and all(p["persons"] == [0] for p in predictions)
+    assert not [e for e in rest if e["kind"] == "error"]
+
+
+def test_blazepose_takes_one_person_so_far(tmp_path, short_clip, demo_models):
+    ckpt, _ = demo_models
+    result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(ckpt), "--pose",
+                                      "blazepose", "--persons", "5", "--events", str(tmp_path / "e.jsonl")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("use --pose mediapipe for several")
+    assert not (tmp_path / "e.jsonl").exists()
