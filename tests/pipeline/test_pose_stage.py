@@ -72,6 +72,7 @@ def test_run_with_blazepose(tmp_path, short_clip, demo_models):
                                       "blazepose", "--stride", "10", "--min-frames", "10", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
     run, *rest = [json.loads(line) for line in events.read_text().splitlines()]
+    assert "pose: BlazePose fp32 on cpu, warming up its networks" in result.stderr
     assert (run["pose"], run["pose_precision"]) == ("blazepose", "fp32")
     predictions = [e for e in rest if e["kind"] == "prediction"]
     assert [p["frames"][1] for p in predictions] == [9, 19, 29, 39] and all(p["persons"] == [0] for p in predictions)

@@ -73,6 +73,7 @@ class BlazePoseStage:
 
     def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
         self.pose = blazepose(device, precision)
+        self.pose.warm_up()
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
         self._closed = False

@@ -301,6 +301,7 @@ class Pipeline:
 
     def _pose_stage(self) -> PosePool | BlazePoseStage:
         if self.pose == "blazepose":
+            self._say(f"pose: BlazePose {self.pose_precision} on {self.config.pose_device}, warming up its networks")
             return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32")
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 

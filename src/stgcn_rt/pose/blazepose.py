@@ -207,6 +207,13 @@ class BlazePose:
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks: dict[str, CameraTrack] = {}
 
+    def warm_up(self, width: int = 640, height: int = 480) -> None:
+        """Both networks once on a blank frame, so that the device's first-call costs (seconds on a
+        GPU: its context, cuDNN's choice of kernels) come before the first camera's frame."""
+        frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)])
+        self.networks.detect(frames, [0])
+        self.networks.landmarks(frames, [0], [Rect(0.5, 0.5, 0.5, 0.5)])
+
     def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
         names = list(images)
         height, width = images[names[0]].shape[:2]
