@@ -348,6 +348,12 @@ def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) 
         sys.exit(130)
 
 
+pose_option = click.option(
+    "--pose", "pose_backend", type=click.Choice(["blazepose", "mediapipe"]), default=None,
+    help="Pose backend. blazepose: MediaPipe's networks and graph run by PyTorch on --device, cameras batched "
+         "together (one person per camera so far); mediapipe: MediaPipe's own CPU solution (in worker processes "
+         "for run). Default: blazepose with --device cuda, mediapipe otherwise.")
+
 pipeline_options = [
     click.option("--persons", type=click.IntRange(min=1), default=None,
                  help="Persons per window, M: 1 follows the main person; more (5, the contract's) detects, tracks "
@@ -362,10 +368,7 @@ pipeline_options = [
                       "no prediction comes from padding); lower it for the roadmap's zero-padded early windows."),
     click.option("--device", default="cpu", show_default=True,
                  help="cpu or cuda[:N] for the classifier, and for the blazepose pose backend."),
-    click.option("--pose", type=click.Choice(["blazepose", "mediapipe"]), default=None,
-                 help="Pose backend. blazepose: MediaPipe's networks and graph in PyTorch, every camera in one "
-                      "batch on --device (one person per camera so far); mediapipe: MediaPipe's CPU solution in "
-                      "worker processes. Default: blazepose with --device cuda, mediapipe otherwise."),
+    pose_option,
     click.option("--pose-precision", type=click.Choice(["fp32", "fp16"]), default=None,
                  help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
@@ -401,7 +404,7 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
-        min_frames: int | None, device: str, pose: str | None, pose_precision: str | None, threshold: float,
+        min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None, threshold: float,
         min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
@@ -419,7 +422,7 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         sources=list(sources), events=Path(events), persons=persons, stride=stride, min_frames=min_frames,
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
-        pose=pose, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers, pace=realtime,
+        pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers, pace=realtime,
         detector=detector)
     run_pipeline(config, model, device, fast)
 
@@ -671,16 +674,14 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
 @cli.command()
 @click.argument("video", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, help="The .npz to write (atomically).")
-@click.option("--pose", "backend", type=click.Choice(["blazepose", "mediapipe"]), default=None,
-              help="blazepose: MediaPipe's networks run by PyTorch, batched (the default with --device cuda); "
-                   "mediapipe: MediaPipe's own CPU solution (the default otherwise).")
+@pose_option
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N], for blazepose.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
               help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU).")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="Persons per frame, M (several: mediapipe only so far).")
 @handle_errors
-def pose(video: str, output: str, backend: str | None, device: str, precision: str | None, persons: int) -> None:
+def pose(video: str, output: str, pose_backend: str | None, device: str, precision: str | None, persons: int) -> None:
     """Write the pose keypoints of VIDEO: an array `keypoints` of shape (frames, M, 33, 3) (x, y in
     [0, 1] of the frame, visibility), what the classifier's windows are made of, with `fps`.
 
@@ -700,7 +701,7 @@ def pose(video: str, output: str, backend: str | None, device: str, precision: s
     if not Path(video).is_file():
         raise StgcnError(f"video {video} not found")
     require_pipeline_packages()
-    backend = backend or default_pose(device)
+    backend = pose_backend or default_pose(device)
     precision = precision or default_precision(device)
     total, fps = video_properties(video)
     with tqdm(total=total or None, desc=f"pose ({backend})", unit="frame", leave=False) as bar:

@@ -29,18 +29,28 @@ def library_messages_hidden(loggers: tuple[str, ...]) -> Iterator[io.StringIO]:
             lg.setLevel(level)
 
 
-@contextlib.contextmanager
-def native_stderr_hidden() -> Iterator[None]:
-    """Within the block, file descriptor 2 goes to os.devnull: C++ libraries (MediaPipe's glog and
-    absl) write there directly, past ``sys.stderr``. Kept when STGCN_RT_DEBUG is set (``--debug``)."""
-    if os.environ.get("STGCN_RT_DEBUG"):
-        yield
-        return
+def native_logs_shown() -> bool:
+    """Whether C++ libraries' log lines reach the console: with STGCN_RT_DEBUG set (``--debug`` sets it)."""
+    return bool(os.environ.get("STGCN_RT_DEBUG"))
+
+
+def native_stderr_to_devnull() -> None:
+    """Point file descriptor 2 at os.devnull: C++ libraries (MediaPipe's glog and absl) write there
+    directly, past ``sys.stderr``."""
     sys.stderr.flush()
-    saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Within the block, file descriptor 2 goes to os.devnull, unless :func:`native_logs_shown`."""
+    if native_logs_shown():
+        yield
+        return
+    saved = os.dup(2)
+    native_stderr_to_devnull()
     try:
         yield
     finally:

@@ -40,21 +40,16 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
     if pose == "blazepose":
         model = blazepose(device, precision)
         return lambda image: person_slots(model.process({"video": image})["video"])
-    if persons > 1:  # MediaPipe on the main person and on the detector's others, each kept in its slot
-        from stgcn_rt.pipeline.pose_pool import CameraPose
-
-        camera = CameraPose(persons, "hog")
-        return lambda image: camera(image)[0]
-    from stgcn_rt.pipeline.pose import PoseEstimator
+    # MediaPipe as the pipeline's workers run it: the main person, and for M > 1 the detector's others
+    from stgcn_rt.pipeline.pose_pool import CameraPose
     from stgcn_rt.quiet import native_stderr_hidden
 
     with native_stderr_hidden():
-        estimator = PoseEstimator()
+        camera = CameraPose(persons, "hog")
 
     def mediapipe(image: np.ndarray) -> np.ndarray:
         with native_stderr_hidden():  # MediaPipe's C++ log lines, which its first frames write
-            points = estimator(image)
-        return person_slots(points)
+            return camera(image)[0]
 
     return mediapipe
 

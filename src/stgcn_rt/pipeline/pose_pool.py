@@ -128,10 +128,10 @@ def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> Po
 def _quiet_worker() -> None:
     """MediaPipe's C++ logging writes to the process's stderr; failures reach the pipeline as
     PoseResult.error instead, so the workers' stderr is silenced (unless STGCN_RT_DEBUG is set)."""
-    if not os.environ.get("STGCN_RT_DEBUG"):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
+    from stgcn_rt.quiet import native_logs_shown, native_stderr_to_devnull
+
+    if not native_logs_shown():
+        native_stderr_to_devnull()
 
 
 class PosePool:

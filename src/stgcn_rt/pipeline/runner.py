@@ -183,6 +183,7 @@ class Pipeline:
         self.alert_index = classifier.classes.index(alert_name)
         self.policy = AlertPolicy(self.alert_index, config.threshold, config.min_windows)
         self.cameras: dict[str, CameraState] = {}
+        self._noted_mp4v = False  # said that annotated video falls back to mp4v
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
     def _on_result(self, result: WindowResult) -> None:
@@ -244,7 +245,6 @@ class Pipeline:
         """The events file's first line of this run: what ran, how, and from which command."""
         from stgcn_rt.files import sha256_of
         from stgcn_rt.runtime.classifier import is_url
-        from stgcn_rt.urls import mask_url
 
         config, classifier = self.config, self.classifier
         model = self.model
@@ -384,7 +384,7 @@ class Pipeline:
 
     def _note_codec(self, video: VideoOutput) -> None:
         """Say once when annotated video falls back to mp4v, which browsers do not play."""
-        if video.codec == "opencv-mp4v" and not getattr(self, "_noted_mp4v", False):
+        if video.codec == "opencv-mp4v" and not self._noted_mp4v:
             self._noted_mp4v = True
             self._say(f"note: {MP4V_NOTE}")
 

@@ -78,7 +78,6 @@ def plain_network(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module
     return set_block_precision(copy.deepcopy(model), dtype).eval()
 
 
-
 @dataclass(frozen=True)
 class NetworkOptions:
     """Which network the PyTorch runner builds, and how.
