@@ -378,6 +378,8 @@ pipeline_options = [
     click.option("--alert-class", default=None, help="Class that raises alerts (default: the last class)."),
     click.option("--pose-workers", type=click.IntRange(min=1), default=None,
                  help="mediapipe's worker processes (default: one per CPU core; --debug shows their logs)."),
+    click.option("--decode-workers", type=click.IntRange(min=1), default=None,
+                 help="Processes decoding the cameras' video (default: half the CPU cores, at most one per camera)."),
 ]
 
 
@@ -405,7 +407,7 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
         min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None, threshold: float,
-        min_windows: int, alert_class: str | None, pose_workers: int | None) -> None:
+        min_windows: int, alert_class: str | None, pose_workers: int | None, decode_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
     \b
@@ -422,8 +424,8 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         sources=list(sources), events=Path(events), persons=persons, stride=stride, min_frames=min_frames,
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
-        pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers, pace=realtime,
-        detector=detector)
+        pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers,
+        decode_workers=decode_workers, pace=realtime, detector=detector)
     run_pipeline(config, model, device, fast)
 
 

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from stgcn_rt.pose import geometry
-from stgcn_rt.pose.filters import OneEuro
-from stgcn_rt.pose.geometry import Rect
+from stgcn_rt.pose.filters import LandmarkFilters
 
 pytest.importorskip("tflite")
 
@@ -34,11 +33,20 @@ def test_weighted_nms_averages_the_overlapping_detections():
 def test_an_upright_person_gets_an_unrotated_square_roi():
     """Hip centre below the scale point (the head end): no rotation; the box twice their distance,
     square in pixels, with MediaPipe's 1.25 margin."""
-    roi = geometry.alignment_rect(np.array([0.5, 0.6]), np.array([0.5, 0.35]), 640, 480)
-    assert (roi.x, roi.y, roi.rotation) == pytest.approx((0.5, 0.6, 0.0))
-    assert roi.width * 640 == pytest.approx(roi.height * 480) == pytest.approx(0.25 * 480 * 2 * 1.25)
-    tilted = geometry.alignment_rect(np.array([0.5, 0.6]), np.array([0.6, 0.6]), 640, 480)
-    assert tilted.rotation == pytest.approx(math.pi / 2)  # lying to the right: a quarter turn
+    upright, tilted = geometry.alignment_rects(np.array([[0.5, 0.6], [0.5, 0.6]]),
+                                              np.array([[0.5, 0.35], [0.6, 0.6]]), 640, 480)
+    x, y, width, height, rotation = upright
+    assert (x, y, rotation) == pytest.approx((0.5, 0.6, 0.0))
+    assert width * 640 == pytest.approx(height * 480) == pytest.approx(0.25 * 480 * 2 * 1.25)
+    assert tilted[4] == pytest.approx(math.pi / 2)  # lying to the right: a quarter turn
+
+
+def test_landmarks_project_back_through_their_rotated_roi():
+    """A crop's centre lands on the ROI's centre; its right edge, in a ROI turned a quarter clockwise,
+    lands below the centre by half the ROI's height."""
+    rois = np.array([[0.4, 0.6, 0.2, 0.3, math.pi / 2]])
+    got = geometry.project(np.array([[[0.5, 0.5], [1.0, 0.5]]]), rois)
+    assert got[0].tolist() == [pytest.approx([0.4, 0.6]), pytest.approx([0.4, 0.75])]
 
 
 def test_crops_are_sampled_as_opencv_samples_them(videos):
@@ -49,29 +57,40 @@ def test_crops_are_sampled_as_opencv_samples_them(videos):
 
     capture = cv2.VideoCapture(str(videos["skateboarding"]))
     image = cv2.cvtColor(cv2.resize(capture.read()[1], (640, 480)), cv2.COLOR_BGR2RGB)
-    for roi, replicate in ((Rect(0.55, 0.5, 0.48, 0.64, -1.03), True), (Rect(0.5, 0.5, 1.0, 1.0), False)):
+    for roi, replicate in ((np.array([0.55, 0.5, 0.48, 0.64, -1.03]), True), (geometry.WHOLE_FRAME, False)):
         size = 256 if replicate else 224
-        box = ((roi.x * 640, roi.y * 480), (roi.width * 640, roi.height * 480), math.degrees(roi.rotation))
+        x, y, width, height, rotation = roi
+        box = ((x * 640, y * 480), (width * 640, height * 480), math.degrees(rotation))
         if not replicate:  # the detector's letterbox: the whole frame padded to a square
             box = ((320, 240), (640, 640), 0.0)
         corners = np.array([[0, size], [0, 0], [size, 0], [size, size]], np.float32)
         matrix = cv2.getPerspectiveTransform(cv2.boxPoints(box).astype(np.float32), corners)
         expected = cv2.warpPerspective(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
-        affine = torch.from_numpy(geometry.crop_affine(roi, 640, 480, size)[None])
+        affine = torch.from_numpy(geometry.crop_affines(roi[None], 640, 480, size))
         got = warp(torch.from_numpy(image[None]), torch.tensor([0]), affine, size, replicate)[0].numpy()
         diff = np.abs(got - expected)
         assert diff.max() <= 1 and diff.mean() < 0.01
 
 
 def test_one_euro_passes_the_first_value_and_follows_a_jump():
-    ones = np.ones(3)
-    smooth = OneEuro(0.01, 10.0, 1.0)
-    assert smooth.apply(33333, 1 / 100, ones * 5).tolist() == [5, 5, 5]
-    assert smooth.apply(66666, 1 / 100, ones * 5).tolist() == pytest.approx([5, 5, 5])
-    moved = smooth.apply(99999, 1 / 100, ones * 15)
-    assert (5 < moved).all() and (moved < 15).all()  # smoothed towards the new value, not to it
-    assert smooth.apply(99999, 1 / 100, ones * 99).tolist() == [99, 99, 99]  # a repeated timestamp passes
+    """Two tracks, one landmark (x, y, z, visibility): each track keeps its own state; a reset one
+    starts over."""
+    filters = LandmarkFilters(np.array([[0.01, 10.0, 1.0]]))
+    rows = filters.add(2)
+
+    def step(stamp, values, which=rows):
+        landmarks = np.array([[[v, v, v, 1.0]] for v in values], np.float32)  # (R, 1, 4)
+        return filters.apply(which, landmarks, np.full(len(which), stamp), 100, 100, np.full(len(which), 100.0))
+
+    assert np.allclose(step(33333, [0.05, 0.5])[:, 0, :3].T, [0.05, 0.5])
+    assert np.allclose(step(66666, [0.05, 0.5])[:, 0, :3].T, [0.05, 0.5])
+    moved = step(99999, [0.15, 0.5])
+    assert (0.05 < moved[0, 0, :3]).all() and (moved[0, 0, :3] < 0.15).all()  # towards the new value, not to it
+    assert np.allclose(moved[1, 0, :3], 0.5)  # the other track did not move
+    assert np.allclose(step(99999, [0.99, 0.99])[:, 0, :3], 0.99)  # a repeated stamp passes its values
+    filters.reset(rows[:1])
+    assert np.allclose(step(133332, [0.7], rows[:1])[0, 0, :3], 0.7)  # started over: the first value passes
 
 
 @pytest.fixture(scope="module")

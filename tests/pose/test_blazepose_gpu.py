@@ -73,3 +73,23 @@ def test_many_cameras_in_one_call_give_each_its_own_pose(frames):
             # a batch's convolutions may take other cuDNN algorithms than one image's: equal to 1e-3 (0.6
             # px), where another camera's pose would be a tenth of the frame away
             np.testing.assert_allclose(out[f"cam{c}"], single, atol=1e-3)
+
+
+def test_frames_in_pinned_shared_slots_pose_as_their_copies_do(frames):
+    """Frames decoded into shared memory (as the pipeline's decoding processes write them) and
+    page-locked for the GPU give the same landmarks as the same frames in ordinary memory; the
+    pinning is undone."""
+    import multiprocessing
+
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    block = np.frombuffer(multiprocessing.get_context("spawn").RawArray("B", 4 * 480 * 640 * 3),
+                          np.uint8).reshape(4, 480, 640, 3)
+    pinned, plain = BlazePose(device="cuda"), BlazePose(device="cuda")
+    assert pinned.networks.pin(block) and torch.from_numpy(block[2]).is_pinned()
+    for k, image in enumerate(frames[:12]):
+        block[k % 4] = image
+        got = pinned.process({"cam": block[k % 4]})["cam"]
+        np.testing.assert_array_equal(got, plain.process({"cam": image.copy()})["cam"])
+    pinned.networks.unpin()
+    assert not torch.from_numpy(block[2]).is_pinned()

@@ -107,12 +107,16 @@ class BlazePoseStage:
         except Exception as exc:  # reported by the pipeline, once per camera and message
             error = f"{type(exc).__name__}: {exc}"
             for camera, (_, future) in due.items():
-                self.pose.tracks.pop(camera, None)
+                self.pose.forget(camera)
                 future.set_result(PoseResult(person_slots(None), (time.perf_counter() - start) * 1000, error))
             return
         milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
         for camera, (_, future) in due.items():
             future.set_result(PoseResult(person_slots(found[camera]), milliseconds))
+
+    def pin(self, block: np.ndarray) -> bool:
+        """Let frames decoded into ``block`` reach the GPU by DMA (see BlazePoseNetworks.pin); undone by close."""
+        return self.pose.networks.pin(block)
 
     def close(self) -> None:
         """Drop the frames not yet posed, finish the step under way."""
@@ -124,6 +128,7 @@ class BlazePoseStage:
                 queue.clear()
             self._changed.notify()
         self._thread.join()
+        self.pose.networks.unpin()
 
     def __enter__(self) -> BlazePoseStage:
         return self

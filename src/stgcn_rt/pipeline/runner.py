@@ -25,6 +25,7 @@ import numpy as np
 from stgcn_rt import __version__
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
+from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.pose_stage import BlazePoseStage, check_pose, default_pose, default_precision
@@ -63,6 +64,7 @@ class PipelineConfig:
     pose_device: str = "cpu"  # where blazepose runs
     pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
+    decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
     pace: bool = False
     max_batch: int = 32
@@ -75,7 +77,7 @@ class PipelineConfig:
 @dataclass
 class CameraState:
     spec: SourceSpec
-    reader: FrameReader
+    reader: RemoteReader | FrameReader
     ring: SkeletonWindow
     pending: deque = field(default_factory=deque)  # (Frame, Future[PoseResult])
     video: VideoOutput | None = None
@@ -202,7 +204,7 @@ class Pipeline:
             "class": self.classifier.classes[index],
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classifier.classes, probs)},
             "latency_ms": round(result.latency_s * 1000, 2), "queue_ms": round(result.queue_s * 1000, 2),
-            "batch": result.batch_size,
+            "frame_to_event_ms": round((time.time() - meta["read"]) * 1000, 2), "batch": result.batch_size,
         }
         self._emit(event)
         change = self.policy.update(name, float(probs[self.alert_index]))
@@ -277,19 +279,21 @@ class Pipeline:
         self._emit(self._run_line(specs))
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
+        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace)
         try:
             for spec in specs:
-                reader = FrameReader(spec, pace=config.pace)
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
-                self.cameras[spec.name] = CameraState(spec, reader, ring)
-                reader.start()
+                self.cameras[spec.name] = CameraState(spec, decoders.readers[spec.name], ring)
+            if isinstance(pose, BlazePoseStage):
+                pose.pin(decoders.frames)
+            decoders.start()
             self._loop(pose, scheduler)
         except KeyboardInterrupt:
             self.interrupted = True
             self._say("interrupted: stopping sources and flushing events")
         finally:
+            decoders.close()
             for camera in self.cameras.values():
-                camera.reader.stop()
                 self._report_reader_error(camera, others_continue=False)  # one that failed after the loop's last look
             scheduler.close()
             pose.close()
@@ -332,7 +336,10 @@ class Pipeline:
         collected = False
         while camera.pending and camera.pending[0][1].done():
             frame, future = camera.pending.popleft()
-            self._handle_frame(camera, frame, self._pose_result(camera, future), scheduler)
+            try:
+                self._handle_frame(camera, frame, self._pose_result(camera, future), scheduler)
+            finally:
+                camera.reader.release(frame)
             collected = True
         return collected
 
@@ -358,7 +365,7 @@ class Pipeline:
             first = camera.ring.first_frame
             present = window.reshape(-1, window.shape[-1]).any(axis=0)
             meta = {"frames": [first, camera.ring.count - 1],
-                    "persons": [int(slot) for slot in np.flatnonzero(present)]}
+                    "persons": [int(slot) for slot in np.flatnonzero(present)], "read": frame.timestamp}
             camera.windows += 1
             future = scheduler.submit(camera.spec.name, window, meta)
             future.add_done_callback(functools.partial(self._on_window_done, camera))

@@ -81,6 +81,7 @@ class Frame:
     index: int
     timestamp: float
     image: np.ndarray
+    slot: int | None = None  # where a decoding process wrote it (:mod:`stgcn_rt.pipeline.decoders`)
 
 
 @dataclass
@@ -119,6 +120,9 @@ class FrameReader(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+
+    def release(self, frame: Frame) -> None:
+        """Nothing to hand back: this reader's frames own their images (see RemoteReader.release)."""
 
     @property
     def done(self) -> bool:
@@ -186,12 +190,12 @@ class FrameReader(threading.Thread):
             failed_in_a_row = 0
             if image.shape[1::-1] != FRAME_SIZE:
                 image = cv2.resize(image, FRAME_SIZE)
-            frame = Frame(self.counters.read, time.time(), image)
-            self.counters.read += 1
             if self.pace and not self.spec.live:
-                delay = start + frame.index / fps - time.perf_counter()
+                delay = start + self.counters.read / fps - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
+            frame = Frame(self.counters.read, time.time(), image)  # stamped when a camera would have given it
+            self.counters.read += 1
             self._put(frame)
         return True
 

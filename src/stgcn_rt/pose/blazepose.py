@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stgcn_rt.pose import geometry
-from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkSmoother
-from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, Rect
+from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
+from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
 from stgcn_rt.pose.models import model_file
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
 
@@ -98,6 +97,7 @@ class BlazePoseNetworks:
             self.landmarker.channels_last()
         self.anchors = geometry.ssd_anchors()
         self.max_batch: int | None = None  # set when a batch ran out of device memory
+        self._pinned: np.ndarray | None = None
 
     def _run(self, network: TfliteNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``network`` on ``inputs`` in chunks of at most ``max_batch``. A chunk that runs out of
@@ -122,21 +122,45 @@ class BlazePoseNetworks:
         """"fp32" means fp32: cuDNN would otherwise run the convolutions in TF32 on Ampere and newer."""
         return torch.backends.cudnn.flags(enabled=True, allow_tf32=self.dtype != torch.float32)
 
-    def frames(self, images: list[np.ndarray], bgr: bool = True) -> torch.Tensor:
-        """Camera images (H, W, 3) uint8, all of one size, as one RGB batch on the device."""
-        batch = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
-        return batch.flip(-1) if bgr else batch
+    def pin(self, block: np.ndarray) -> bool:
+        """Page-lock ``block`` (where frames are decoded, e.g. the decoders' shared slots) for the
+        device's DMA, so that a frame in it reaches the GPU without a staging copy on the host; False
+        where that is not possible (no CUDA device). :meth:`unpin` before ``block`` is freed."""
+        if self.device.type != "cuda" or self._pinned is not None or not block.nbytes:
+            return False
+        if int(torch.cuda.cudart().cudaHostRegister(block.ctypes.data, block.nbytes, 0)) != 0:
+            return False
+        self._pinned = block
+        return True
+
+    def unpin(self) -> None:
+        if self._pinned is not None:
+            torch.cuda.cudart().cudaHostUnregister(self._pinned.ctypes.data)
+            self._pinned = None
+
+    def frames(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Camera images (H, W, 3) uint8, all of one size, as one batch on the device, channels as
+        given. Each image is copied on its own: no host-side staging copy of the whole batch."""
+        if self.device.type == "cpu":
+            return torch.from_numpy(np.stack(images))
+        batch = torch.empty((len(images), *images[0].shape), dtype=torch.uint8, device=self.device)
+        for row, image in zip(batch, images):
+            row.copy_(torch.from_numpy(image), non_blocking=True)
+        return batch
 
     @torch.inference_mode()
-    def detect(self, frames: torch.Tensor, which: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def detect(self, frames: torch.Tensor, which: list[int],
+               bgr: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The detections of each frame in ``which``, after weighted NMS, in image coordinates:
-        (scores (K,), boxes (K, 4), keypoints (K, 4, 2)), best first."""
+        (scores (K,), boxes (K, 4), keypoints (K, 4, 2)), best first. ``bgr``: the frames are
+        OpenCV's BGR (the networks take RGB)."""
         if not which:
             return []
         height, width = frames.shape[1:3]
-        whole = geometry.crop_affine(Rect(0.5, 0.5, 1.0, 1.0), width, height, DETECTOR_SIZE)
-        affine = torch.from_numpy(np.repeat(whole[None], len(which), 0)).to(self.device)
+        whole = np.repeat(WHOLE_FRAME[None], len(which), 0)
+        affine = torch.from_numpy(geometry.crop_affines(whole, width, height, DETECTOR_SIZE)).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, DETECTOR_SIZE, replicate=False)
+        crops = crops.flip(-1) if bgr else crops  # on the crops: a smaller copy than the frames'
         raw, scores = (out.float().cpu().numpy()
                        for out in self._run(self.detector, (crops * (2.0 / 255.0) - 1.0).to(self.dtype)))
         padding = geometry.letterbox(width, height, DETECTOR_SIZE)
@@ -148,52 +172,61 @@ class BlazePoseNetworks:
         return found
 
     @torch.inference_mode()
-    def landmarks(self, frames: torch.Tensor, which: list[int], rois: list[Rect]) -> tuple[np.ndarray, np.ndarray]:
-        """The landmark network on each region ``rois[r]`` of frame ``which[r]``: pose flags (R,) and
-        landmarks (R, 39, 5) (x, y in the image's [0, 1], z, visibility, presence), refined with the
-        heatmap and projected back to the image."""
-        if not rois:
+    def landmarks(self, frames: torch.Tensor, which: list[int], rois: np.ndarray,
+                  bgr: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The landmark network on each region ``rois[r]`` (R, 5) of frame ``which[r]``: pose flags
+        (R,) and landmarks (R, 39, 5) (x, y in the image's [0, 1], z, visibility, presence), refined
+        with the heatmap and projected back to the image."""
+        if not len(rois):
             return np.zeros(0, np.float32), np.zeros((0, 39, 5), np.float32)
         height, width = frames.shape[1:3]
-        affine = torch.from_numpy(np.stack([geometry.crop_affine(r, width, height, LANDMARK_SIZE)
-                                            for r in rois])).to(self.device)
+        affine = torch.from_numpy(geometry.crop_affines(rois, width, height, LANDMARK_SIZE)).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
+        crops = crops.flip(-1) if bgr else crops
         raw, flag, _segmentation, heatmap, _world = self._run(self.landmarker, (crops / 255.0).to(self.dtype))
         located = raw.float().reshape(len(rois), 39, 5)
         located = torch.cat([located[..., :3] / LANDMARK_SIZE, torch.sigmoid(located[..., 3:])], dim=-1)
         points = refine_with_heatmap(located, heatmap).cpu().numpy()
-        for r, roi in enumerate(rois):
-            points[r, :, :2] = geometry.project(points[r, :, :2], roi)
-            points[r, :, 2] *= roi.width
+        points[..., :2] = geometry.project(points[..., :2], rois)
+        points[..., 2] *= rois[:, 2, None].astype(np.float32)
         return flag.float().reshape(-1).cpu().numpy(), points
 
 
-@dataclass
-class CameraTrack:
-    """One camera's pose state between frames: the next ROI and the smoothing filters."""
+class Tracks:
+    """Every camera's pose state between frames, a row each: the next ROI (NaN where the next frame
+    must detect) and the smoothing filters of its 33 landmarks and the two that place the ROI."""
 
-    roi: Rect | None = None
-    frames: int = 0
-    landmarks: LandmarkSmoother = field(default_factory=lambda: LandmarkSmoother(LANDMARK_FILTER))
-    auxiliary: LandmarkSmoother = field(default_factory=lambda: LandmarkSmoother(AUXILIARY_FILTER))
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.roi = np.zeros((0, 5))
+        self.frames = np.zeros(0, np.int64)
+        self.filters = LandmarkFilters(np.array([LANDMARK_FILTER] * LANDMARKS + [AUXILIARY_FILTER] * 2))
 
-    def lost(self) -> None:
-        """No pose this frame: the next one detects again and the filters start over."""
-        self.roi = None
-        self.landmarks.reset()
-        self.auxiliary.reset()
+    def rows_of(self, cameras: list[str]) -> np.ndarray:
+        """The cameras' rows, a new one for a camera not seen before."""
+        new = [camera for camera in dict.fromkeys(cameras) if camera not in self.rows]
+        if new:
+            for camera, row in zip(new, self.filters.add(len(new))):
+                self.rows[camera] = int(row)
+            self.roi = np.concatenate([self.roi, np.full((len(new), 5), np.nan)])
+            self.frames = np.concatenate([self.frames, np.zeros(len(new), np.int64)])
+        return np.array([self.rows[camera] for camera in cameras], np.int64)
 
-    def smooth(self, points: np.ndarray, width: int, height: int) -> np.ndarray:
-        """The frame's landmarks (39, 5) smoothed as PoseLandmarkFiltering does; the next ROI from the
-        smoothed auxiliary landmarks. Returns the 33 landmarks (x, y, visibility)."""
-        stamp = self.frames * FRAME_MICROSECONDS
-        auxiliary = points[LANDMARKS:LANDMARKS + 2]
-        scale_rect = geometry.raw_alignment_rect(auxiliary[0, :2], auxiliary[1, :2], width, height)
-        object_scale = (scale_rect.width * width + scale_rect.height * height) / 2.0
-        main = self.landmarks.apply(points[:LANDMARKS, :4], stamp, width, height, object_scale)
-        aux = self.auxiliary.apply(auxiliary[:, :4], stamp, width, height, object_scale)
-        self.roi = geometry.alignment_rect(aux[0, :2], aux[1, :2], width, height)
-        return main[:, [0, 1, 3]]
+    def lost(self, rows: np.ndarray) -> None:
+        """No pose in these rows' frames: their next frames detect again and their filters start over."""
+        self.roi[rows] = np.nan
+        self.filters.reset(rows)
+
+    def smooth(self, rows: np.ndarray, points: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The frames' landmarks (R, 39, 5) smoothed as PoseLandmarkFiltering does; each row's next
+        ROI from its smoothed auxiliary landmarks. Returns the 33 landmarks (R, 33, 3: x, y, visibility)."""
+        auxiliary = points[:, LANDMARKS:LANDMARKS + 2, :2]
+        scale = geometry.object_scales(auxiliary[:, 0], auxiliary[:, 1], width, height)
+        smoothed = self.filters.apply(rows, points[:, :LANDMARKS + 2, :4], self.frames[rows] * FRAME_MICROSECONDS,
+                                      width, height, scale)
+        self.roi[rows] = geometry.alignment_rects(smoothed[:, LANDMARKS, :2], smoothed[:, LANDMARKS + 1, :2],
+                                                  width, height)
+        return smoothed[:, :LANDMARKS][..., [0, 1, 3]]
 
 
 class BlazePose:
@@ -205,35 +238,40 @@ class BlazePose:
                  min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE) -> None:
         self.networks = BlazePoseNetworks(device, dtype)
         self.min_tracking_confidence = min_tracking_confidence
-        self.tracks: dict[str, CameraTrack] = {}
+        self.tracks = Tracks()
 
     def warm_up(self, width: int = 640, height: int = 480) -> None:
         """Both networks once on a blank frame, so that the device's first-call costs (seconds on a
         GPU: its context, cuDNN's choice of kernels) come before the first camera's frame."""
         frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)])
         self.networks.detect(frames, [0])
-        self.networks.landmarks(frames, [0], [Rect(0.5, 0.5, 0.5, 0.5)])
+        self.networks.landmarks(frames, [0], np.array([[0.5, 0.5, 0.5, 0.5, 0.0]]))
 
     def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
         names = list(images)
         height, width = images[names[0]].shape[:2]
-        frames = self.networks.frames([images[n] for n in names], bgr)
-        tracks = [self.tracks.setdefault(n, CameraTrack()) for n in names]
-        for track in tracks:
-            track.frames += 1
-        need = [i for i, track in enumerate(tracks) if track.roi is None]
-        for i, (scores, _boxes, keypoints) in zip(need, self.networks.detect(frames, need)):
-            if len(scores):  # the first detection: its hip centre and full-body scale point
-                tracks[i].roi = geometry.alignment_rect(keypoints[0, 0], keypoints[0, 1], width, height)
-            else:
-                tracks[i].lost()
-        rois = {i: track.roi for i, track in enumerate(tracks) if track.roi is not None}
-        which = list(rois)
-        flags, points = self.networks.landmarks(frames, which, list(rois.values()))
+        frames = self.networks.frames([images[n] for n in names])
+        tracks = self.tracks
+        rows = tracks.rows_of(names)
+        tracks.frames[rows] += 1
+        need = np.flatnonzero(np.isnan(tracks.roi[rows, 0]))
+        found = self.networks.detect(frames, need.tolist(), bgr)
+        seen = np.array([len(scores) > 0 for scores, _, _ in found], bool)
+        tracks.lost(rows[need[~seen]])
+        if seen.any():  # each frame's first detection: its hip centre and full-body scale point
+            keypoints = np.stack([points[0] for (_, _, points), hit in zip(found, seen) if hit])
+            tracks.roi[rows[need[seen]]] = geometry.alignment_rects(keypoints[:, 0], keypoints[:, 1], width, height)
+        which = np.flatnonzero(~np.isnan(tracks.roi[rows, 0]))
+        flags, points = self.networks.landmarks(frames, which.tolist(), tracks.roi[rows[which]], bgr)
+        kept = flags >= self.min_tracking_confidence  # under it the pose is lost
+        tracks.lost(rows[which[~kept]])
+        smoothed = tracks.smooth(rows[which[kept]], points[kept], width, height)
         out: dict[str, np.ndarray | None] = dict.fromkeys(names)
-        for r, i in enumerate(which):
-            if flags[r] < self.min_tracking_confidence:
-                tracks[i].lost()
-                continue
-            out[names[i]] = tracks[i].smooth(points[r], width, height)
+        for i, landmarks in zip(which[kept], smoothed):
+            out[names[i]] = landmarks
         return out
+
+    def forget(self, camera: str) -> None:
+        """``camera``'s next frame detects afresh (its last frame's pose is unknown)."""
+        if camera in self.tracks.rows:
+            self.tracks.lost(np.array([self.tracks.rows[camera]]))

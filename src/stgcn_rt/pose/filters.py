@@ -1,6 +1,9 @@
-"""MediaPipe's landmark smoothing (v0.10.21's PoseLandmarkFiltering), vectorised over landmarks: a
+"""MediaPipe's landmark smoothing (v0.10.21's PoseLandmarkFiltering) for many tracks at once: a
 One-Euro filter on each coordinate, in pixels scaled by the object's size, and a low-pass filter on
-each visibility. A frame without landmarks resets them, as MediaPipe's calculators do.
+each visibility. A frame without landmarks resets a track's filters, as MediaPipe's calculators do.
+
+The state of every track (a camera's person) lives in arrays, one row per track, so that a step
+smooths all of its cameras in a few array operations rather than a loop over cameras.
 """
 
 from __future__ import annotations
@@ -15,71 +18,77 @@ VISIBILITY_ALPHA = 0.1
 #: (min_cutoff, beta, derivate_cutoff) of the 33 landmarks and of the two auxiliary ones (the next ROI's)
 LANDMARK_FILTER = (0.05, 80.0, 1.0)
 AUXILIARY_FILTER = (0.01, 10.0, 1.0)
+MIN_OBJECT_SCALE = 1e-6  # min_allowed_object_scale: an object this small is not smoothed
+_FIRST_FREQUENCY = 30.0
 
 
-class LowPass:
-    """Exponential smoothing of an array; the first value passes as it is."""
-
-    def __init__(self) -> None:
-        self.raw: np.ndarray | None = None
-        self.stored: np.ndarray | None = None
-
-    def apply(self, value: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
-        result = value if self.stored is None else alpha * value + (1.0 - alpha) * self.stored
-        self.raw, self.stored = value, result
-        return result
+def smoothing_alpha(cutoff: float | np.ndarray, frequency: float | np.ndarray) -> float | np.ndarray:
+    """The exponential smoothing factor of a low-pass filter with ``cutoff`` Hz at ``frequency`` Hz."""
+    te, tau = 1.0 / frequency, 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / te)
 
 
-class OneEuro:
-    """The One-Euro filter as MediaPipe writes it (util/filtering/one_euro_filter.cc), on arrays.
+class LandmarkFilters:
+    """Landmarks (L, 4: x, y, z normalised, visibility) of any number of tracks through MediaPipe's
+    visibility low-pass and coordinate One-Euro filters (util/filtering/one_euro_filter.cc), each
+    landmark with its own (min_cutoff, beta, derivate_cutoff). Tracks are rows, added as needed."""
 
-    ``apply`` takes the frame's timestamp (µs) and the value's scale (1 / the object's size), with
-    which the derivative is measured, so that the cut-off follows the object's speed in its own sizes.
-    """
+    def __init__(self, parameters: np.ndarray) -> None:
+        self.parameters = np.asarray(parameters, np.float64)  # (L, 3)
+        landmarks = len(self.parameters)
+        self.last_time = np.zeros(0, np.int64)  # ns; -1 when reset, MediaPipe's uninitialised stamp
+        self.frequency = np.zeros(0)
+        self.started = np.zeros(0, bool)  # a first value went through (the low-passes hold one)
+        self.value = np.zeros((0, landmarks, 3))  # the last raw coordinates (pixels) ...
+        self.smoothed = np.zeros((0, landmarks, 3))  # ... and smoothed ones
+        self.derivative = np.zeros((0, landmarks, 3))  # the smoothed derivative
+        self.visibility = np.zeros((0, landmarks))
+        self.seen = np.zeros(0, bool)  # a visibility went through
 
-    def __init__(self, min_cutoff: float, beta: float, derivate_cutoff: float, frequency: float = 30.0) -> None:
-        self.min_cutoff, self.beta, self.derivate_cutoff = min_cutoff, beta, derivate_cutoff
-        self.frequency = frequency
-        self.x, self.dx = LowPass(), LowPass()
-        self.last_time = -1  # MediaPipe's uninitialised timestamp: the first interval is measured from -1 ns
+    def add(self, count: int = 1) -> np.ndarray:
+        """``count`` new tracks; their row numbers."""
+        rows = np.arange(len(self.last_time), len(self.last_time) + count)
+        grow = {"last_time": -1, "frequency": _FIRST_FREQUENCY, "started": False, "value": 0.0,
+                "smoothed": 0.0, "derivative": 0.0, "visibility": 0.0, "seen": False}
+        for name, fill in grow.items():
+            old = getattr(self, name)
+            setattr(self, name, np.concatenate([old, np.full((count, *old.shape[1:]), fill, old.dtype)]))
+        return rows
 
-    def alpha(self, cutoff: float | np.ndarray) -> float | np.ndarray:
-        te, tau = 1.0 / self.frequency, 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / te)
+    def reset(self, rows: np.ndarray) -> None:
+        """These tracks start over (their person was lost)."""
+        self.last_time[rows], self.frequency[rows] = -1, _FIRST_FREQUENCY
+        self.started[rows] = self.seen[rows] = False
 
-    def apply(self, microseconds: int, value_scale: float, value: np.ndarray) -> np.ndarray:
-        nanoseconds = microseconds * 1000
-        if self.last_time >= nanoseconds:
-            return value
-        if self.last_time != 0 and nanoseconds != 0:
-            self.frequency = 1.0 / ((nanoseconds - self.last_time) * 1e-9)
-        self.last_time = nanoseconds
-        dvalue = (value - self.x.raw) * value_scale * self.frequency if self.x.raw is not None else np.zeros_like(value)
-        edvalue = self.dx.apply(dvalue, self.alpha(self.derivate_cutoff))
-        cutoff = self.min_cutoff + self.beta * np.abs(edvalue)
-        return self.x.apply(value, self.alpha(cutoff))
-
-
-class LandmarkSmoother:
-    """One set of landmarks (N, 4: x, y, z normalised, visibility) through MediaPipe's visibility
-    low-pass and coordinate One-Euro filters; ``reset`` where a frame has none."""
-
-    def __init__(self, parameters: tuple[float, float, float]) -> None:
-        self.parameters = parameters
-        self.reset()
-
-    def reset(self) -> None:
-        self.coordinates = OneEuro(*self.parameters)
-        self.visibility = LowPass()
-
-    def apply(self, landmarks: np.ndarray, microseconds: int, width: int, height: int,
-              object_scale: float) -> np.ndarray:
-        """``object_scale``: the object's size in pixels (MediaPipe's OBJECT_SCALE_ROI)."""
+    def apply(self, rows: np.ndarray, landmarks: np.ndarray, microseconds: np.ndarray, width: int, height: int,
+              object_scale: np.ndarray) -> np.ndarray:
+        """Smoothed landmarks (R, L, 4) of tracks ``rows`` for their frames' ``landmarks`` (R, L, 4),
+        stamped ``microseconds`` (R,); ``object_scale`` (R,): each object's size in pixels
+        (MediaPipe's OBJECT_SCALE_ROI)."""
         out = landmarks.astype(np.float64)
-        out[:, 3] = self.visibility.apply(out[:, 3], VISIBILITY_ALPHA)
-        if object_scale < 1e-6:  # min_allowed_object_scale: too small to smooth
-            return out.astype(np.float32)
-        pixels = out[:, :3] * np.array([width, height, width])
-        pixels = self.coordinates.apply(microseconds, 1.0 / object_scale, pixels)
-        out[:, :3] = pixels / np.array([width, height, width])
+        seen = self.seen[rows, None]
+        out[..., 3] = np.where(seen, VISIBILITY_ALPHA * out[..., 3] + (1 - VISIBILITY_ALPHA) * self.visibility[rows],
+                               out[..., 3])
+        self.visibility[rows], self.seen[rows] = out[..., 3], True
+        nanoseconds = np.asarray(microseconds, np.int64) * 1000
+        # a repeated (or older) stamp passes its values through; so does a too small object
+        live = (self.last_time[rows] < nanoseconds) & (np.asarray(object_scale) >= MIN_OBJECT_SCALE)
+        rows, nanoseconds = rows[live], nanoseconds[live]
+        pixels = out[live, :, :3] * np.array([width, height, width])
+        last = self.last_time[rows]
+        measured = (last != 0) & (nanoseconds != 0)
+        self.frequency[rows] = np.where(measured, 1.0 / ((nanoseconds - last) * 1e-9), self.frequency[rows])
+        self.last_time[rows] = nanoseconds
+        frequency = self.frequency[rows, None, None]
+        started = self.started[rows, None, None]
+        scale = 1.0 / np.asarray(object_scale, np.float64)[live, None, None]
+        change = np.where(started, (pixels - self.value[rows]) * scale * frequency, 0.0)
+        min_cutoff, beta, derivate_cutoff = (self.parameters[None, :, k, None] for k in range(3))
+        derivative = np.where(started, smoothing_alpha(derivate_cutoff, frequency) * change
+                              + (1 - smoothing_alpha(derivate_cutoff, frequency)) * self.derivative[rows], change)
+        alpha = smoothing_alpha(min_cutoff + beta * np.abs(derivative), frequency)
+        smoothed = np.where(started, alpha * pixels + (1 - alpha) * self.smoothed[rows], pixels)
+        self.value[rows], self.smoothed[rows], self.derivative[rows] = pixels, smoothed, derivative
+        self.started[rows] = True
+        out[live, :, :3] = smoothed / np.array([width, height, width])
         return out.astype(np.float32)

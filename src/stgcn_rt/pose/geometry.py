@@ -2,13 +2,13 @@
 anchors, detection decoding and weighted non-max suppression, the region of interest (ROI) from two
 alignment points, the crop's affine map with OpenCV's conventions, and the projection of landmarks
 back to the image. All coordinates are normalised to the image (x / width, y / height) unless named
-pixels; a rectangle's rotation is in radians, clockwise in image coordinates.
+pixels; a rectangle's rotation is in radians, clockwise in image coordinates. Functions take
+and give many at once (arrays with a leading axis R).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,17 +21,8 @@ MIN_DETECTION_SCORE = 0.5  # TensorsToDetectionsCalculator's min_score_thresh (m
 SCORE_CLIPPING = 100.0
 SUPPRESSION_IOU = 0.3  # NonMaxSuppressionCalculator, WEIGHTED, INTERSECTION_OVER_UNION
 ROI_SCALE = 1.25  # RectTransformationCalculator: scale 1.25, square_long
-
-
-@dataclass(frozen=True)
-class Rect:
-    """A rotated rectangle, normalised to the image: centre, size, rotation (radians)."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-    rotation: float = 0.0
+#: a region of interest (ROI) is a row of 5: centre x, y, width, height (normalised) and rotation
+WHOLE_FRAME = np.array([0.5, 0.5, 1.0, 1.0, 0.0])
 
 
 def ssd_anchors() -> np.ndarray:
@@ -114,50 +105,54 @@ def remove_letterbox(points: np.ndarray, padding: np.ndarray) -> np.ndarray:
     return (points - np.array([left, top], np.float32)) / np.array([1 - left - right, 1 - top - bottom], np.float32)
 
 
-def normalize_radians(angle: float) -> float:
-    return angle - 2 * math.pi * math.floor((angle - (-math.pi)) / (2 * math.pi))
+def normalize_radians(angle: np.ndarray) -> np.ndarray:
+    return angle - 2 * math.pi * np.floor((angle - (-math.pi)) / (2 * math.pi))
 
 
-def alignment_rect(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int,
-                   scale: float = ROI_SCALE) -> Rect:
-    """The ROI of AlignmentPointsRectsCalculator then RectTransformationCalculator: centred on
-    ``centre``, twice as wide as the distance to ``scale_point``, rotated so that the direction from
-    one to the other points up, made square on its long side (pixels) and scaled by ``scale``."""
-    x0, y0 = float(centre[0]) * width, float(centre[1]) * height
-    x1, y1 = float(scale_point[0]) * width, float(scale_point[1]) * height
-    size = math.hypot(x1 - x0, y1 - y0) * 2.0
-    rotation = normalize_radians(math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0))
-    long_side = size  # square in pixels already: square_long keeps it
-    return Rect(x0 / width, y0 / height, long_side / width * scale, long_side / height * scale, rotation)
+def alignment_rects(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int,
+                    scale: float = ROI_SCALE) -> np.ndarray:
+    """ROIs (R, 5) of AlignmentPointsRectsCalculator then RectTransformationCalculator, from points
+    (R, 2): each centred on ``centre``, twice as wide as the distance to ``scale_point``, rotated so
+    that the direction from one to the other points up, square on its long side (pixels, already
+    square here: square_long keeps it) and scaled by ``scale``."""
+    centre, scale_point = np.asarray(centre, np.float64), np.asarray(scale_point, np.float64)
+    x0, y0 = centre[:, 0] * width, centre[:, 1] * height
+    dx, dy = scale_point[:, 0] * width - x0, scale_point[:, 1] * height - y0
+    size = np.hypot(dx, dy) * 2.0
+    rotation = normalize_radians(math.pi / 2 - np.arctan2(-dy, dx))
+    return np.stack([x0 / width, y0 / height, size / width * scale, size / height * scale, rotation], axis=1)
 
 
-def raw_alignment_rect(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int) -> Rect:
-    """The ROI of AlignmentPointsRectsCalculator alone (no margin, no rotation): what the landmark
-    smoothing takes its object scale from."""
-    x0, y0 = float(centre[0]) * width, float(centre[1]) * height
-    size = math.hypot(float(scale_point[0]) * width - x0, float(scale_point[1]) * height - y0) * 2.0
-    return Rect(x0 / width, y0 / height, size / width, size / height)
+def object_scales(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The size in pixels (R,) of AlignmentPointsRectsCalculator's ROI alone (no margin): what the
+    landmark smoothing measures speeds against (twice the points' distance)."""
+    centre, scale_point = np.asarray(centre, np.float64), np.asarray(scale_point, np.float64)
+    return np.hypot((scale_point[:, 0] - centre[:, 0]) * width, (scale_point[:, 1] - centre[:, 1]) * height) * 2.0
 
 
-def crop_affine(rect: Rect, width: int, height: int, size: int) -> np.ndarray:
-    """The 2x3 map from a ``size`` x ``size`` crop's pixel (u, v) to the image's pixel (x, y) that
-    MediaPipe's OpenCV converter samples: the rotated rectangle's corners (cv::boxPoints) go to the
-    crop's corners (0, 0) ... (size, size), and OpenCV puts pixel centres at whole coordinates."""
-    cx, cy, w, h = rect.x * width, rect.y * height, rect.width * width, rect.height * height
-    if w <= 0 or h <= 0:
+def crop_affines(rois: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
+    """The 2x3 maps (R, 2, 3) from a ``size`` x ``size`` crop's pixel (u, v) to the image's pixel
+    (x, y) that MediaPipe's OpenCV converter samples for each ROI (R, 5): the rotated rectangle's
+    corners (cv::boxPoints) go to the crop's corners (0, 0) ... (size, size), and OpenCV puts pixel
+    centres at whole coordinates. A rectangle that is not square is padded to one (keep_aspect_ratio)."""
+    rois = np.asarray(rois, np.float64)
+    cx, cy = rois[:, 0] * width, rois[:, 1] * height
+    w, h = rois[:, 2] * width, rois[:, 3] * height
+    if not ((w > 0) & (h > 0)).all():
         raise ValueError("a crop of an empty rectangle")
-    if w != h:  # keep_aspect_ratio: pad the rectangle to the crop's square shape
-        w = h = max(w, h)
-    b, a = math.cos(rect.rotation) * 0.5, math.sin(rect.rotation) * 0.5
-    bottom_left = np.array([cx - a * h - b * w, cy + b * h - a * w])
-    top_left = np.array([cx + a * h - b * w, cy - b * h - a * w])
-    top_right = np.array([2 * cx - bottom_left[0], 2 * cy - bottom_left[1]])
-    return np.stack([(top_right - top_left) / size, (bottom_left - top_left) / size, top_left], axis=1)
+    w = h = np.maximum(w, h)
+    b, a = np.cos(rois[:, 4]) * 0.5, np.sin(rois[:, 4]) * 0.5
+    bottom_left = np.stack([cx - a * h - b * w, cy + b * h - a * w], axis=1)
+    top_left = np.stack([cx + a * h - b * w, cy - b * h - a * w], axis=1)
+    top_right = np.stack([2 * cx, 2 * cy], axis=1) - bottom_left
+    return np.stack([(top_right - top_left) / size, (bottom_left - top_left) / size, top_left], axis=2)
 
 
-def project(points: np.ndarray, rect: Rect) -> np.ndarray:
-    """Landmarks (..., 2) in a crop's [0, 1] -> the image's [0, 1], as LandmarkProjectionCalculator
-    does without image dimensions (the rotation applied in normalised units)."""
-    c, s = math.cos(rect.rotation), math.sin(rect.rotation)
+def project(points: np.ndarray, rois: np.ndarray) -> np.ndarray:
+    """Landmarks (R, N, 2) in their ROI's crop [0, 1] -> the image's [0, 1], one ROI (R, 5) each, as
+    LandmarkProjectionCalculator does without image dimensions (rotation in normalised units),
+    in the points' precision (MediaPipe's is float)."""
+    c, s = (f(rois[:, 4, None]).astype(points.dtype) for f in (np.cos, np.sin))
+    centre_x, centre_y, width, height = (rois[:, k, None].astype(points.dtype) for k in range(4))
     x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
-    return np.stack([(c * x - s * y) * rect.width + rect.x, (s * x + c * y) * rect.height + rect.y], axis=-1)
+    return np.stack([(c * x - s * y) * width + centre_x, (s * x + c * y) * height + centre_y], axis=-1)

@@ -1,0 +1,195 @@
+"""Cameras decoded in worker processes, their frames handed over in shared memory.
+
+In the pipeline's own process every decoding thread would share one interpreter lock with the pose
+stage, the main loop and the scheduler: at tens of cameras that contention, not the GPU, set the
+pace. Here each worker process reads its share of the cameras with :class:`FrameReader` (a thread
+per camera there), writes every frame into one of its camera's slots of a shared-memory block and
+sends the pipeline a few numbers. The pipeline sees a :class:`RemoteReader` per camera, with a
+:class:`FrameReader`'s ``frames``, ``counters`` and ``done``; a frame's image is a view of its slot,
+valid until the pipeline hands the slot back with :meth:`RemoteReader.release`. Frames arrive in
+order per camera; the counters follow them, ``finished`` only after a camera's last frame.
+
+A camera whose slots are all in use waits, as a full queue does: files block (no frame lost), live
+sources drop their oldest frame and count it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.pipeline.sources import FRAME_SIZE, Frame, FrameReader, SourceCounters, SourceSpec
+
+#: slots per camera: the pipeline's frames in flight at the pose stage (4) and a few decoded ahead
+SLOTS = 8
+FRAME_SHAPE = (FRAME_SIZE[1], FRAME_SIZE[0], 3)
+_POLL_S = 0.002  # a worker with nothing to send looks again this soon
+
+
+def default_workers(cameras: int) -> int:
+    """Half the cores decode (the rest pose, classify and run the loop), at most one per camera."""
+    return max(1, min(cameras, (os.cpu_count() or 2) // 2))
+
+
+def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int, ...], pace: bool,
+            free: Any, out: Any, stop: Any) -> None:
+    """One worker process: read ``cameras`` (index in the block, spec) until each ends or ``stop``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle: it stops the workers
+    slots = np.frombuffer(block, np.uint8).reshape(shape)
+    readers = {index: FrameReader(spec, queue_size=2, pace=pace) for index, spec in cameras}
+    idle = {index: deque(range(shape[1])) for index in readers}
+    sent: dict[int, tuple] = {}
+    for reader in readers.values():
+        reader.start()
+    while readers and not stop.is_set():
+        _take_free(free, idle)
+        messages: list[tuple] = []
+        for index, reader in list(readers.items()):
+            while idle[index] and not reader.frames.empty():
+                frame = reader.frames.get_nowait()
+                slot = idle[index].popleft()
+                slots[index, slot] = frame.image
+                messages.append((index, slot, frame.index, frame.timestamp))
+            counters = dataclasses.replace(reader.counters)
+            counters.finished = reader.done  # only once its last frame is on its way
+            if dataclasses.astuple(counters) != sent.get(index):
+                sent[index] = dataclasses.astuple(counters)
+                messages.append((index, dataclasses.asdict(counters)))
+            if counters.finished:
+                del readers[index]
+        if messages:
+            out.put(messages)
+        else:
+            time.sleep(_POLL_S)
+    for reader in readers.values():
+        reader.stop()
+
+
+def _take_free(free: Any, idle: dict[int, deque]) -> None:
+    while True:
+        try:
+            index, slot = free.get_nowait()
+        except queue.Empty:
+            return
+        idle[index].append(slot)
+
+
+class RemoteReader:
+    """One camera decoded in a worker process, seen as a :class:`FrameReader` is."""
+
+    def __init__(self, spec: SourceSpec, index: int, pool: DecoderPool) -> None:
+        self.spec, self.index, self._pool = spec, index, pool
+        self.frames: queue.Queue[Frame] = queue.Queue()
+        self.counters = SourceCounters()
+
+    @property
+    def done(self) -> bool:
+        return self.counters.finished and self.frames.empty()
+
+    def release(self, frame: Frame) -> None:
+        """The pipeline is done with ``frame``: its slot may take the next one."""
+        if frame.slot is not None:
+            self._pool.release(self.index, frame.slot)
+
+
+class DecoderPool:
+    """``workers`` processes decoding ``specs`` (camera k in worker k % workers) into one shared
+    block of ``slots`` frames per camera; ``readers`` by camera name. A context manager."""
+
+    def __init__(self, specs: list[SourceSpec], workers: int | None = None, pace: bool = False,
+                 slots: int = SLOTS) -> None:
+        self.workers = max(1, min(len(specs), workers or default_workers(len(specs))))
+        shape = (len(specs), slots, *FRAME_SHAPE)
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        # multiprocessing's own shared memory (in /dev/shm where it has room), handed to the workers
+        # as they start; freed when the last process lets go of it
+        block = context.RawArray("B", max(1, int(np.prod(shape))))
+        self.frames = np.frombuffer(block, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
+        self.readers = {spec.name: RemoteReader(spec, index, self) for index, spec in enumerate(specs)}
+        self._free = [context.Queue() for _ in range(self.workers)]
+        self._out = context.Queue()
+        self._stop = context.Event()
+        self._processes = [
+            context.Process(target=_decode, name=f"decoder-{w}", daemon=True,
+                            args=([(k, s) for k, s in enumerate(specs) if k % self.workers == w],
+                                  block, shape, pace, self._free[w], self._out, self._stop))
+            for w in range(self.workers)]
+        self._by_index = list(self.readers.values())
+        self._dispatcher = threading.Thread(target=self._dispatch, name="decoders", daemon=True)
+
+    def start(self) -> DecoderPool:
+        for process in self._processes:
+            process.start()
+        self._dispatcher.start()
+        return self
+
+    def release(self, index: int, slot: int) -> None:
+        self._free[index % self.workers].put((index, slot))
+
+    def _dispatch(self) -> None:
+        """Route the workers' messages to the cameras. A worker that dies fails its unfinished
+        cameras (what it had not sent is lost with it); the others go on."""
+        failed: set[int] = set()  # the workers whose cameras were failed
+        while not self._stop.is_set():
+            try:
+                messages = self._out.get(timeout=0.1)
+            except queue.Empty:
+                messages = []
+            for message in messages:
+                if message[0] % self.workers in failed:
+                    continue
+                reader = self._by_index[message[0]]
+                if len(message) == 4:
+                    _, slot, index, timestamp = message
+                    reader.frames.put(Frame(index, timestamp, self.frames[message[0], slot], slot))
+                else:
+                    reader.counters = SourceCounters(**message[1])
+            if self._stop.is_set():  # closing: the workers end because they were told to
+                return
+            for w, process in enumerate(self._processes):
+                if w not in failed and process.exitcode not in (None, 0):
+                    failed.add(w)
+                    self._fail_cameras(w, f"its decoding process stopped (exit code {process.exitcode})")
+            if not messages and not any(process.is_alive() for process in self._processes):
+                for w in range(self.workers):  # ended without saying so: should not happen, must not hang
+                    self._fail_cameras(w, "its decoding process ended early")
+                return
+
+    def _fail_cameras(self, worker: int, error: str) -> None:
+        if self._stop.is_set():  # a worker that ended as close() told it to
+            return
+        for reader in self._by_index[worker::self.workers]:
+            if not reader.counters.finished:
+                reader.counters = dataclasses.replace(reader.counters, finished=True,
+                                                      error=reader.counters.error or error)
+
+    def close(self) -> None:
+        """Stop the workers; the frames still held stay readable until they are dropped."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        for process in self._processes:
+            if process.pid is not None:
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.terminate()
+        if self._dispatcher.is_alive():
+            self._dispatcher.join()
+        for channel in (*self._free, self._out):
+            channel.cancel_join_thread()
+            channel.close()
+
+    def __enter__(self) -> DecoderPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

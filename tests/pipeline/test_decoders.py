@@ -1,0 +1,85 @@
+import os
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from stgcn_rt.pipeline.decoders import DecoderPool, default_workers  # noqa: E402
+from stgcn_rt.pipeline.sources import FrameReader, parse_sources  # noqa: E402
+
+
+def drain(pool, copy=True, timeout=60.0):
+    """Every camera's frames (images copied) and the frames' slots, releasing each as it comes."""
+    got = {name: [] for name in pool.readers}
+    deadline = time.monotonic() + timeout
+    while not all(reader.done for reader in pool.readers.values()):
+        assert time.monotonic() < deadline, "the decoders did not finish"
+        for name, reader in pool.readers.items():
+            while not reader.frames.empty():
+                frame = reader.frames.get_nowait()
+                got[name].append((frame.index, frame.image.copy() if copy else None, frame.slot))
+                reader.release(frame)
+        time.sleep(0.001)
+    return got
+
+
+def test_frames_decoded_in_processes_equal_a_reader_threads_in_order(videos):
+    specs = parse_sources([str(videos["clean_and_jerk"]), str(videos["skateboarding"])])
+    reference = FrameReader(specs[0], queue_size=400)
+    reference.start()
+    reference.join(60)
+    expected = [reference.frames.get_nowait().image for _ in range(reference.frames.qsize())]
+    with DecoderPool(specs, workers=1, slots=3) as pool:
+        got = drain(pool)
+        counters = {name: reader.counters for name, reader in pool.readers.items()}
+    first = got["clean_and_jerk"]
+    assert [index for index, _, _ in first] == list(range(300)) == list(range(len(expected)))
+    assert all(np.array_equal(image, want) for (_, image, _), want in zip(first, expected))
+    assert {slot for _, _, slot in first} == {0, 1, 2}  # three slots, reused for 300 frames
+    assert [index for index, _, _ in got["skateboarding"]] == list(range(300))
+    for c in counters.values():
+        assert (c.read, c.dropped, c.error, c.finished) == (300, 0, None, True)
+        assert c.fps == pytest.approx(30, abs=0.1)
+
+
+def test_a_missing_file_fails_its_camera_alone(videos, tmp_path):
+    specs = parse_sources([str(tmp_path / "gone.mp4"), str(videos["clean_and_jerk"])])
+    with DecoderPool(specs, workers=2) as pool:
+        got = drain(pool, copy=False)
+        gone = pool.readers["gone"].counters
+    assert got["gone"] == [] and gone.finished
+    assert gone.error == f"cannot open {tmp_path / 'gone.mp4'}: no such file"
+    assert len(got["clean_and_jerk"]) == 300
+
+
+def test_a_dead_decoding_process_fails_its_cameras_with_one_line(videos):
+    specs = parse_sources([str(videos["clean_and_jerk"])])
+    with DecoderPool(specs, workers=1, slots=2) as pool:
+        reader = pool.readers["clean_and_jerk"]
+        frame = reader.frames.get(timeout=30)  # holds one slot
+        os.kill(pool._processes[0].pid, 9)
+        deadline = time.monotonic() + 10
+        while not reader.counters.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reader.release(frame)
+    assert reader.counters.finished
+    assert reader.counters.error == "its decoding process stopped (exit code -9)"
+
+
+def test_close_stops_workers_that_wait_for_slots(videos):
+    specs = parse_sources([str(videos["clean_and_jerk"])])
+    pool = DecoderPool(specs, workers=1, slots=2).start()
+    pool.readers["clean_and_jerk"].frames.get(timeout=30)  # never released: the worker waits
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 5
+    assert not any(process.is_alive() for process in pool._processes)
+
+
+def test_default_workers_leave_half_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert (default_workers(250), default_workers(3), default_workers(1)) == (8, 3, 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_workers(64) == 1
