@@ -50,12 +50,3 @@ def test_skeletons_of_a_folder_of_videos(tmp_path, videos):
     with np.load(tmp_path / "skeletons.npz") as archive:
         keypoints = archive["clip"]
     assert keypoints.shape == (20, 33, 3) and keypoints.any(axis=(1, 2)).all() and keypoints.max() <= 1
-
-
-def test_pipeline_capacity_of_one_camera(tmp_path):
-    pytest.importorskip("mediapipe")
-    script("pipeline_capacity.py", "--cameras", "1", "--stride", "50", "--out", tmp_path)
-    report = json.loads(next(tmp_path.glob("pipeline-cpu*.json")).read_text())
-    (row,) = report["rows"]
-    assert (row["cameras"], row["persons"], row["stride"]) == (1, 1, 50)
-    assert row["windows"] == row["expected_windows"] == 4 and row["wall_over_duration"] > 0.9  # paced in real time

@@ -596,7 +596,8 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
 @click.option("--engine", type=click.Path(dir_okay=False), default=None, help="Also time this TensorRT engine.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--backends", default=None, metavar="A,B",
-              help=f"Subset of: {', '.join(NAMES)} (default: all this machine can run). 'optimized' is "
+              help=f"Subset of: {', '.join(NAMES)} (default: all this machine can run; 'none': only the "
+                   "sections asked for with --cameras, --pose-batch, --pipeline-cameras). 'optimized' is "
                    "the channels-last, sparse-graph rewrite (two CUDA streams unless 'serial'); 'autotune' compiles "
                    "with max-autotune (minutes); 'kernels' runs this project's GPU kernels ('pointer-loads': "
                    "without Hopper's tensor memory accelerator; 'fp8': the temporal convolutions on fp8 operands); "
@@ -621,18 +622,34 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
 @click.option("--scheduler-backend", type=click.Choice([*SCHEDULER_BACKENDS, *ALIASES]),
               default=DEFAULT_SCHEDULER_BACKEND, show_default=True,
               help="On a GPU, what the batching scheduler runs in the camera test (default: what --fast runs).")
+@click.option("--pose-batch", "pose_batches", default="none", show_default=True, callback=int_list_or_none,
+              help="The pose section: BlazePose's networks at these batch sizes and its whole graph across as "
+                   "many cameras, beside MediaPipe's solution on one CPU process (e.g. 64,256,1024 on a GPU).")
+@click.option("--pipeline-cameras", default="none", show_default=True, callback=int_list_or_none,
+              help="The end-to-end section: this many paced 25 fps cameras through the whole pipeline (decode, "
+                   "pose, ST-GCN, events) per pose backend, e.g. 16,64,128,256 (each count runs the clip's 12 s).")
+@click.option("--pipeline-pose", default="blazepose,mediapipe", show_default=True,
+              help="Pose backends the end-to-end section compares.")
+@click.option("--pipeline-p99-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
+              help="End-to-end capacity: frame-to-event p99 limit (and every window classified).")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>; a new run overwrites the last).")
 @handle_errors
 def bench(model: str, compare: str, clients: list[int], engine: str | None, persons: int, backends: str | None,
           batches: list[int], cameras: list[int], stride: int, iterations: int, seconds: float, threads: int | None,
-          p99_ms: float, scheduler_backend: str, out: str, name: str | None) -> None:
+          p99_ms: float, scheduler_backend: str, pose_batches: list[int], pipeline_cameras: list[int],
+          pipeline_pose: str, pipeline_p99_ms: float, out: str, name: str | None) -> None:
     """Time every backend side by side in one process, and the multi-camera designs.
 
     Batch-1 latency (with and without host<->device copies), throughput per batch size, and how
     many 25 fps cameras the roadmap's thread-per-camera design and the batching scheduler each
     serve with p99 < 100 ms and no dropped window. Ratios are against the roadmap's eager fp32
     baseline, measured in the same run. Writes JSON, Markdown and PNG plots into --out.
+
+    \b
+    Asked for, also: pose (--pose-batch: BlazePose beside MediaPipe) and the whole pipeline
+    (--pipeline-cameras: cameras kept in real time per pose backend). For those alone:
+      stgcn-rt bench --backends none --cameras none --pose-batch 64,256 --pipeline-cameras 16,64
     """
     import contextlib
     import re
@@ -645,7 +662,14 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     from stgcn_rt.quiet import library_messages_hidden
     from stgcn_rt.runtime.classifier import is_checkpoint
 
-    chosen = [configuration(b.strip()).name for b in backends.split(",")] if backends else None
+    chosen = ([] if backends == "none" else [configuration(b.strip()).name for b in backends.split(",")]
+              ) if backends else None
+    from stgcn_rt.pipeline.pose_stage import POSE_BACKENDS
+
+    poses = [p.strip() for p in pipeline_pose.split(",")]
+    for pose in poses:
+        if pose not in POSE_BACKENDS:
+            raise StgcnError(f"--pipeline-pose: unknown pose backend {pose}: choose from {', '.join(POSE_BACKENDS)}")
     server = model if "://" in model else None
     local = compare if server else model
     if local != "demo" and not Path(local).exists():
@@ -658,7 +682,8 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
                          batches=batches, cameras=cameras,
                          stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms,
-                         scheduler_backend=configuration(scheduler_backend).name)
+                         scheduler_backend=configuration(scheduler_backend).name, pose_batches=pose_batches,
+                         pipeline_cameras=pipeline_cameras, pipeline_poses=poses, pipeline_p99_ms=pipeline_p99_ms)
     with tqdm(desc="bench", unit="step", leave=False) as bar, \
             contextlib.nullcontext() if Context.debug else library_messages_hidden(BENCH_LOGGERS):
         def tick(text: str) -> None:

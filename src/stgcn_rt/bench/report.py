@@ -25,6 +25,11 @@ SCHEMA: dict[str, Any] = {
             "design", "cameras", "p50_ms", "p99_ms", "dropped", "ok"]}},
         "clients": {"type": "array", "items": {"type": "object", "required": [
             "design", "clients", "windows_per_s", "p50_ms", "p99_ms", "errors"]}},
+        "pose": {"type": "array", "items": {"type": "object", "required": [
+            "backend", "stage", "precision", "batch", "unit", "per_s"]}},
+        "pipeline": {"type": "array", "items": {"type": "object", "required": [
+            "pose", "classifier", "cameras", "windows", "expected_windows", "p50_ms", "p99_ms", "frames_dropped",
+            "persons_found", "ok"]}},
     },
 }
 
@@ -45,12 +50,48 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
              f"{env['date']}; torch {env['torch']}, onnxruntime {env['onnxruntime']}, stgcn-rt {env['stgcn_rt']}"
              + (f", driver {env.get('driver')}" if env.get("driver") else "") + ".",
              f"Command: `{env.get('command') or 'stgcn-rt bench'}`; persons M={report['config']['persons']}, "
-             f"T={FRAMES}, V={JOINTS}. Ratios are against the roadmap's eager fp32 baseline measured in this run.", "",
-             "## Batch-1 latency (ms)", ""]
+             f"T={FRAMES}, V={JOINTS}."
+             + (" Ratios are against the roadmap's eager fp32 baseline measured in this run." if base else "")]
+    if report["latency"]:
+        lines += _classifier_sections(report, base, base_p50)
+    rows = report["cameras"]
+    if rows:
+        lines += ["", f"## Cameras at 25 fps, a window every {report['config']['stride']} frames", "",
+                  f"| design | cameras | windows/s | p50 ms | p99 ms | dropped | "
+                  f"p99 < {report['config']['p99_limit_ms']:g} ms, none dropped |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['cameras']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {r['dropped']} | {'yes' if r['ok'] else 'no'} |")
+        thread, scheduler = (cameras(capacity(rows, design)) for design in ("thread", "scheduler"))
+        lines += ["", f"Capacity: thread per camera {thread}, batching scheduler {scheduler} "
+                      f"(of those tried: {report['config']['cameras']}; "
+                      "a design is not tried further after its first failure)."]
+        lines += [f"{r['label']} at {r['cameras']} cameras: {r['errors']} windows failed with an error "
+                  f"(counted as dropped), the first: {r['first_error']}" for r in rows if r.get("errors")]
+    if report.get("clients"):
+        lines += ["", "## Concurrent clients (each sends one window and waits for the answer)", "",
+                  "| design | clients | windows/s | p50 ms | p99 ms | errors |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in report["clients"]:
+            lines.append(f"| {r['label']} | {r['clients']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.2f} | "
+                         f"{r['p99_ms']:.2f} | {r['errors']} |")
+    lines += _pose_section(report) + _pipeline_section(report)
+    if report["skipped"]:
+        lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
+    charts = (["latency", "throughput"] if report["latency"] else []) + (["cameras"] if report["cameras"] else [])
+    lines += ["", ("Plots: " + ", ".join(f"`{stem}-{chart}.png`" for chart in charts) + "; " if plotted
+                   else "No plots (matplotlib, extra [bench], is not installed); ") + f"raw figures: `{stem}.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _classifier_sections(report: dict[str, Any], base: dict[str, Any] | None, base_p50: float | None) -> list[str]:
+    """Batch-1 latency and throughput of every classifier backend, against the baseline."""
     # the column of windows already on the device only where a GPU backend measured one
     on_device = any(r.get("device_only") for r in report["latency"])
-    lines += ["Each call takes one host window and returns its probabilities on the host, copies included."
-              + (" \"Input on device\": the window already on the GPU and the output left there, timed with a "
+    lines = ["", "## Batch-1 latency (ms)", "",
+             "Each call takes one host window and returns its probabilities on the host, copies included."
+             + (" \"Input on device\": the window already on the GPU and the output left there, timed with a "
                  "synchronisation; runners with CUDA graphs still copy the window into the graph's input and the "
                  "output out of it on the GPU." if on_device else ""), "",
               "| backend | precision | mean ± std | p50 | p99 |" + (" p50 input on device |" if on_device else "")
@@ -80,34 +121,7 @@ def markdown(report: dict[str, Any], stem: str, plotted: bool = True) -> str:
                 cells.append(f"{row['windows_per_s']:,.0f}{ratio}")
         first = next(iter(measured.values()))  # backend and precision as measured: either may hold spaces
         lines.append(f"| {first['backend']} | {first['precision']} | " + " | ".join(cells) + " |")
-    rows = report["cameras"]
-    if rows:
-        lines += ["", f"## Cameras at 25 fps, a window every {report['config']['stride']} frames", "",
-                  f"| design | cameras | windows/s | p50 ms | p99 ms | dropped | "
-                  f"p99 < {report['config']['p99_limit_ms']:g} ms, none dropped |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in rows:
-            lines.append(f"| {r['label']} | {r['cameras']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.1f} | "
-                         f"{r['p99_ms']:.1f} | {r['dropped']} | {'yes' if r['ok'] else 'no'} |")
-        thread, scheduler = (cameras(capacity(rows, design)) for design in ("thread", "scheduler"))
-        lines += ["", f"Capacity: thread per camera {thread}, batching scheduler {scheduler} "
-                      f"(of those tried: {report['config']['cameras']}; "
-                      "a design is not tried further after its first failure)."]
-        lines += [f"{r['label']} at {r['cameras']} cameras: {r['errors']} windows failed with an error "
-                  f"(counted as dropped), the first: {r['first_error']}" for r in rows if r.get("errors")]
-    if report.get("clients"):
-        lines += ["", "## Concurrent clients (each sends one window and waits for the answer)", "",
-                  "| design | clients | windows/s | p50 ms | p99 ms | errors |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for r in report["clients"]:
-            lines.append(f"| {r['label']} | {r['clients']} | {r['windows_per_s']:,.0f} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r['errors']} |")
-    if report["skipped"]:
-        lines += ["", "Not measured here: " + "; ".join(report["skipped"]) + "."]
-    charts = ["latency", "throughput"] + (["cameras"] if report["cameras"] else [])
-    lines += ["", ("Plots: " + ", ".join(f"`{stem}-{chart}.png`" for chart in charts) + "; " if plotted
-                   else "No plots (matplotlib, extra [bench], is not installed); ") + f"raw figures: `{stem}.json`."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
@@ -118,27 +132,28 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    written = []
-    lat = report["latency"]
+    written: list[Path] = []
     device = report["environment"]["device"]
-    fig, ax = plt.subplots(figsize=(10, 0.8 * len(lat) + 2))
-    labels = [_wrapped(_key(r)) for r in lat]  # whole names, over lines as needed
-    ax.barh(labels, [r["with_copies"]["p50_ms"] for r in lat], color="tab:blue", label="p50, host in/out")
-    ax.errorbar([r["with_copies"]["p99_ms"] for r in lat], labels, fmt="k|", markersize=12, label="p99")
-    p50s = [r["with_copies"]["p50_ms"] for r in lat]
-    if max(p50s) / min(p50s) > 20:  # a log axis only when the spread needs it; its bars start at a floor
-        ax.set_xscale("log")
-        ax.set_xlim(left=min(p50s) / 3)
-    ax.set_xlabel("batch-1 latency (ms" + (", log scale)" if max(p50s) / min(p50s) > 20 else ")"))
-    _legend_below(ax)
-    ax.set_title(_wrapped(f"Latency per backend, {device}", 60))
-    written.append(_save(fig, folder / f"{stem}-latency.png"))
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for key in dict.fromkeys(_key(r) for r in report["throughput"]):
-        rows = [r for r in report["throughput"] if _key(r) == key]
-        ax.plot([r["batch"] for r in rows], [r["windows_per_s"] for r in rows], marker="o", label=key)
-    _log_log(ax, "batch size", "windows per second", _wrapped(f"Throughput vs batch size, {device}", 60))
-    written.append(_save(fig, folder / f"{stem}-throughput.png"))
+    lat = report["latency"]
+    if lat:
+        fig, ax = plt.subplots(figsize=(10, 0.8 * len(lat) + 2))
+        labels = [_wrapped(_key(r)) for r in lat]  # whole names, over lines as needed
+        ax.barh(labels, [r["with_copies"]["p50_ms"] for r in lat], color="tab:blue", label="p50, host in/out")
+        ax.errorbar([r["with_copies"]["p99_ms"] for r in lat], labels, fmt="k|", markersize=12, label="p99")
+        p50s = [r["with_copies"]["p50_ms"] for r in lat]
+        if max(p50s) / min(p50s) > 20:  # a log axis only when the spread needs it; its bars start at a floor
+            ax.set_xscale("log")
+            ax.set_xlim(left=min(p50s) / 3)
+        ax.set_xlabel("batch-1 latency (ms" + (", log scale)" if max(p50s) / min(p50s) > 20 else ")"))
+        _legend_below(ax)
+        ax.set_title(_wrapped(f"Latency per backend, {device}", 60))
+        written.append(_save(fig, folder / f"{stem}-latency.png"))
+        fig, ax = plt.subplots(figsize=(9, 6))
+        for key in dict.fromkeys(_key(r) for r in report["throughput"]):
+            rows = [r for r in report["throughput"] if _key(r) == key]
+            ax.plot([r["batch"] for r in rows], [r["windows_per_s"] for r in rows], marker="o", label=key)
+        _log_log(ax, "batch size", "windows per second", _wrapped(f"Throughput vs batch size, {device}", 60))
+        written.append(_save(fig, folder / f"{stem}-throughput.png"))
     if report["cameras"]:
         fig, ax = plt.subplots(figsize=(8, 5))
         for design in ("thread", "scheduler"):
@@ -151,6 +166,63 @@ def plots(report: dict[str, Any], folder: Path, stem: str) -> list[Path]:
         _log_log(ax, "cameras (25 fps)", "p99 latency (ms)", _wrapped(f"p99 latency vs cameras, {device}", 60))
         written.append(_save(fig, folder / f"{stem}-cameras.png"))
     return written
+
+
+def _pose_section(report: dict[str, Any]) -> list[str]:
+    """BlazePose's networks and whole graph beside MediaPipe's solution (crops or frames a second)."""
+    rows = report.get("pose")
+    if not rows:
+        return []
+    batches = sorted({r["batch"] for r in rows})
+    reference = next((r["per_s"] for r in rows if r["backend"].startswith("mediapipe")), None)
+    lines = ["", "## Pose (items a second; whole graph: frames a second across that many cameras)", "",
+             "BlazePose's networks on batches of random crops, input resident; its whole graph (upload, "
+             "crops, both networks, tracking and smoothing on the host) on the shipped clip's frames for that "
+             "many cameras at once, frames in page-locked shared memory as the pipeline's decoders write them; "
+             "MediaPipe's own solution on one CPU process."
+             + (" Ratios: to MediaPipe's frames a second." if reference else ""), "",
+             "| backend | stage | precision | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in batches) + " |"]
+    for key in dict.fromkeys((r["backend"], r["stage"], r["precision"]) for r in rows):
+        measured = {r["batch"]: r for r in rows if (r["backend"], r["stage"], r["precision"]) == key}
+        cells = []
+        for b in batches:
+            row = measured.get(b)
+            ratio = f" ({_ratio(row['per_s'] / reference)})" if row and reference and row["unit"] == "frames" else ""
+            cells.append(f"{row['per_s']:,.0f} {row['unit']}{ratio}" if row else "-")
+        lines.append("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.1f}x" if value < 10 else f"{value:,.0f}x"
+
+
+def _pipeline_section(report: dict[str, Any]) -> list[str]:
+    """Cameras through the whole pipeline, per pose backend, and each one's capacity."""
+    rows = report.get("pipeline")
+    if not rows:
+        return []
+    limit = report["config"]["pipeline_p99_ms"]
+    lines = ["", f"## Whole pipeline: cameras at 25 fps, 640x480, M={report['config']['persons']}, a window every "
+             f"{report['config']['stride']} frames",
+             "", "Decode (worker processes) -> pose -> windows -> ST-GCN -> events, as `stgcn-rt run --realtime` "
+             "runs it on copies of the shipped clip paced like live cameras. Latency: from a window's last frame "
+             "leaving its camera to its prediction line.", "",
+             f"| pose | classifier | cameras | windows | frame-to-event p50 ms | p99 ms | frames dropped | "
+             f"person found | every window, p99 < {limit:g} ms |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        pose = r["pose"] + (f" {r['pose_precision']}" if r.get("pose_precision") else "")
+        lines.append(f"| {pose} | {r['classifier']} | {r['cameras']} | {r['windows']}/{r['expected_windows']} | "
+                     f"{r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['frames_dropped']} | {r['persons_found']:.0%} | "
+                     f"{'yes' if r['ok'] else 'no'} |")
+    kept = {pose: max([r["cameras"] for r in rows if r["pose"] == pose and r["ok"]], default=0)
+            for pose in dict.fromkeys(r["pose"] for r in rows)}
+    lines += ["", "Capacity: " + ", ".join(f"{pose} {cameras(count)}" for pose, count in kept.items())
+              + f" (of those tried: {report['config']['pipeline_cameras']}; a pose backend is not tried "
+              "further after its first failure)."]
+    return lines
 
 
 def _log_log(ax: Any, xlabel: str, ylabel: str, title: str) -> None:

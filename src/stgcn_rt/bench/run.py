@@ -17,8 +17,10 @@ from stgcn_rt import __version__
 from stgcn_rt.bench import cameras as camera_sim
 from stgcn_rt.bench.candidates import available, fp32_onnx, torch_label
 from stgcn_rt.bench.measure import latency, throughput
+from stgcn_rt.bench.pipeline import pipeline_rows
+from stgcn_rt.bench.pose import pose_rows
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.runtime.configurations import DEFAULT_SCHEDULER_BACKEND, configuration
+from stgcn_rt.runtime.configurations import DEFAULT_FAST_MODE, DEFAULT_SCHEDULER_BACKEND, configuration
 from stgcn_rt.runtime.heap import startup_objects_frozen
 from stgcn_rt.window import FRAMES
 
@@ -41,6 +43,10 @@ class BenchConfig:
     cpu_max_batch: int = 64  # CPU backends skip larger batches in a GPU run (minutes each, no information)
     server: str | None = None  # a Triton address (http:// or grpc://) timed beside the in-process backends
     clients: list[int] = field(default_factory=lambda: [1, 4, 16])  # concurrent clients, with a server
+    pose_batches: list[int] = field(default_factory=list)  # the pose section's batches and camera counts; [] skips it
+    pipeline_cameras: list[int] = field(default_factory=list)  # the end-to-end section's camera counts; [] skips it
+    pipeline_poses: list[str] = field(default_factory=lambda: ["blazepose", "mediapipe"])
+    pipeline_p99_ms: float = 250.0  # frame to event
 
 
 def environment() -> dict[str, Any]:
@@ -95,9 +101,9 @@ def _run_in(work: Path, config: BenchConfig, progress: Any) -> dict[str, Any]:
 
     loaded = load_model(config.model, work)
     windows = windows_for(config.persons)
-    candidates, skipped = available(loaded, config.persons, config.backends, windows, work, config.engine,
-                                    config.threads, config.server)
-    if not candidates and not (config.cameras or config.server):
+    candidates, skipped = ([], []) if config.backends == [] else available(
+        loaded, config.persons, config.backends, windows, work, config.engine, config.threads, config.server)
+    if config.backends != [] and not candidates and not (config.cameras or config.server):
         raise StgcnError(f"none of the backends asked for can run here ({'; '.join(skipped)}): pick others with "
                          "--backends, or run on a machine that has what they need")
     report: dict[str, Any] = {"environment": environment(), "config": {
@@ -119,12 +125,30 @@ def _run_in(work: Path, config: BenchConfig, progress: Any) -> dict[str, Any]:
                             report["clients"] = client_rows(config, windows, classifier, label, tick)
                 finally:
                     classifier.close()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if config.pose_batches:
+            report["pose"], missing = pose_rows(device, config.pose_batches, config.seconds, tick)
+            report["skipped"] += missing
+        if config.pipeline_cameras:
+            model, fast = pipeline_model(config, loaded, work, device)
+            report["pipeline"], missing = pipeline_rows(
+                model, device, config.pipeline_poses, config.pipeline_cameras, config.stride, config.persons, work,
+                tick, config.pipeline_p99_ms, fast)
+            report["skipped"] += missing
     finally:
         for candidate in candidates:
             candidate.close()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return report
+
+
+def pipeline_model(config: BenchConfig, loaded: Any, work: Path, device: str) -> tuple[Path, str | None]:
+    """What the end-to-end section classifies with: on a GPU the checkpoint with ``--fast`` (the
+    fastest measured), on the CPU its ONNX export through ONNX Runtime; and the fast mode."""
+    if device == "cpu":
+        return fp32_onnx(loaded, config.persons, work), None
+    return (work / "demo.pt" if config.model == "demo" else Path(config.model)), DEFAULT_FAST_MODE
 
 
 def measure_candidate(candidate: Any, config: BenchConfig, windows: np.ndarray, report: dict[str, Any],

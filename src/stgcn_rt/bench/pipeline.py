@@ -1,0 +1,114 @@
+"""The end-to-end camera section of a benchmark run: N cameras through the whole pipeline (decode,
+pose, windows, ST-GCN, events) as ``stgcn-rt run --realtime`` runs them, per pose backend.
+
+Each camera is a copy of the shipped clip written at 640x480 and 25 fps (the contract's cameras)
+and paced to its frame rate, so that it arrives as a live camera's frames do. A camera count is
+kept up with when every window of every camera is classified and the p99 of the frame-to-event
+latency (from a window's last frame leaving its camera to its prediction line) stays under the
+limit; a pose backend is not tried at larger counts after its first failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stgcn_rt.errors import first_line, require
+
+FPS = 25.0
+P99_LIMIT_MS = 250.0
+
+
+def camera_clip(work: Path) -> tuple[Path, int]:
+    """The shipped clip as a 640x480, 25 fps file in ``work``, and its frame count."""
+    from stgcn_rt.data import demo_video
+
+    cv2 = require("cv2", "pipeline", "Writing the cameras' clip")
+    path = work / "camera.mp4"
+    capture = cv2.VideoCapture(str(demo_video()))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
+    frames = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(image, (640, 480)))
+        frames += 1
+    writer.release()
+    capture.release()
+    return path, frames
+
+
+def camera_folder(clip: Path, cameras: int, work: Path) -> Path:
+    """A folder of ``cameras`` names for ``clip`` (links where the file system has them)."""
+    folder = work / f"cameras-{cameras}"
+    if not folder.exists():
+        folder.mkdir()
+        for camera in range(cameras):
+            target = folder / f"camera{camera:04d}.mp4"
+            try:
+                os.symlink(clip, target)
+            except OSError:
+                shutil.copyfile(clip, target)
+    return folder
+
+
+def expected_windows(frames: int, stride: int, window: int = 150) -> int:
+    """Windows a camera of ``frames`` frames gives: one every ``stride`` frames once the first is full."""
+    return sum(1 for count in range(stride, frames + 1, stride) if count >= window)
+
+
+def pipeline_rows(model: Path, device: str, poses: list[str], counts: list[int], stride: int, persons: int,
+                  work: Path, tick: Callable[[str], None], p99_limit_ms: float = P99_LIMIT_MS, fast: str | None = None
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per pose backend and camera count tried, and the backends that could not run here."""
+    clip, frames = camera_clip(work)
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for pose in poses:
+        for cameras in counts:
+            tick(f"pipeline: {pose}, {cameras} cameras")
+            try:
+                row = _run(model, device, pose, cameras, stride, persons, clip, frames, work, fast)
+            except Exception as exc:  # a pose backend that cannot run here is reported, not fatal
+                skipped.append(f"pipeline with {pose}: {type(exc).__name__}: {first_line(exc)}")
+                break
+            row["ok"] = bool(row["windows"] == row["expected_windows"] and row["p99_ms"] < p99_limit_ms
+                             and not row["errors"])
+            rows.append(row)
+            if not row["ok"]:
+                break
+    return rows, skipped
+
+
+def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons: int, clip: Path, frames: int,
+         work: Path, fast: str | None) -> dict[str, Any]:
+    from stgcn_rt.pipeline.runner import PipelineConfig, run_with_model
+
+    events = work / f"events-{pose}-{cameras}.jsonl"
+    config = PipelineConfig(sources=[str(camera_folder(clip, cameras, work))], events=events, persons=persons,
+                            stride=stride, pose=pose, pose_device=device, pace=True, status_interval=3600.0)
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):  # the pipeline's status lines
+        result = run_with_model(config, str(model), device, fast, report=lambda text: None)
+    wall = time.perf_counter() - start
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    predictions = [line for line in lines if line["kind"] == "prediction"]
+    ages = np.array([line["frame_to_event_ms"] for line in predictions]) if predictions else np.array([np.inf])
+    run = lines[0]
+    return {"pose": pose, "pose_precision": run.get("pose_precision"), "classifier": run["backend"],
+            "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
+            "expected_windows": cameras * expected_windows(frames, stride),
+            "p50_ms": float(np.percentile(ages, 50)), "p99_ms": float(np.percentile(ages, 99)),
+            "frames_dropped": sum(s.frames_dropped for s in result.summaries),
+            "persons_found": float(np.mean([s.person_rate for s in result.summaries])),
+            "errors": sum(len(s.errors) for s in result.summaries), "wall_s": wall}

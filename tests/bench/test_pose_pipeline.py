@@ -1,0 +1,57 @@
+"""The bench's pose and whole-pipeline sections with tiny settings on the CPU (shapes and counts,
+never timings)."""
+
+import json
+
+import jsonschema
+import pytest
+from helpers import cli_runner
+
+from stgcn_rt.bench.pipeline import expected_windows
+from stgcn_rt.bench.report import SCHEMA, markdown
+from stgcn_rt.bench.run import BenchConfig, run_bench
+from stgcn_rt.cli import cli
+
+pytest.importorskip("tflite")
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def report():
+    config = BenchConfig(backends=[], cameras=[], seconds=0.2, pose_batches=[1, 2], pipeline_cameras=[1],
+                         pipeline_poses=["blazepose"], pipeline_p99_ms=60_000)
+    return run_bench(config)
+
+
+def test_pose_rows_time_both_networks_and_the_whole_graph(report):
+    jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+    assert report["latency"] == [] and report["cameras"] == []  # --backends none --cameras none
+    blazepose = {(r["stage"], r["batch"]) for r in report["pose"] if r["backend"] == "blazepose"}
+    assert blazepose == {(stage, batch) for stage in ("landmark network", "detector network", "whole graph, tracking")
+                         for batch in (1, 2)}
+    assert all(r["per_s"] > 0 and r["precision"] == "fp32" for r in report["pose"])
+    mediapipe = [r for r in report["pose"] if r["backend"].startswith("mediapipe")]
+    assert len(mediapipe) == 1 or any(s.startswith("mediapipe") for s in report["skipped"])
+
+
+def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
+    (row,) = report["pipeline"]
+    assert (row["pose"], row["pose_precision"], row["cameras"]) == ("blazepose", "fp32", 1)
+    assert row["windows"] == row["expected_windows"] == expected_windows(300, 5) == 31
+    assert row["frames_dropped"] == 0 and row["errors"] == 0 and row["persons_found"] > 0.9
+    assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]
+    text = markdown(report, "pipeline")
+    assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose 1 camera " in text
+    assert "Batch-1 latency" not in text and "baseline" not in text
+
+
+def test_expected_windows_start_with_the_first_full_window():
+    assert (expected_windows(300, 5), expected_windows(300, 25), expected_windows(149, 1)) == (31, 7, 0)
+
+
+def test_an_unknown_pipeline_pose_is_one_line():
+    result = cli_runner().invoke(cli, ["bench", "--backends", "none", "--pipeline-cameras", "1",
+                                      "--pipeline-pose", "openpose"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: --pipeline-pose: unknown pose backend openpose: choose from "
+                                     "blazepose, mediapipe")
