@@ -18,12 +18,17 @@ def script(name, *args, cwd=None):
     return result.stdout
 
 
-def test_a_tiny_trained_checkpoint_and_its_precision_report(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("trained") / "trained.pt"
+    out = script("train_tiny_checkpoint.py", "-o", path, "--epochs", "1", "--stride", "50")
+    assert "training accuracy" in out
+    return path
+
+
+def test_a_tiny_trained_checkpoint_and_its_precision_report(tmp_path, trained):
     from stgcn_rt.model.checkpoint import load_checkpoint
 
-    trained = tmp_path / "trained.pt"
-    out = script("train_tiny_checkpoint.py", "-o", trained, "--epochs", "1", "--stride", "50")
-    assert "training accuracy" in out
     loaded = load_checkpoint(trained)
     assert loaded.config.classes == ["clean_and_jerk", "skateboarding"] and not loaded.untrained
     script("measure_precision.py", trained, "--seq-len", "30", "--calib-stride", "60", "--eval-stride", "90",
@@ -50,3 +55,20 @@ def test_skeletons_of_a_folder_of_videos(tmp_path, videos):
     with np.load(tmp_path / "skeletons.npz") as archive:
         keypoints = archive["clip"]
     assert keypoints.shape == (20, 33, 3) and keypoints.any(axis=(1, 2)).all() and keypoints.max() <= 1
+
+
+def test_pose_agreement_of_blazepose_and_mediapipe_on_a_real_clip(tmp_path, trained):
+    pytest.importorskip("mediapipe")
+    pytest.importorskip("tflite")
+    from stgcn_rt.data import demo_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").symlink_to(demo_video())
+    script("measure_pose_agreement.py", trained, "--videos", videos, "--stride", "50", "--out", tmp_path)
+    report = json.loads((tmp_path / "pose-agreement-cpu.json").read_text())
+    (row,) = report["rows"]
+    assert (row["video"], row["frames"], row["windows"]) == ("clip.mp4", 300, 4)
+    assert row["same_frames"] == row["both_found"] == 300 and row["mean"] < 0.01 and row["p95"] < 0.025
+    assert row["same_top1"] == 4  # a trained checkpoint: the same class from either backend's windows
+    assert "| clip.mp4 | 300 | 100.0% |" in (tmp_path / "pose-agreement-cpu.md").read_text()

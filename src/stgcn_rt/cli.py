@@ -698,6 +698,27 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
+@cli.command("export-pose")
+@click.option("-o", "--output", required=True, metavar="DIR",
+              help="Folder for pose_detection.onnx and pose_landmark_full.onnx (made if missing).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="A static batch size (default: a dynamic batch axis, for TensorRT optimisation profiles).")
+@click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True, help="ONNX opset.")
+@handle_errors
+def export_pose(output: str, batch: int | None, opset: int) -> None:
+    """Write BlazePose's two networks (from the installed mediapipe wheel) as ONNX, validated.
+
+    \b
+    Each file is checked against its PyTorch form with ONNX Runtime on frames of the shipped clip
+    and written only if every output agrees (relative 1e-3). Build TensorRT engines from them with
+    trtexec or `stgcn-rt build` on the target (e.g. a Jetson); docs/jetson.md says how.
+    """
+    from stgcn_rt.pose.export import export_pose as export
+
+    for done in export(output, batch, opset, report=lambda text: click.echo(text, err=True)):
+        click.echo(done.line())
+
+
 @cli.command()
 @click.argument("video", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, help="The .npz to write (atomically).")

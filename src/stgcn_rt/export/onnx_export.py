@@ -90,24 +90,23 @@ def onnx_metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]
     }
 
 
-def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, options: ExportOptions,
-                  output_names: list[str]) -> None:
-    """torch.export-based exporter where available (clean, folded graphs); TorchScript otherwise."""
+def export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str,
+                 output_names: list[str], opset: int, dynamic_batch: bool) -> None:
+    """``module`` on ``example`` as ONNX at ``path`` (the batch axis dynamic or not): torch.export-based
+    exporter where available (clean, folded graphs); TorchScript otherwise."""
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
         use_dynamo = "dynamo" in torch.onnx.export.__code__.co_varnames
     except ImportError:
         use_dynamo = False
-    kwargs: dict = dict(
-        input_names=[options.input_name], output_names=output_names, opset_version=options.opset,
-    )
+    kwargs: dict = dict(input_names=[input_name], output_names=output_names, opset_version=opset)
     if use_dynamo:
-        if options.dynamic_batch:
+        if dynamic_batch:
             kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=4096)},)
         torch.onnx.export(module, (example,), str(path), dynamo=True, verbose=False, **kwargs)
     else:
-        if options.dynamic_batch:
-            kwargs["dynamic_axes"] = {name: {0: "batch"} for name in [options.input_name, *output_names]}
+        if dynamic_batch:
+            kwargs["dynamic_axes"] = {name: {0: "batch"} for name in [input_name, *output_names]}
         torch.onnx.export(module, (example,), str(path), do_constant_folding=True, **kwargs)
 
 
@@ -150,7 +149,8 @@ def export_onnx(loaded: LoadedModel, output: str | os.PathLike[str], options: Ex
         raw = Path(work) / "model.onnx"
         with library_messages_hidden(EXPORTER_LOGGERS) as captured, torch.no_grad():
             try:
-                _export_graph(module, example, raw, options, output_names)
+                export_graph(module, example, raw, options.input_name, output_names, options.opset,
+                             options.dynamic_batch)
             except Exception as exc:  # the exporters raise many types; report one line
                 raise StgcnError(f"ONNX export failed: {first_line(exc)[:300]} (rerun with --debug for details)"
                                  ) from exc
