@@ -71,9 +71,9 @@ class BlazePoseStage:
     order. A failed step answers its frames without a person, with the error, and those cameras
     detect afresh; the other cameras go on."""
 
-    def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1) -> None:
         self.pose = blazepose(device, precision)
-        self.pose.warm_up()
+        self.pose.warm_up(cameras)
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
         self._closed = False

@@ -272,7 +272,7 @@ class Pipeline:
         self.started = time.perf_counter()
         self.interrupted = False
         specs = parse_sources(config.sources)
-        pose = self._pose_stage()  # before the run line: a pose backend that cannot start writes nothing
+        pose = self._pose_stage(len(specs))  # before the run line: a pose backend that cannot start writes nothing
         self.run_id = new_run_id()
         self.events = EventLog(config.events, {"run": self.run_id,
                                                **({"untrained": True} if self.classifier.untrained else {})})
@@ -303,10 +303,10 @@ class Pipeline:
             self.events.close()
         return self.summaries()
 
-    def _pose_stage(self) -> PosePool | BlazePoseStage:
+    def _pose_stage(self, cameras: int) -> PosePool | BlazePoseStage:
         if self.pose == "blazepose":
             self._say(f"pose: BlazePose {self.pose_precision} on {self.config.pose_device}, warming up its networks")
-            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32")
+            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:
@@ -522,6 +522,11 @@ def run_with_model(config: PipelineConfig, model: str, device: str = "cpu", fast
             report(f"compiling and capturing batch sizes up to {config.max_batch} before the cameras start "
                    "(a minute or more on a first start; restarts read the kernels from Triton's cache)")
             warm_up_with_progress(classifier, config.max_batch, report)
+        elif classifier.device.startswith("cuda"):  # its first calls load kernels: seconds the first windows would wait
+            fixed, _, seq_len, _, persons = classifier.input_shape
+            window = (CHANNELS, seq_len or FRAMES, JOINTS, persons or config.persons or 1)
+            for batch in sorted({fixed or 1, fixed or config.max_batch}):
+                classifier.predict(np.zeros((batch, *window), np.float32))
         pipeline = Pipeline(config, classifier, model=model)
         with startup_objects_frozen():
             summaries = pipeline.run()

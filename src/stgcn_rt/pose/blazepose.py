@@ -240,12 +240,14 @@ class BlazePose:
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
 
-    def warm_up(self, width: int = 640, height: int = 480) -> None:
-        """Both networks once on a blank frame, so that the device's first-call costs (seconds on a
-        GPU: its context, cuDNN's choice of kernels) come before the first camera's frame."""
-        frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)])
-        self.networks.detect(frames, [0])
-        self.networks.landmarks(frames, [0], np.array([[0.5, 0.5, 0.5, 0.5, 0.0]]))
+    def warm_up(self, cameras: int = 1, width: int = 640, height: int = 480) -> None:
+        """Both networks on blank frames, one camera's and ``cameras``' batch, so that the device's
+        first-call costs (seconds on a GPU: its context, loading the kernels of each batch shape)
+        come before the first camera's frame."""
+        for count in sorted({1, cameras}):
+            frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)] * count)
+            self.networks.detect(frames, list(range(count)))
+            self.networks.landmarks(frames, list(range(count)), np.tile([[0.5, 0.5, 0.5, 0.5, 0.0]], (count, 1)))
 
     def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
         names = list(images)
