@@ -351,7 +351,8 @@ def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) 
 pose_option = click.option(
     "--pose", "pose_backend", type=click.Choice(["blazepose", "mediapipe"]), default=None,
     help="Pose backend. blazepose: MediaPipe's networks and graph run by PyTorch on --device, cameras batched "
-         "together (one person per camera so far); mediapipe: MediaPipe's own CPU solution (in worker processes "
+         "together (with several persons a camera its detector finds mostly the most prominent); mediapipe: "
+         "MediaPipe's own CPU solution (in worker processes "
          "for run). Default: blazepose with --device cuda, mediapipe otherwise.")
 
 pipeline_options = [
@@ -727,7 +728,7 @@ def export_pose(output: str, batch: int | None, opset: int) -> None:
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
               help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU).")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Persons per frame, M (several: mediapipe only so far).")
+              help="Persons per frame, M.")
 @handle_errors
 def pose(video: str, output: str, pose_backend: str | None, device: str, precision: str | None, persons: int) -> None:
     """Write the pose keypoints of VIDEO: an array `keypoints` of shape (frames, M, 33, 3) (x, y in

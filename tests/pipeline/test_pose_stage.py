@@ -39,7 +39,7 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
     with BlazePoseStage() as stage:
-        process, calls = stage.pose.process, []
+        process, calls = stage.pose.process_persons, []
 
         def failing_once(images, bgr=True):
             calls.append(sorted(images))
@@ -47,7 +47,7 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):
                 raise RuntimeError("device lost")
             return process(images, bgr)
 
-        stage.pose.process = failing_once
+        stage.pose.process_persons = failing_once
         first = stage.submit("a", clip_frames[0]).result(timeout=120)
         second = stage.submit("a", clip_frames[1]).result(timeout=120)
     assert first.error == "RuntimeError: device lost" and first.found == 0 and not first.keypoints.any()
@@ -79,10 +79,15 @@ def test_run_with_blazepose(tmp_path, short_clip, demo_models):
     assert not [e for e in rest if e["kind"] == "error"]
 
 
-def test_blazepose_takes_one_person_so_far(tmp_path, short_clip, demo_models):
+def test_blazepose_fills_several_slots_in_the_pipeline_without_doubling_a_person(tmp_path, short_clip, demo_models):
+    """M=5 with blazepose through run on a one-person clip: the person in slot 0, never in a second."""
     ckpt, _ = demo_models
+    events = tmp_path / "e.jsonl"
     result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(ckpt), "--pose",
-                                      "blazepose", "--persons", "5", "--events", str(tmp_path / "e.jsonl")])
-    assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].endswith("use --pose mediapipe for several")
-    assert not (tmp_path / "e.jsonl").exists()
+                                      "blazepose", "--persons", "5", "--stride", "10", "--min-frames", "10",
+                                      "--events", str(events)])
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert lines[0]["persons"] == 5 and lines[0]["pose"] == "blazepose"
+    predictions = [e for e in lines if e["kind"] == "prediction"]
+    assert len(predictions) == 4 and all(p["persons"] == [0] for p in predictions)

@@ -164,3 +164,56 @@ def test_a_batch_that_runs_out_of_device_memory_is_split():
 
     with pytest.raises(torch.cuda.OutOfMemoryError):
         networks._run(no_memory, inputs)
+
+
+def frames_of(path, count, size=(640, 480)):
+    cv2 = pytest.importorskip("cv2")
+    capture = cv2.VideoCapture(str(path))
+    return [cv2.resize(capture.read()[1], size) for _ in range(count)]
+
+
+def test_several_persons_keep_their_own_slots(videos):
+    """Two lifters side by side (the clip and its mirror image, each at half size). BlazePose's
+    detector scores only the more prominent one over 0.5 (MediaPipe's is made for one person), so it
+    is given both here: the detections of the frame and of its mirror image, mirrored back. Two slots
+    are filled from the first frame on, each person keeps their slot, and the other three stay empty."""
+    cv2 = pytest.importorskip("cv2")
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    clip = frames_of(videos["clean_and_jerk"], 42, (320, 240))
+    band = np.zeros((120, 640, 3), np.uint8)
+    scenes = [np.vstack([band, np.hstack([a, cv2.flip(b, 1)]), band]) for a, b in zip(clip, clip[30:])]
+    pose = BlazePose(persons=5)
+    detect = pose.networks.detect
+
+    def both_lifters(frames, which, bgr=True):
+        direct, mirrored = detect(frames, which, bgr), detect(frames.flip(2), which, bgr)
+        out = []
+        for (s1, b1, k1), (s2, b2, k2) in zip(direct, mirrored):
+            k2 = k2.copy()
+            k2[..., 0] = 1 - k2[..., 0]
+            out.append((np.concatenate([s1, s2]), np.concatenate([b1, b2]), np.concatenate([k1, k2])))
+        return out
+
+    pose.networks.detect = both_lifters
+    sides = []
+    for scene in scenes:
+        slots = pose.process_persons({"cam": scene})["cam"]
+        found = np.flatnonzero(slots.reshape(5, -1).any(axis=1))
+        sides.append({int(s): bool(np.median(slots[s, :, 0]) < 0.5) for s in found})
+    assert all(side == {0: False, 1: True} for side in sides), sides  # the right one scores higher: slot 0
+
+
+def test_one_person_never_fills_two_slots(videos):
+    """The one-person skateboarding clip at M=5: the detector's later looks at the tracked person never
+    keep a second slot, and slot 0 follows the person exactly as the single-person graph does."""
+    from stgcn_rt.pose.blazepose import BlazePose
+
+    one, five = BlazePose(), BlazePose(persons=5)
+    for image in frames_of(videos["skateboarding"], 120):
+        single, slots = one.process({"cam": image})["cam"], five.process_persons({"cam": image})["cam"]
+        assert not slots[1:].any()
+        if single is None:
+            assert not slots[0].any()
+        else:
+            np.testing.assert_array_equal(slots[0], single)

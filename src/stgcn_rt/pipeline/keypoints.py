@@ -36,10 +36,10 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
                 ) -> Callable[[np.ndarray], np.ndarray]:
     """One video's pose step: a BGR frame in, its keypoints (persons, 33, 3) out (x, y in [0, 1] of the
     frame, visibility; absent persons all zero)."""
-    check_pose(pose, persons)
+    check_pose(pose)
     if pose == "blazepose":
-        model = blazepose(device, precision)
-        return lambda image: person_slots(model.process({"video": image})["video"])
+        model = blazepose(device, precision, persons)
+        return lambda image: person_slots(model.process_persons({"video": image})["video"])
     # MediaPipe as the pipeline's workers run it: the main person, and for M > 1 the detector's others
     from stgcn_rt.pipeline.pose_pool import CameraPose
     from stgcn_rt.quiet import native_stderr_hidden

@@ -37,23 +37,22 @@ def default_precision(device: str) -> str:
     return "fp16" if device.startswith("cuda") else "fp32"
 
 
-def check_pose(pose: str, persons: int) -> None:
-    """One line for a pose backend that cannot serve ``persons`` persons a frame."""
+def check_pose(pose: str) -> None:
+    """One line for an unknown pose backend."""
     if pose not in POSE_BACKENDS:
         raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
-    if pose == "blazepose" and persons != 1:
-        raise StgcnError("blazepose follows one person per camera so far: use --pose mediapipe for several")
 
 
-def person_slots(points: np.ndarray | None) -> np.ndarray:
-    """One person's pose (33, 3) as the pipeline's slots (1, 33, 3), all zero without a person."""
+def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:
+    """Poses (M, 33, 3) as the pipeline's slots, clipped to [0, 1]; None: ``persons`` empty slots."""
     if points is None:
-        return np.zeros((1, JOINTS, CHANNELS), np.float32)
-    return np.clip(points, 0.0, 1.0).astype(np.float32)[None]
+        return np.zeros((persons, JOINTS, CHANNELS), np.float32)
+    return np.clip(points, 0.0, 1.0).astype(np.float32)
 
 
-def blazepose(device: str = "cpu", precision: str = "fp32") -> BlazePose:
-    """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``."""
+def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1) -> BlazePose:
+    """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``, with
+    ``persons`` slots a camera."""
     import torch
 
     from stgcn_rt.pose.blazepose import BlazePose
@@ -61,7 +60,8 @@ def blazepose(device: str = "cpu", precision: str = "fp32") -> BlazePose:
 
     if precision not in PRECISIONS:
         raise StgcnError(f"unknown pose precision {precision}: choose {' or '.join(PRECISIONS)}")
-    return BlazePose(resolve_device(device), torch.float16 if precision == "fp16" else torch.float32)
+    return BlazePose(resolve_device(device), torch.float16 if precision == "fp16" else torch.float32,
+                     persons=persons)
 
 
 class BlazePoseStage:
@@ -71,8 +71,8 @@ class BlazePoseStage:
     order. A failed step answers its frames without a person, with the error, and those cameras
     detect afresh; the other cameras go on."""
 
-    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1) -> None:
-        self.pose = blazepose(device, precision)
+    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1) -> None:
+        self.pose = blazepose(device, precision, persons)
         self.pose.warm_up(cameras)
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
@@ -103,12 +103,13 @@ class BlazePoseStage:
     def _step(self, due: dict[str, tuple[np.ndarray, Future]]) -> None:
         start = time.perf_counter()
         try:
-            found = self.pose.process({camera: image for camera, (image, _) in due.items()})
+            found = self.pose.process_persons({camera: image for camera, (image, _) in due.items()})
         except Exception as exc:  # reported by the pipeline, once per camera and message
             error = f"{type(exc).__name__}: {exc}"
             for camera, (_, future) in due.items():
                 self.pose.forget(camera)
-                future.set_result(PoseResult(person_slots(None), (time.perf_counter() - start) * 1000, error))
+                future.set_result(PoseResult(person_slots(None, self.pose.persons),
+                                             (time.perf_counter() - start) * 1000, error))
             return
         milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
         for camera, (_, future) in due.items():

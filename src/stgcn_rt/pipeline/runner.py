@@ -171,7 +171,7 @@ class Pipeline:
             raise StgcnError(f"--min-frames must be 1 to the model's window of {self.seq_len} frames, "
                              f"got {self.min_frames}")
         self.pose = config.pose or default_pose(config.pose_device)
-        check_pose(self.pose, self.persons)
+        check_pose(self.pose)
         self.pose_precision = (config.pose_precision or default_precision(config.pose_device)
                                if self.pose == "blazepose" else None)
         self.config = config
@@ -306,7 +306,7 @@ class Pipeline:
     def _pose_stage(self, cameras: int) -> PosePool | BlazePoseStage:
         if self.pose == "blazepose":
             self._say(f"pose: BlazePose {self.pose_precision} on {self.config.pose_device}, warming up its networks")
-            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras)
+            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:

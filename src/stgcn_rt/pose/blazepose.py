@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
@@ -33,6 +34,9 @@ LANDMARKS = 33  # the pose's own; the network gives 39, of which 33 and 34 place
 HEATMAP_KERNEL = 9
 REFINE_MIN_CONFIDENCE = 0.5
 MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
+#: with several persons a camera, how often (frames) a camera that tracks someone and has a free slot
+#: looks for newcomers (0.2 s at 25 fps); one that tracks nobody looks every frame
+DETECT_EVERY = 5
 OPENCV_SUBPIXELS = 32  # OpenCV's INTER_TAB_SIZE: warps place each source point to 1/32 of a pixel
 
 
@@ -230,12 +234,16 @@ class Tracks:
 
 
 class BlazePose:
-    """Single-person BlazePose for many cameras at once: ``process`` takes one frame from each of
-    several cameras and returns each camera's 33 landmarks (x, y in [0, 1] of the frame, visibility),
-    or None where nobody was found."""
+    """BlazePose for many cameras at once: ``process`` takes one frame from each of several cameras
+    and returns each camera's 33 landmarks (x, y in [0, 1] of the frame, visibility), or None where
+    nobody was found; ``process_persons`` returns ``persons`` slots a camera (MediaPipe's graph
+    follows one person; several are this project's extension of it)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE) -> None:
+                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1) -> None:
+        if persons < 1:
+            raise StgcnError(f"persons must be 1 or more, got {persons}")
+        self.persons = persons
         self.networks = BlazePoseNetworks(device, dtype)
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
@@ -250,30 +258,78 @@ class BlazePose:
             self.networks.landmarks(frames, list(range(count)), np.tile([[0.5, 0.5, 0.5, 0.5, 0.0]], (count, 1)))
 
     def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
+        """Each camera's first person (33, 3), or None where nobody was found."""
+        persons = self.process_persons(images, bgr)
+        return {name: slots[0] if slots[0].any() else None for name, slots in persons.items()}
+
+    def process_persons(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray]:
+        """Each camera's ``persons`` slots (M, 33, 3), all zero where a slot holds nobody. A person
+        keeps their slot while tracked; the detector looks for newcomers when a camera has a free slot
+        (every frame while it tracks nobody, every DETECT_EVERY frames otherwise), a detection inside a
+        tracked person's region being that person, and of two slots that pose one person the later is freed."""
         names = list(images)
         height, width = images[names[0]].shape[:2]
         frames = self.networks.frames([images[n] for n in names])
-        tracks = self.tracks
-        rows = tracks.rows_of(names)
+        tracks, m = self.tracks, self.persons
+        rows = tracks.rows_of([_row_name(name, slot, m) for name in names for slot in range(m)]).reshape(-1, m)
         tracks.frames[rows] += 1
-        need = np.flatnonzero(np.isnan(tracks.roi[rows, 0]))
-        found = self.networks.detect(frames, need.tolist(), bgr)
-        seen = np.array([len(scores) > 0 for scores, _, _ in found], bool)
-        tracks.lost(rows[need[~seen]])
-        if seen.any():  # each frame's first detection: its hip centre and full-body scale point
-            keypoints = np.stack([points[0] for (_, _, points), hit in zip(found, seen) if hit])
-            tracks.roi[rows[need[seen]]] = geometry.alignment_rects(keypoints[:, 0], keypoints[:, 1], width, height)
-        which = np.flatnonzero(~np.isnan(tracks.roi[rows, 0]))
-        flags, points = self.networks.landmarks(frames, which.tolist(), tracks.roi[rows[which]], bgr)
+        free = np.isnan(tracks.roi[rows, 0])
+        due = free.all(axis=1) | (free.any(axis=1) & (tracks.frames[rows[:, 0]] % DETECT_EVERY == 1))
+        need = np.flatnonzero(due)
+        for c, (_scores, _boxes, keypoints) in zip(need, self.networks.detect(frames, need.tolist(), bgr)):
+            self._place(rows[c], keypoints, width, height)
+        flat = rows.reshape(-1)
+        which = np.flatnonzero(~np.isnan(tracks.roi[flat, 0]))
+        flags, points = self.networks.landmarks(frames, (which // m).tolist(), tracks.roi[flat[which]], bgr)
         kept = flags >= self.min_tracking_confidence  # under it the pose is lost
-        tracks.lost(rows[which[~kept]])
-        smoothed = tracks.smooth(rows[which[kept]], points[kept], width, height)
-        out: dict[str, np.ndarray | None] = dict.fromkeys(names)
+        tracks.lost(flat[which[~kept]])
+        smoothed = tracks.smooth(flat[which[kept]], points[kept], width, height)
+        out = {name: np.zeros((m, LANDMARKS, 3), np.float32) for name in names}
         for i, landmarks in zip(which[kept], smoothed):
-            out[names[i]] = landmarks
+            out[names[i // m]][i % m] = landmarks
+        if m > 1:
+            for c, name in enumerate(names):
+                self._free_doubles(out[name], rows[c], width, height)
         return out
 
+    def _place(self, rows: np.ndarray, keypoints: np.ndarray, width: int, height: int) -> None:
+        """A camera's detections (best first; keypoints (K, 4, 2)) into its free slots ``rows``: the
+        first detection alone with one slot (MediaPipe's graph); with several, each whose centre lies
+        in no tracked person's region. A camera with no detection and no one tracked starts over."""
+        tracks = self.tracks
+        free = np.isnan(tracks.roi[rows, 0])
+        if not len(keypoints):
+            tracks.lost(rows[free])
+            return
+        taken = [tracks.roi[row] for row in rows[~free]]
+        for roi in geometry.alignment_rects(keypoints[:, 0], keypoints[:, 1], width, height):
+            if any(abs(roi[0] - t[0]) < t[2] / 2 and abs(roi[1] - t[1]) < t[3] / 2 for t in taken):
+                continue  # someone already tracked
+            slots = rows[np.isnan(tracks.roi[rows, 0])]
+            if not len(slots):
+                return
+            tracks.roi[slots[0]] = roi
+            taken.append(roi)
+
+    def _free_doubles(self, slots: np.ndarray, rows: np.ndarray, width: int, height: int) -> None:
+        """Issue 35's rule: one person never fills two slots; the later slot is freed (and its track)."""
+        from stgcn_rt.pipeline.tracking import same_person
+
+        kept: list[int] = []
+        for slot in np.flatnonzero(slots.reshape(len(slots), -1).any(axis=1)):
+            if any(same_person(slots[slot], slots[other], width, height) for other in kept):
+                slots[slot] = 0.0
+                self.tracks.lost(rows[slot:slot + 1])
+            else:
+                kept.append(int(slot))
+
     def forget(self, camera: str) -> None:
-        """``camera``'s next frame detects afresh (its last frame's pose is unknown)."""
-        if camera in self.tracks.rows:
-            self.tracks.lost(np.array([self.tracks.rows[camera]]))
+        """``camera``'s next frame detects afresh (its last frame's poses are unknown)."""
+        names = (_row_name(camera, slot, self.persons) for slot in range(self.persons))
+        known = [self.tracks.rows[name] for name in names if name in self.tracks.rows]
+        self.tracks.lost(np.array(known, np.int64))
+
+
+def _row_name(camera: str, slot: int, persons: int) -> str:
+    """A track's name: the camera's for one person a camera, with its slot for several."""
+    return camera if persons == 1 else f"{camera}#{slot}"
