@@ -31,6 +31,9 @@ def test_pose_mistakes_are_one_line(short_clip, tmp_path):
     for args, message in (
         (["pose", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "k.npz")], "video"),
         (["pose", str(short_clip), "-o", str(tmp_path / "k.npy")], "should end in .npz: the keypoints are written"),
+        (["pose", str(short_clip), "-o", str(tmp_path / "k.npz"), "--pose", "mediapipe", "--precision", "fp16"],
+         "error: --precision is blazepose's: MediaPipe's solution runs in its own precision on the CPU; leave "
+         "--precision out or use --pose blazepose"),
     ):
         result = cli_runner().invoke(cli, args)
         assert result.exit_code == 2 and message in result.stderr.strip().splitlines()[-1]

@@ -91,3 +91,14 @@ def test_blazepose_fills_several_slots_in_the_pipeline_without_doubling_a_person
     assert lines[0]["persons"] == 5 and lines[0]["pose"] == "blazepose"
     predictions = [e for e in lines if e["kind"] == "prediction"]
     assert len(predictions) == 4 and all(p["persons"] == [0] for p in predictions)
+
+
+def test_a_pose_precision_for_mediapipe_is_one_line(tmp_path, short_clip, demo_models):
+    _, onnx_path = demo_models
+    result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), "--pose",
+                                      "mediapipe", "--pose-precision", "fp16", "--events", str(tmp_path / "e.jsonl")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --pose-precision is blazepose's: MediaPipe's solution runs in its own precision on the CPU; leave "
+        "--pose-precision out or use --pose blazepose")
+    assert not (tmp_path / "e.jsonl").exists()

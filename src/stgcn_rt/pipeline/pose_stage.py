@@ -43,6 +43,14 @@ def check_pose(pose: str) -> None:
         raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
 
 
+def check_precision(pose: str, precision: str | None, option: str) -> None:
+    """One line for a precision given to a pose backend that has none to choose (``option``: how the
+    user gave it)."""
+    if precision is not None and pose == "mediapipe":
+        raise StgcnError(f"{option} is blazepose's: MediaPipe's solution runs in its own precision on the CPU; "
+                         f"leave {option} out or use --pose blazepose")
+
+
 def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:
     """Poses (M, 33, 3) as the pipeline's slots, clipped to [0, 1]; None: ``persons`` empty slots."""
     if points is None:

@@ -28,7 +28,13 @@ from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
-from stgcn_rt.pipeline.pose_stage import BlazePoseStage, check_pose, default_pose, default_precision
+from stgcn_rt.pipeline.pose_stage import (
+    BlazePoseStage,
+    check_pose,
+    check_precision,
+    default_pose,
+    default_precision,
+)
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
 from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_checkpoint
 from stgcn_rt.runtime.predict import SkeletonWindow
@@ -172,6 +178,7 @@ class Pipeline:
                              f"got {self.min_frames}")
         self.pose = config.pose or default_pose(config.pose_device)
         check_pose(self.pose)
+        check_precision(self.pose, config.pose_precision, "--pose-precision")
         self.pose_precision = (config.pose_precision or default_precision(config.pose_device)
                                if self.pose == "blazepose" else None)
         self.config = config
