@@ -660,13 +660,12 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
 
     from stgcn_rt.bench.report import write
     from stgcn_rt.bench.run import BenchConfig, run_bench
+    from stgcn_rt.pipeline.pose_stage import POSE_BACKENDS
     from stgcn_rt.quiet import library_messages_hidden
     from stgcn_rt.runtime.classifier import is_checkpoint
 
     chosen = ([] if backends == "none" else [configuration(b.strip()).name for b in backends.split(",")]
               ) if backends else None
-    from stgcn_rt.pipeline.pose_stage import POSE_BACKENDS
-
     poses = [p.strip() for p in pipeline_pose.split(",")]
     for pose in poses:
         if pose not in POSE_BACKENDS:

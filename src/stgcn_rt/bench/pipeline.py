@@ -31,20 +31,16 @@ P99_LIMIT_MS = 250.0
 def camera_clip(work: Path) -> tuple[Path, int]:
     """The shipped clip as a 640x480, 25 fps file in ``work``, and its frame count."""
     from stgcn_rt.data import demo_video
+    from stgcn_rt.pipeline.sources import FRAME_SIZE, video_frames
 
     cv2 = require("cv2", "pipeline", "Writing the cameras' clip")
     path = work / "camera.mp4"
-    capture = cv2.VideoCapture(str(demo_video()))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, FRAME_SIZE)
     frames = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        writer.write(cv2.resize(image, (640, 480)))
+    for image in video_frames(demo_video()):
+        writer.write(cv2.resize(image, FRAME_SIZE))
         frames += 1
     writer.release()
-    capture.release()
     return path, frames
 
 

@@ -4,6 +4,7 @@ solution in one process on the CPU, measured in the same run on the shipped clip
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -19,11 +20,10 @@ CLIP_FRAMES = 60  # frames of the shipped clip the whole-graph rows cycle throug
 def clip_frames() -> np.ndarray:
     """The shipped clip's first frames at 640x480 (BGR), in shared memory as the pipeline decodes them."""
     from stgcn_rt.data import demo_video
+    from stgcn_rt.pipeline.sources import FRAME_SIZE, video_frames
 
     cv2 = require("cv2", "pipeline", "Reading the shipped clip")
-    capture = cv2.VideoCapture(str(demo_video()))
-    images = [cv2.resize(capture.read()[1], (640, 480)) for _ in range(CLIP_FRAMES)]
-    capture.release()
+    images = [cv2.resize(image, FRAME_SIZE) for image in itertools.islice(video_frames(demo_video()), CLIP_FRAMES)]
     block = np.frombuffer(multiprocessing.get_context("spawn").RawArray("B", CLIP_FRAMES * 480 * 640 * 3), np.uint8)
     block = block.reshape(CLIP_FRAMES, 480, 640, 3)
     block[:] = np.stack(images)

@@ -61,8 +61,9 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
                 messages.append((index, slot, frame.index, frame.timestamp))
             counters = dataclasses.replace(reader.counters)
             counters.finished = reader.done  # only once its last frame is on its way
-            if dataclasses.astuple(counters) != sent.get(index):
-                sent[index] = dataclasses.astuple(counters)
+            state = dataclasses.astuple(counters)
+            if state != sent.get(index):
+                sent[index] = state
                 messages.append((index, dataclasses.asdict(counters)))
             if counters.finished:
                 del readers[index]

@@ -10,7 +10,7 @@ import numpy as np
 
 from stgcn_rt.errors import StgcnError, require
 from stgcn_rt.pipeline.pose_stage import blazepose, check_pose, person_slots
-from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files
+from stgcn_rt.pipeline.sources import FRAME_SIZE, video_files, video_frames
 from stgcn_rt.window import FRAMES
 
 
@@ -59,19 +59,13 @@ def video_keypoints(path: str | os.PathLike[str], persons: int = 1, pose: str = 
     """Keypoints (frames, persons, 33, 3) of a video, frames resized to the contract's 640x480;
     frames without a person are zeros. ``progress`` gets each frame's index once it is done."""
     cv2 = require("cv2", "pipeline", "Reading video")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise StgcnError(f"cannot open video {path}")
+    images = video_frames(path)  # a video that cannot be opened says so before the pose models load
     poser = frame_poser(pose, persons, device, precision)
     frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
+    for image in images:
         frames.append(poser(cv2.resize(image, FRAME_SIZE)))
         if progress is not None:
             progress(len(frames) - 1)
-    capture.release()
     if not frames:
         raise StgcnError(f"no frame could be read from {path}")
     return np.stack(frames)

@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -74,6 +75,28 @@ def parse_sources(locations: list[str]) -> list[SourceSpec]:
         used.add(name)
         specs.append(SourceSpec(location, name))
     return specs
+
+
+def video_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+    """The BGR frames of a video file, in order, as OpenCV decodes them. The file is opened at once:
+    one that cannot be is one line here, not at the first frame."""
+    cv2 = require("cv2", "pipeline", "Reading video")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise StgcnError(f"cannot open video {path}")
+    return _frames_of(capture)
+
+
+def _frames_of(capture) -> Iterator[np.ndarray]:  # noqa: ANN001 - cv2.VideoCapture
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        capture.release()
 
 
 @dataclass

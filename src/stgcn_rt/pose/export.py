@@ -78,16 +78,10 @@ def export_pose(folder: str | os.PathLike[str], batch: int | None = None, opset:
 def _clip_crops(count: int, size: int) -> np.ndarray:
     """``count`` frames spread over the shipped clip, RGB, resized to ``size`` square, in [0, 1]."""
     from stgcn_rt.data import demo_video
+    from stgcn_rt.pipeline.sources import video_frames
 
     cv2 = require("cv2", "pipeline", "Validating the pose models")
-    capture = cv2.VideoCapture(str(demo_video()))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
+    frames = list(video_frames(demo_video()))
     picked = [frames[i * len(frames) // count] for i in range(count)]
     return np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (size, size)) for f in picked]).astype(
         np.float32) / 255.0
