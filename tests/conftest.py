@@ -104,3 +104,14 @@ def short_clip(videos, tmp_path_factory):
         writer.write(cv2.resize(image, (640, 480)))
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def pose_onnx(tmp_path_factory):
+    """BlazePose's two networks as validated ONNX files with a dynamic batch (stgcn-rt export-pose)."""
+    pytest.importorskip("tflite")
+    pytest.importorskip("cv2")
+    pytest.importorskip("onnx")
+    from stgcn_rt.pose.export import export_pose
+
+    return export_pose(tmp_path_factory.mktemp("pose"))

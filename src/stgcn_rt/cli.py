@@ -372,6 +372,10 @@ pipeline_options = [
     pose_option,
     click.option("--pose-precision", type=click.Choice(["fp32", "fp16"]), default=None,
                  help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU)."),
+    click.option("--pose-models", default=None, metavar="DIR",
+                 help="blazepose's networks from a folder of exported files instead of PyTorch: "
+                      "pose_detection and pose_landmark_full as .onnx (stgcn-rt export-pose; ONNX Runtime) or, on "
+                      "a GPU, .engine (stgcn-rt build; TensorRT, taken first). They run in their own precision."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
@@ -407,8 +411,9 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 @handle_errors
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
-        min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None, threshold: float,
-        min_windows: int, alert_class: str | None, pose_workers: int | None, decode_workers: int | None) -> None:
+        min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None,
+        pose_models: str | None, threshold: float, min_windows: int, alert_class: str | None,
+        pose_workers: int | None, decode_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
     \b
@@ -425,7 +430,8 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         sources=list(sources), events=Path(events), persons=persons, stride=stride, min_frames=min_frames,
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
-        pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_workers=pose_workers,
+        pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_models=pose_models,
+        pose_workers=pose_workers,
         decode_workers=decode_workers, pace=realtime, detector=detector)
     run_pipeline(config, model, device, fast)
 
@@ -726,10 +732,14 @@ def export_pose(output: str, batch: int | None, opset: int) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N], for blazepose.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
               help="blazepose's arithmetic (default: fp16 on a GPU, fp32 on the CPU).")
+@click.option("--models", default=None, metavar="DIR",
+              help="blazepose's networks from exported files (stgcn-rt export-pose: .onnx; stgcn-rt build: .engine, "
+                   "taken first on a GPU), in their own precision, instead of PyTorch's.")
 @click.option("--persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="Persons per frame, M.")
 @handle_errors
-def pose(video: str, output: str, pose_backend: str | None, device: str, precision: str | None, persons: int) -> None:
+def pose(video: str, output: str, pose_backend: str | None, device: str, precision: str | None, models: str | None,
+         persons: int) -> None:
     """Write the pose keypoints of VIDEO: an array `keypoints` of shape (frames, M, 33, 3) (x, y in
     [0, 1] of the frame, visibility), what the classifier's windows are made of, with `fps`.
 
@@ -743,7 +753,7 @@ def pose(video: str, output: str, pose_backend: str | None, device: str, precisi
     from stgcn_rt.files import check_output_path
     from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.pipeline.keypoints import save_keypoints, video_keypoints, video_properties
-    from stgcn_rt.pipeline.pose_stage import check_precision, default_pose, default_precision
+    from stgcn_rt.pipeline.pose_stage import check_models, check_precision, default_pose, default_precision
 
     check_output_path(output, (".npz",), why="the keypoints are written as a numpy archive")
     if not Path(video).is_file():
@@ -751,14 +761,17 @@ def pose(video: str, output: str, pose_backend: str | None, device: str, precisi
     require_pipeline_packages()
     backend = pose_backend or default_pose(device)
     check_precision(backend, precision, "--precision")
+    check_models(backend, precision, models, "--models")
     precision = precision or default_precision(device)
     total, fps = video_properties(video)
     with tqdm(total=total or None, desc=f"pose ({backend})", unit="frame", leave=False) as bar:
-        keypoints = video_keypoints(video, persons, backend, device, precision, progress=lambda _: bar.update(1))
+        keypoints = video_keypoints(video, persons, backend, device, precision, progress=lambda _: bar.update(1),
+                                    models=models)
     save_keypoints(output, keypoints, fps, backend)
     found = float(keypoints.reshape(len(keypoints), -1).any(axis=1).mean())
+    networks = "" if backend != "blazepose" else f", networks from {models}" if models else f", {precision}"
     click.echo(f"wrote {output}: keypoints {tuple(keypoints.shape)}, a person in {found:.0%} of the frames "
-               f"({backend}{', ' + precision if backend == 'blazepose' else ''})")
+               f"({backend}{networks})")
 
 
 @cli.command("export-triton")

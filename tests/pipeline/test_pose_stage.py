@@ -65,15 +65,21 @@ def test_closing_drops_the_frames_not_yet_posed(clip_frames):
         stage.submit("a", clip_frames[0])
 
 
-def test_run_with_blazepose(tmp_path, short_clip, demo_models):
+@pytest.mark.parametrize("networks", ["pytorch", "exported"])
+def test_run_with_blazepose(tmp_path, short_clip, demo_models, request, networks):
+    """Through PyTorch's networks, or the exported ones in ONNX Runtime (--pose-models)."""
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
+    folder = str(request.getfixturevalue("pose_onnx")[0].path.parent) if networks == "exported" else None
     result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), "--pose",
-                                      "blazepose", "--stride", "10", "--min-frames", "10", "--events", str(events)])
+                                      "blazepose", "--stride", "10", "--min-frames", "10", "--events", str(events),
+                                      *(["--pose-models", folder] if folder else [])])
     assert result.exit_code == 0, result.stderr
     run, *rest = [json.loads(line) for line in events.read_text().splitlines()]
-    assert "pose: BlazePose fp32 on cpu, warming up its networks" in result.stderr
-    assert (run["pose"], run["pose_precision"]) == ("blazepose", "fp32")
+    networks_line = f"from {folder}" if folder else "fp32"
+    assert f"pose: BlazePose {networks_line} on cpu, warming up its networks" in result.stderr
+    assert (run["pose"], run["pose_precision"], run["pose_models"]) == (
+        "blazepose", None if folder else "fp32", folder)
     predictions = [e for e in rest if e["kind"] == "prediction"]
     assert [p["frames"][1] for p in predictions] == [9, 19, 29, 39] and all(p["persons"] == [0] for p in predictions)
     assert not [e for e in rest if e["kind"] == "error"]
@@ -93,12 +99,21 @@ def test_blazepose_fills_several_slots_in_the_pipeline_without_doubling_a_person
     assert len(predictions) == 4 and all(p["persons"] == [0] for p in predictions)
 
 
-def test_a_pose_precision_for_mediapipe_is_one_line(tmp_path, short_clip, demo_models):
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pose", "mediapipe", "--pose-precision", "fp16"],
+     "--pose-precision is blazepose's: MediaPipe's solution runs in its own precision on the CPU; leave "
+     "--pose-precision out or use --pose blazepose"),
+    (["--pose", "mediapipe", "--pose-models", "m"],
+     "--pose-models is blazepose's: MediaPipe's solution runs its own networks; leave --pose-models out or use "
+     "--pose blazepose"),
+    (["--pose", "blazepose", "--pose-models", "m", "--pose-precision", "fp32"],
+     "the networks in --pose-models run in their files' precision (build an fp16 engine with stgcn-rt build "
+     "--precision fp16): leave the pose precision out"),
+])
+def test_pose_options_a_backend_cannot_take_are_one_line(tmp_path, short_clip, demo_models, args, message):
     _, onnx_path = demo_models
-    result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), "--pose",
-                                      "mediapipe", "--pose-precision", "fp16", "--events", str(tmp_path / "e.jsonl")])
+    result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), *args,
+                                      "--events", str(tmp_path / "e.jsonl")])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: --pose-precision is blazepose's: MediaPipe's solution runs in its own precision on the CPU; leave "
-        "--pose-precision out or use --pose blazepose")
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not (tmp_path / "e.jsonl").exists()

@@ -12,11 +12,9 @@ pytest.importorskip("cv2")
 onnx = pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def dynamic(tmp_path_factory):
-    from stgcn_rt.pose.export import export_pose
-
-    return export_pose(tmp_path_factory.mktemp("pose"))
+@pytest.fixture
+def dynamic(pose_onnx):
+    return pose_onnx
 
 
 def shape(path):

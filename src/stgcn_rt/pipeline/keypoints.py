@@ -32,13 +32,13 @@ def save_keypoints(output: str | os.PathLike[str], keypoints: np.ndarray, fps: f
         np.savez(handle, keypoints=keypoints, fps=np.float32(fps), pose=np.array(pose))
 
 
-def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str = "fp32"
-                ) -> Callable[[np.ndarray], np.ndarray]:
+def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str = "fp32",
+                models: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """One video's pose step: a BGR frame in, its keypoints (persons, 33, 3) out (x, y in [0, 1] of the
-    frame, visibility; absent persons all zero)."""
+    frame, visibility; absent persons all zero). ``models``: blazepose's exported networks (a folder)."""
     check_pose(pose)
     if pose == "blazepose":
-        model = blazepose(device, precision, persons)
+        model = blazepose(device, precision, persons, models)
         return lambda image: person_slots(model.process_persons({"video": image})["video"])
     # MediaPipe as the pipeline's workers run it: the main person, and for M > 1 the detector's others
     from stgcn_rt.pipeline.pose_pool import CameraPose
@@ -55,12 +55,13 @@ def frame_poser(pose: str, persons: int = 1, device: str = "cpu", precision: str
 
 
 def video_keypoints(path: str | os.PathLike[str], persons: int = 1, pose: str = "mediapipe", device: str = "cpu",
-                    precision: str = "fp32", progress: Callable[[int], None] | None = None) -> np.ndarray:
+                    precision: str = "fp32", progress: Callable[[int], None] | None = None,
+                    models: str | None = None) -> np.ndarray:
     """Keypoints (frames, persons, 33, 3) of a video, frames resized to the contract's 640x480;
     frames without a person are zeros. ``progress`` gets each frame's index once it is done."""
     cv2 = require("cv2", "pipeline", "Reading video")
     images = video_frames(path)  # a video that cannot be opened says so before the pose models load
-    poser = frame_poser(pose, persons, device, precision)
+    poser = frame_poser(pose, persons, device, precision, models)
     frames = []
     for image in images:
         frames.append(poser(cv2.resize(image, FRAME_SIZE)))

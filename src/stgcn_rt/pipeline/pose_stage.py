@@ -51,6 +51,18 @@ def check_precision(pose: str, precision: str | None, option: str) -> None:
                          f"leave {option} out or use --pose blazepose")
 
 
+def check_models(pose: str, precision: str | None, models: str | None, option: str) -> None:
+    """One line for exported pose models (``option``: how the user gave them) where they cannot run."""
+    if models is None:
+        return
+    if pose == "mediapipe":
+        raise StgcnError(f"{option} is blazepose's: MediaPipe's solution runs its own networks; "
+                         f"leave {option} out or use --pose blazepose")
+    if precision is not None:
+        raise StgcnError(f"the networks in {option} run in their files' precision (build an fp16 engine with "
+                         "stgcn-rt build --precision fp16): leave the pose precision out")
+
+
 def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:
     """Poses (M, 33, 3) as the pipeline's slots, clipped to [0, 1]; None: ``persons`` empty slots."""
     if points is None:
@@ -58,9 +70,11 @@ def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:
     return np.clip(points, 0.0, 1.0).astype(np.float32)
 
 
-def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1) -> BlazePose:
+def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
+              models: str | None = None) -> BlazePose:
     """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``, with
-    ``persons`` slots a camera."""
+    ``persons`` slots a camera; ``models``: a folder of exported networks to run instead (ONNX
+    Runtime or TensorRT, :mod:`stgcn_rt.pose.runners`), in their own precision."""
     import torch
 
     from stgcn_rt.pose.blazepose import BlazePose
@@ -69,7 +83,7 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1) ->
     if precision not in PRECISIONS:
         raise StgcnError(f"unknown pose precision {precision}: choose {' or '.join(PRECISIONS)}")
     return BlazePose(resolve_device(device), torch.float16 if precision == "fp16" else torch.float32,
-                     persons=persons)
+                     persons=persons, models=models)
 
 
 class BlazePoseStage:
@@ -79,8 +93,9 @@ class BlazePoseStage:
     order. A failed step answers its frames without a person, with the error, and those cameras
     detect afresh; the other cameras go on."""
 
-    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1) -> None:
-        self.pose = blazepose(device, precision, persons)
+    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1,
+                 models: str | None = None) -> None:
+        self.pose = blazepose(device, precision, persons, models)
         self.pose.warm_up(cameras)
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()

@@ -30,6 +30,7 @@ from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
+    check_models,
     check_pose,
     check_precision,
     default_pose,
@@ -69,6 +70,7 @@ class PipelineConfig:
     pose: str | None = None  # blazepose or mediapipe; None: blazepose on a GPU, mediapipe otherwise
     pose_device: str = "cpu"  # where blazepose runs
     pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
+    pose_models: str | None = None  # blazepose's exported networks (a folder), run instead of PyTorch's
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
@@ -179,8 +181,9 @@ class Pipeline:
         self.pose = config.pose or default_pose(config.pose_device)
         check_pose(self.pose)
         check_precision(self.pose, config.pose_precision, "--pose-precision")
+        check_models(self.pose, config.pose_precision, config.pose_models, "--pose-models")
         self.pose_precision = (config.pose_precision or default_precision(config.pose_device)
-                               if self.pose == "blazepose" else None)
+                               if self.pose == "blazepose" and config.pose_models is None else None)
         self.config = config
         self.classifier = classifier
         self.model = model
@@ -263,7 +266,7 @@ class Pipeline:
             "model_sha256": sha256_of(model) if model and not is_url(model) else None,
             "backend": classifier.name, "device": classifier.device, "precision": classifier.precision,
             "classes": list(classifier.classes), "untrained": classifier.untrained,
-            "pose": self.pose, "pose_precision": self.pose_precision,
+            "pose": self.pose, "pose_precision": self.pose_precision, "pose_models": config.pose_models,
             "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
             "threshold": config.threshold, "min_windows": config.min_windows,
             "alert_class": classifier.classes[self.alert_index],
@@ -312,8 +315,10 @@ class Pipeline:
 
     def _pose_stage(self, cameras: int) -> PosePool | BlazePoseStage:
         if self.pose == "blazepose":
-            self._say(f"pose: BlazePose {self.pose_precision} on {self.config.pose_device}, warming up its networks")
-            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons)
+            networks = self.pose_precision or f"from {self.config.pose_models}"
+            self._say(f"pose: BlazePose {networks} on {self.config.pose_device}, warming up its networks")
+            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons,
+                                  self.config.pose_models)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
 from stgcn_rt.pose.models import model_file
+from stgcn_rt.pose.runners import PoseNetwork, load_network, model_path
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
 
 LANDMARKS = 33  # the pose's own; the network gives 39, of which 33 and 34 place the next ROI
@@ -92,18 +94,24 @@ def refine_with_heatmap(landmarks: torch.Tensor, heatmap: torch.Tensor) -> torch
 class BlazePoseNetworks:
     """The two networks on one device, and the batched stages around them (no per-camera state)."""
 
-    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        self.device, self.dtype = torch.device(device), dtype
-        self.detector = TfliteNetwork(model_file("detector")).eval().to(self.device, dtype)
-        self.landmarker = TfliteNetwork(model_file("landmarks")).eval().to(self.device, dtype)
-        if self.device.type == "cuda":
-            self.detector.channels_last()
-            self.landmarker.channels_last()
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 models: str | os.PathLike[str] | None = None) -> None:
+        """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
+        the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's)."""
+        self.device = torch.device(device)
+        self.dtype = dtype if models is None else torch.float32
+        self.detector, self.landmarker = (self._torch_network(role) if models is None else
+                                          load_network(model_path(models, role, self.device), role, self.device)
+                                          for role in ("detector", "landmarks"))
         self.anchors = geometry.ssd_anchors()
         self.max_batch: int | None = None  # set when a batch ran out of device memory
         self._pinned: np.ndarray | None = None
 
-    def _run(self, network: TfliteNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _torch_network(self, role: str) -> TfliteNetwork:
+        network = TfliteNetwork(model_file(role)).eval().to(self.device, self.dtype)
+        return network.channels_last() if self.device.type == "cuda" else network
+
+    def _run(self, network: PoseNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``network`` on ``inputs`` in chunks of at most ``max_batch``. A chunk that runs out of
         device memory is halved, for this call and every later one, rather than failing the cameras."""
         while True:
@@ -240,11 +248,12 @@ class BlazePose:
     follows one person; several are this project's extension of it)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1) -> None:
+                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1,
+                 models: str | os.PathLike[str] | None = None) -> None:
         if persons < 1:
             raise StgcnError(f"persons must be 1 or more, got {persons}")
         self.persons = persons
-        self.networks = BlazePoseNetworks(device, dtype)
+        self.networks = BlazePoseNetworks(device, dtype, models)
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
 

@@ -19,13 +19,25 @@ from stgcn_rt.window import static_chunks
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-def _session_options(ort: Any, threads: int | None) -> Any:
+def session_options(ort: Any, threads: int | None) -> Any:
     """Quiet session options; ``threads`` intra-op threads (None: ONNX Runtime's default)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
     return options
+
+
+def providers_for(ort: Any, device: str) -> list[str]:
+    """ONNX Runtime's providers for ``device``: its GPU ones where the device is CUDA (one line where
+    this onnxruntime has none), else the CPU's."""
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    providers = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
+    if not providers:
+        raise StgcnError("this onnxruntime build has no CUDA provider: pip install onnxruntime-gpu, "
+                         "or use --device cpu")
+    return [*providers, "CPUExecutionProvider"]
 
 
 def usable_cores() -> int:
@@ -62,19 +74,9 @@ class OnnxClassifier(Classifier):
                 f"ONNX Runtime runs the model's own precision; for {precision} build a TensorRT "
                 "engine (stgcn-rt build) or export a quantized ONNX"
             )
-        options = _session_options(ort, threads)
-        available = ort.get_available_providers()
+        options = session_options(ort, threads)
         if providers is None:
-            if device.startswith("cuda"):
-                providers = [p for p in GPU_PROVIDERS if p in available]
-                if not providers:
-                    raise StgcnError(
-                        "this onnxruntime build has no CUDA provider: pip install onnxruntime-gpu, "
-                        "or use --device cpu"
-                    )
-                providers.append("CPUExecutionProvider")
-            else:
-                providers = ["CPUExecutionProvider"]
+            providers = providers_for(ort, device)
         #: how many INT8 convolutions run through the integer GEMM rather than the symmetric kernels
         self.gemm_convolutions = 0
         #: how many graph steps run aggregate-first
@@ -103,7 +105,7 @@ class OnnxClassifier(Classifier):
         # made on the first batch of several windows: one single-threaded session (ONNX Runtime
         # sessions take concurrent runs, each on its caller's thread) and the threads that call it
         self._single_thread_session = lambda: ort.InferenceSession(
-            model, _session_options(ort, 1), providers=providers, disabled_optimizers=disabled)
+            model, session_options(ort, 1), providers=providers, disabled_optimizers=disabled)
         self._window_runner: tuple[Any, ThreadPoolExecutor] | None = None
         self._window_runner_lock = threading.Lock()
         self.path = Path(path)

@@ -39,52 +39,105 @@ def check_sidecar(engine: Path, sidecar: dict, tensorrt_version: str, gpu: str, 
                          f"({sidecar.get('gpu')}), this GPU is {gpu} ({capability}): {rebuild}")
 
 
-class TensorRTClassifier(Classifier):
-    name = "TensorRT"
+class Engine:
+    """A deserialised TensorRT engine on one CUDA device, with its execution context: the loading and
+    the checks every engine gets (its sidecar against this TensorRT and GPU), for the classifier's
+    runner and the pose networks' alike. ``run`` enqueues it on a given stream."""
 
-    def __init__(self, path: str | os.PathLike[str], device: str = "cuda", precision: str | None = None,
-                 *, cuda_graphs: bool = False, **_: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], device: str = "cuda") -> None:
         self.path = Path(path)
-        sidecar = read_sidecar(self.path) or {}
-        trt = trt_compat.import_tensorrt("rtx" if sidecar.get("tensorrt") == "tensorrt_rtx" else "tensorrt")
+        self.sidecar = read_sidecar(self.path) or {}
+        trt = trt_compat.import_tensorrt("rtx" if self.sidecar.get("tensorrt") == "tensorrt_rtx" else "tensorrt")
         import torch
 
         if not torch.cuda.is_available():
             raise StgcnError(f"TensorRT engines run on a CUDA GPU and PyTorch sees none: use {self.path.stem}.onnx "
                              "with the ONNX Runtime backend on this machine")
-        self._torch = torch
-        self._device = torch.device(device if device.startswith("cuda") else "cuda")
-        torch.cuda.set_device(self._device)
-        major, minor = torch.cuda.get_device_capability(self._device)
-        if sidecar:
-            check_sidecar(self.path, sidecar, trt.__version__, torch.cuda.get_device_name(self._device),
+        self.device = torch.device(device if device.startswith("cuda") else "cuda")
+        torch.cuda.set_device(self.device)
+        major, minor = torch.cuda.get_device_capability(self.device)
+        if self.sidecar:
+            check_sidecar(self.path, self.sidecar, trt.__version__, torch.cuda.get_device_name(self.device),
                           f"{major}.{minor}")
-        if precision is not None and sidecar.get("precision") not in (None, precision):
-            raise StgcnError(f"{self.path.name} is a {sidecar['precision']} engine, not {precision}")
-        self.device = str(self._device)
-        facts = ModelMetadata.from_sidecar(sidecar)
-        self.precision, self.untrained = facts.precision, facts.untrained
+        self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime: tensorrt.Runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise StgcnError(f"TensorRT {trt.__version__} could not load {self.path} (another TensorRT "
                              "version, another GPU, or not an engine): rebuild it with stgcn-rt build")
-        self._engine: tensorrt.ICudaEngine = engine
-        self._context: tensorrt.IExecutionContext = engine.create_execution_context()
+        self.engine: tensorrt.ICudaEngine = engine
+        self.context: tensorrt.IExecutionContext = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+
+    def shape(self, name: str) -> tuple[int | None, ...]:
+        """A tensor's shape as built, None for a dynamic axis."""
+        dims = self.engine.get_tensor_shape(name)
+        return tuple(None if dims[i] < 0 else int(dims[i]) for i in range(len(dims)))
+
+    def max_batch(self, name: str) -> int | None:
+        """The largest batch the engine's (first) optimisation profile takes for input ``name``; None
+        for a static batch."""
+        if self.shape(name)[0] is not None:
+            return None
+        return int(self.engine.get_tensor_profile_shape(name, 0)[2][0])
+
+    def dtype(self, name: str) -> torch.dtype:
+        import torch
+
+        kinds = {self._trt.DataType.HALF: torch.float16, self._trt.DataType.INT32: torch.int32}
+        return kinds.get(self.engine.get_tensor_dtype(name), torch.float32)
+
+    def output_shape(self, name: str) -> tuple[int, ...]:
+        """An output's shape for the input shapes set last (:meth:`set_inputs`)."""
+        dims = self.context.get_tensor_shape(name)
+        return tuple(int(dims[i]) for i in range(len(dims)))
+
+    def set_inputs(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Bind the inputs (their shapes where the engine's are dynamic)."""
+        for name, tensor in tensors.items():
+            if None in self.shape(name):
+                self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+
+    def run(self, outputs: dict[str, torch.Tensor], stream: int) -> None:
+        """Enqueue the engine on ``stream`` (a CUDA stream handle) with the inputs bound last, into ``outputs``."""
+        for name, tensor in outputs.items():
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        if not self.context.execute_async_v3(stream):
+            raise StgcnError(f"TensorRT failed to run {self.path.name}")
+
+    def close(self) -> None:
+        for attribute in ("context", "engine", "_runtime"):
+            if hasattr(self, attribute):
+                delattr(self, attribute)
+
+
+class TensorRTClassifier(Classifier):
+    name = "TensorRT"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cuda", precision: str | None = None,
+                 *, cuda_graphs: bool = False, **_: Any) -> None:
+        import torch
+
+        self._trt_engine = Engine(path, device)
+        self.path, sidecar, self._device = self._trt_engine.path, self._trt_engine.sidecar, self._trt_engine.device
+        if precision is not None and sidecar.get("precision") not in (None, precision):
+            raise StgcnError(f"{self.path.name} is a {sidecar['precision']} engine, not {precision}")
+        self._torch = torch
+        self.device = str(self._device)
+        facts = ModelMetadata.from_sidecar(sidecar)
+        self.precision, self.untrained = facts.precision, facts.untrained
+        inputs, outputs = self._trt_engine.inputs, self._trt_engine.outputs
         if len(inputs) != 1 or not outputs:
             raise StgcnError(f"{self.path.name} has inputs {inputs} and outputs {outputs}; expected one input "
                              "and the logits output")
         self.input_name, self.output_name = inputs[0], outputs[0]
-        shape = tuple(engine.get_tensor_shape(self.input_name))
-        self.input_shape = tuple(None if d < 0 else int(d) for d in shape)
-        self._dynamic = shape[0] < 0
-        self._input_dtype = torch.float16 if engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF \
-            else torch.float32
-        self.classes = facts.class_names(int(engine.get_tensor_shape(self.output_name)[-1]))
+        self.input_shape = self._trt_engine.shape(self.input_name)
+        self._input_dtype = self._trt_engine.dtype(self.input_name)
+        self.classes = facts.class_names(int(self._trt_engine.shape(self.output_name)[-1] or 0))
         self._stream: torch.cuda.Stream = torch.cuda.Stream(self._device)
         self.cuda_graphs = cuda_graphs
         self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, Any]] = {}
@@ -95,9 +148,8 @@ class TensorRTClassifier(Classifier):
     def _release(self) -> None:
         self._buffers.clear()
         self._pinned.clear()
-        for attribute in ("_context", "_engine", "_runtime"):
-            if hasattr(self, attribute):
-                delattr(self, attribute)
+        if hasattr(self, "_trt_engine"):
+            self._trt_engine.close()
 
     def _buffers_for(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Device input/output tensors for one batch shape (and its captured CUDA graph)."""
@@ -109,12 +161,8 @@ class TensorRTClassifier(Classifier):
         return self._buffers[shape]
 
     def _enqueue(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        if self._dynamic:
-            self._context.set_input_shape(self.input_name, tuple(x.shape))
-        self._context.set_tensor_address(self.input_name, x.data_ptr())
-        self._context.set_tensor_address(self.output_name, out.data_ptr())
-        if not self._context.execute_async_v3(self._stream.cuda_stream):
-            raise StgcnError(f"TensorRT failed to run {self.path.name} on a batch of {x.shape[0]}")
+        self._trt_engine.set_inputs({self.input_name: x})
+        self._trt_engine.run({self.output_name: out}, self._stream.cuda_stream)
 
     def _logits(self, windows: Any) -> np.ndarray:
         torch = self._torch
