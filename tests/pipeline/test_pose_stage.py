@@ -19,12 +19,15 @@ def clip_frames(short_clip):
     return [capture.read()[1] for _ in range(12)]
 
 
-def test_cameras_posed_together_get_what_each_gets_alone(clip_frames):
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_cameras_posed_together_get_what_each_gets_alone(clip_frames, lanes):
+    """In one lane, or dealt to two (threads whose steps overlap, sharing the networks)."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage, blazepose
 
     alone = blazepose()
     expected = [alone.process({"a": image})["a"] for image in clip_frames]
-    with BlazePoseStage() as stage:  # b, the clip backwards, would move a's and c's tracks if it shared them
+    with BlazePoseStage(cameras=3, lanes=lanes) as stage:  # b, the clip backwards, would move a's and c's tracks
+        assert len({id(lane.pose.networks) for lane in stage._lanes}) == 1 and len(stage._lanes) == lanes
         futures = {name: [stage.submit(name, image) for image in frames]
                    for name, frames in (("a", clip_frames), ("b", clip_frames[::-1]), ("c", clip_frames))}
         results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}

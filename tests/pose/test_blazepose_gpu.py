@@ -93,3 +93,19 @@ def test_frames_in_pinned_shared_slots_pose_as_their_copies_do(frames):
         np.testing.assert_array_equal(got, plain.process({"cam": image.copy()})["cam"])
     pinned.networks.unpin()
     assert not torch.from_numpy(block[2]).is_pinned()
+
+
+def test_two_lanes_on_their_own_streams_pose_as_one_does(frames):
+    """The pipeline's stage on a GPU: eight cameras dealt to two lanes (threads, each on its own CUDA
+    stream, sharing the networks) get what one lane gives them, frame by frame."""
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+
+    results = {}
+    for lanes in (1, 2):
+        with BlazePoseStage("cuda", "fp32", cameras=8, lanes=lanes) as stage:
+            futures = {c: [stage.submit(f"cam{c}", frames[(k + 5 * c) % len(frames)]) for k in range(20)]
+                       for c in range(8)}
+            results[lanes] = {c: np.stack([f.result(timeout=300).keypoints for f in fs]) for c, fs in futures.items()}
+    for c in range(8):
+        assert results[1][c].any(axis=(1, 2, 3)).all()
+        np.testing.assert_allclose(results[2][c], results[1][c], atol=1e-3)

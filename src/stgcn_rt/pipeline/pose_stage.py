@@ -8,6 +8,7 @@ each with a future :class:`~stgcn_rt.pipeline.pose_pool.PoseResult`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -86,21 +87,69 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
                      persons=persons, models=models)
 
 
+def default_lanes(device: str) -> int:
+    """BlazePose's lanes: two on a GPU, so that one lane's host work (ROIs, filters, launching) runs
+    while the other's networks keep the GPU busy; one on the CPU, where the networks take the cores."""
+    return 2 if device.startswith("cuda") else 1
+
+
 class BlazePoseStage:
-    """BlazePose for every camera in one thread: each step takes the oldest waiting frame of every
-    camera and poses them together (one detector call for the cameras that must detect, one landmark
-    call for all), so that the device sees every camera at once and each camera's frames stay in
-    order. A failed step answers its frames without a person, with the error, and those cameras
-    detect afresh; the other cameras go on."""
+    """BlazePose for every camera in one or more lanes: each lane is a thread (with its own CUDA
+    stream on a GPU) that owns a share of the cameras, and each of its steps takes the oldest
+    waiting frame of every one of them and poses them together (one detector call for the cameras
+    that must detect, one landmark call for all), so that the device sees many cameras at once and
+    each camera's frames stay in order. The lanes share the networks. A failed step answers its
+    frames without a person, with the error, and those cameras detect afresh; the others go on."""
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1,
-                 models: str | None = None) -> None:
-        self.pose = blazepose(device, precision, persons, models)
-        self.pose.warm_up(cameras)
+                 models: str | None = None, lanes: int | None = None) -> None:
+        first = blazepose(device, precision, persons, models)
+        count = max(1, min(lanes or default_lanes(device), cameras))
+        first.warm_up(-(-cameras // count))
+        self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}") for i in range(count)]
+        self._lane_of: dict[str, _Lane] = {}
+
+    @property
+    def pose(self) -> BlazePose:
+        """The first lane's BlazePose (all lanes share its networks)."""
+        return self._lanes[0].pose
+
+    def submit(self, camera: str, image: np.ndarray) -> Future:
+        lane = self._lane_of.get(camera)
+        if lane is None:  # cameras dealt to the lanes in turn as they first come
+            lane = self._lane_of.setdefault(camera, self._lanes[len(self._lane_of) % len(self._lanes)])
+        return lane.submit(camera, image)
+
+    def pin(self, block: np.ndarray) -> bool:
+        """Let frames decoded into ``block`` reach the GPU by DMA (see BlazePoseNetworks.pin); undone by close."""
+        return self.pose.networks.pin(block)
+
+    def close(self) -> None:
+        """Drop the frames not yet posed, finish the steps under way."""
+        for lane in self._lanes:
+            lane.close()
+        self.pose.networks.unpin()
+
+    def __enter__(self) -> BlazePoseStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Lane:
+    """One thread posing its cameras, a step at a time, on its own CUDA stream where there is one."""
+
+    def __init__(self, pose: BlazePose, name: str) -> None:
+        import torch
+
+        self.pose = pose
+        device = pose.networks.device
+        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._serve, name="blazepose", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, camera: str, image: np.ndarray) -> Future:
@@ -113,15 +162,18 @@ class BlazePoseStage:
         return future
 
     def _serve(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._closed or any(self._waiting.values()))
-                if self._closed:
-                    return
-                due = {camera: queue.popleft() for camera, queue in self._waiting.items() if queue}
-            due = {camera: job for camera, job in due.items() if job[1].set_running_or_notify_cancel()}
-            if due:
-                self._step(due)
+        import torch
+
+        with torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext():
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._closed or any(self._waiting.values()))
+                    if self._closed:
+                        return
+                    due = {camera: queue.popleft() for camera, queue in self._waiting.items() if queue}
+                due = {camera: job for camera, job in due.items() if job[1].set_running_or_notify_cancel()}
+                if due:
+                    self._step(due)
 
     def _step(self, due: dict[str, tuple[np.ndarray, Future]]) -> None:
         start = time.perf_counter()
@@ -138,12 +190,7 @@ class BlazePoseStage:
         for camera, (_, future) in due.items():
             future.set_result(PoseResult(person_slots(found[camera]), milliseconds))
 
-    def pin(self, block: np.ndarray) -> bool:
-        """Let frames decoded into ``block`` reach the GPU by DMA (see BlazePoseNetworks.pin); undone by close."""
-        return self.pose.networks.pin(block)
-
     def close(self) -> None:
-        """Drop the frames not yet posed, finish the step under way."""
         with self._changed:
             self._closed = True
             for queue in self._waiting.values():
@@ -152,10 +199,3 @@ class BlazePoseStage:
                 queue.clear()
             self._changed.notify()
         self._thread.join()
-        self.pose.networks.unpin()
-
-    def __enter__(self) -> BlazePoseStage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

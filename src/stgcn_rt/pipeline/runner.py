@@ -71,6 +71,7 @@ class PipelineConfig:
     pose_device: str = "cpu"  # where blazepose runs
     pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
     pose_models: str | None = None  # blazepose's exported networks (a folder), run instead of PyTorch's
+    pose_lanes: int | None = None  # blazepose's threads (None: two on a GPU, one on the CPU)
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
@@ -318,7 +319,7 @@ class Pipeline:
             networks = self.pose_precision or f"from {self.config.pose_models}"
             self._say(f"pose: BlazePose {networks} on {self.config.pose_device}, warming up its networks")
             return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons,
-                                  self.config.pose_models)
+                                  self.config.pose_models, self.config.pose_lanes)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:

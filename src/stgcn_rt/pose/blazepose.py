@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -105,6 +107,7 @@ class BlazePoseNetworks:
                                           for role in ("detector", "landmarks"))
         self.anchors = geometry.ssd_anchors()
         self.max_batch: int | None = None  # set when a batch ran out of device memory
+        self._launching = threading.Lock()
         self._pinned: np.ndarray | None = None
 
     def _torch_network(self, role: str) -> TfliteNetwork:
@@ -130,9 +133,13 @@ class BlazePoseNetworks:
                 continue
             return tuple(torch.cat(outputs) for outputs in zip(*parts))
 
-    def _inference(self) -> contextlib.AbstractContextManager:
-        """"fp32" means fp32: cuDNN would otherwise run the convolutions in TF32 on Ampere and newer."""
-        return torch.backends.cudnn.flags(enabled=True, allow_tf32=self.dtype != torch.float32)
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """"fp32" means fp32: cuDNN would otherwise run the convolutions in TF32 on Ampere and newer.
+        Its flags are the process's, not a thread's: threads that share the networks launch them one
+        at a time (launching only; the device runs them after the lock is let go)."""
+        with self._launching, torch.backends.cudnn.flags(enabled=True, allow_tf32=self.dtype != torch.float32):
+            yield
 
     def pin(self, block: np.ndarray) -> bool:
         """Page-lock ``block`` (where frames are decoded, e.g. the decoders' shared slots) for the
@@ -249,13 +256,20 @@ class BlazePose:
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1,
-                 models: str | os.PathLike[str] | None = None) -> None:
+                 models: str | os.PathLike[str] | None = None, networks: BlazePoseNetworks | None = None) -> None:
+        """``networks``: another BlazePose's (see :meth:`sharing`), instead of loading them on ``device``."""
         if persons < 1:
             raise StgcnError(f"persons must be 1 or more, got {persons}")
         self.persons = persons
-        self.networks = BlazePoseNetworks(device, dtype, models)
+        self.networks = networks or BlazePoseNetworks(device, dtype, models)
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
+
+    def sharing(self) -> BlazePose:
+        """Another BlazePose on the same networks (no second copy of their weights), with cameras of
+        its own: for another thread, whose calls may overlap this one's."""
+        return BlazePose(min_tracking_confidence=self.min_tracking_confidence, persons=self.persons,
+                         networks=self.networks)
 
     def warm_up(self, cameras: int = 1, width: int = 640, height: int = 480) -> None:
         """Both networks on blank frames, one camera's and ``cameras``' batch, so that the device's
