@@ -168,26 +168,28 @@ class BlazePoseNetworks:
         return batch
 
     @torch.inference_mode()
-    def detect(self, frames: torch.Tensor, which: list[int],
-               bgr: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def detect(self, frames: torch.Tensor, which: list[int], bgr: bool = True,
+               regions: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The detections of each frame in ``which``, after weighted NMS, in image coordinates:
         (scores (K,), boxes (K, 4), keypoints (K, 4, 2)), best first. ``bgr``: the frames are
-        OpenCV's BGR (the networks take RGB)."""
+        OpenCV's BGR (the networks take RGB). ``regions`` (len(which), 5): the unrotated part of each
+        frame to look in (default: the whole frame, letterboxed as MediaPipe does)."""
         if not which:
             return []
         height, width = frames.shape[1:3]
-        whole = np.repeat(WHOLE_FRAME[None], len(which), 0)
-        affine = torch.from_numpy(geometry.crop_affines(whole, width, height, DETECTOR_SIZE)).to(self.device)
-        crops = warp(frames, torch.tensor(which, device=self.device), affine, DETECTOR_SIZE, replicate=False)
+        regions = np.repeat(WHOLE_FRAME[None], len(which), 0) if regions is None else regions
+        maps = geometry.crop_affines(regions, width, height, DETECTOR_SIZE)
+        crops = warp(frames, torch.tensor(which, device=self.device), torch.from_numpy(maps).to(self.device),
+                     DETECTOR_SIZE, replicate=False)
         crops = crops.flip(-1) if bgr else crops  # on the crops: a smaller copy than the frames'
         raw, scores = (out.float().cpu().numpy()
                        for out in self._run(self.detector, (crops * (2.0 / 255.0) - 1.0).to(self.dtype)))
-        padding = geometry.letterbox(width, height, DETECTOR_SIZE)
         found = []
         for i in range(len(which)):
             kept = geometry.weighted_nms(*geometry.decode_detections(raw[i], scores[i, :, 0], self.anchors))
-            boxes = geometry.remove_letterbox(kept[1].reshape(-1, 2, 2), padding).reshape(-1, 4)
-            found.append((kept[0], boxes, geometry.remove_letterbox(kept[2], padding)))
+            boxes = geometry.from_crop(kept[1].reshape(-1, 2, 2), maps[i], width, height, DETECTOR_SIZE)
+            found.append((kept[0], boxes.reshape(-1, 4), geometry.from_crop(kept[2], maps[i], width, height,
+                                                                              DETECTOR_SIZE)))
         return found
 
     @torch.inference_mode()
@@ -299,7 +301,7 @@ class BlazePose:
         free = np.isnan(tracks.roi[rows, 0])
         due = free.all(axis=1) | (free.any(axis=1) & (tracks.frames[rows[:, 0]] % DETECT_EVERY == 1))
         need = np.flatnonzero(due)
-        for c, (_scores, _boxes, keypoints) in zip(need, self.networks.detect(frames, need.tolist(), bgr)):
+        for c, keypoints in zip(need, self._detections(frames, need, ~free[need].all(axis=1), bgr)):
             self._place(rows[c], keypoints, width, height)
         flat = rows.reshape(-1)
         which = np.flatnonzero(~np.isnan(tracks.roi[flat, 0]))
@@ -313,6 +315,29 @@ class BlazePose:
         if m > 1:
             for c, name in enumerate(names):
                 self._free_doubles(out[name], rows[c], width, height)
+        return out
+
+    def _detections(self, frames: torch.Tensor, cameras: np.ndarray, tracking: np.ndarray,
+                    bgr: bool) -> list[np.ndarray]:
+        """The keypoints (K, 4, 2) of each camera's detections, best first. With several persons a
+        camera, after the whole frame's, those of the frame's two square halves by score: MediaPipe's
+        detector, made for one person, scores only the most prominent of several people over 0.5 on
+        the whole frame, but finds each alone in the half where they stand. Not for a camera that
+        tracks nobody (``tracking`` False) and whose whole frame shows nobody: it stays empty, as in
+        MediaPipe's graph."""
+        if self.persons == 1:
+            return [keypoints for _, _, keypoints in self.networks.detect(frames, cameras.tolist(), bgr)]
+        height, width = frames.shape[1:3]
+        regions = np.concatenate([WHOLE_FRAME[None], geometry.square_halves(width, height)])
+        found = self.networks.detect(frames, np.repeat(cameras, len(regions)).tolist(), bgr,
+                                     np.tile(regions, (len(cameras), 1)))
+        out = []
+        for i in range(len(cameras)):
+            (_, _, whole), *halves = found[i * len(regions):(i + 1) * len(regions)]
+            scores = np.concatenate([np.zeros(0, np.float32), *(half[0] for half in halves)])
+            points = np.concatenate([np.zeros((0, 4, 2), np.float32), *(half[2] for half in halves)])
+            more = len(whole) or tracking[i]
+            out.append(np.concatenate([whole, points[np.argsort(-scores, kind="stable")]]) if more else whole)
         return out
 
     def _place(self, rows: np.ndarray, keypoints: np.ndarray, width: int, height: int) -> None:

@@ -88,21 +88,23 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray,
             np.array(out_keypoints, np.float32).reshape(-1, 4, 2))
 
 
-def letterbox(width: int, height: int, size: int) -> np.ndarray:
-    """The [left, top, right, bottom] padding (fractions of the padded square) that fitting a
-    ``width`` x ``height`` image into a square ``size`` input keeps its aspect ratio with."""
-    roi_aspect, tensor_aspect = height / width, 1.0  # a square input
-    if tensor_aspect > roi_aspect:
-        vertical = (1.0 - roi_aspect / tensor_aspect) / 2.0
-        return np.array([0.0, vertical, 0.0, vertical], np.float32)
-    horizontal = (1.0 - tensor_aspect / roi_aspect) / 2.0
-    return np.array([horizontal, 0.0, horizontal, 0.0], np.float32)
+def square_halves(width: int, height: int) -> np.ndarray:
+    """The two squares (2, 5) at either end of a frame's long side (none for a square frame), as
+    unrotated ROIs: the left and right H x H of a landscape frame, the top and bottom of a portrait one."""
+    if width == height:
+        return np.zeros((0, 5))
+    if width > height:
+        side = height / width
+        return np.array([[side / 2, 0.5, side, 1.0, 0.0], [1 - side / 2, 0.5, side, 1.0, 0.0]])
+    side = width / height
+    return np.array([[0.5, side / 2, 1.0, side, 0.0], [0.5, 1 - side / 2, 1.0, side, 0.0]])
 
 
-def remove_letterbox(points: np.ndarray, padding: np.ndarray) -> np.ndarray:
-    """Points (..., 2) in a letterboxed input's [0, 1] -> the image's [0, 1]."""
-    left, top, right, bottom = padding
-    return (points - np.array([left, top], np.float32)) / np.array([1 - left - right, 1 - top - bottom], np.float32)
+def from_crop(points: np.ndarray, affine: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
+    """Points (..., 2) in a ``size`` crop's [0, 1] -> the image's [0, 1], through the crop's map
+    ``affine`` (2, 3) (:func:`crop_affines`): for the whole frame, MediaPipe's letterbox removal."""
+    pixels = points * size @ affine[:, :2].T + affine[:, 2]
+    return (pixels / np.array([width, height])).astype(np.float32)
 
 
 def normalize_radians(angle: np.ndarray) -> np.ndarray:
