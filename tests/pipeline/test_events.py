@@ -25,3 +25,31 @@ def test_event_log_appends_complete_lines(tmp_path):
     log.close()
     assert log.counts == {"prediction": 1, "alert": 1}
     assert len(path.read_text().splitlines()) == 3
+
+
+def test_lines_are_fsynced_together_not_one_by_one(tmp_path, monkeypatch):
+    """A write flushes its line but leaves the disk's flush to the syncing thread (and close): a
+    window's line never waits for the disk. With a long interval, fifty lines and close: one fsync."""
+    import os
+    import time
+
+    from stgcn_rt.pipeline import events
+
+    synced = []
+    monkeypatch.setattr(events.os, "fsync", lambda descriptor: synced.append(descriptor))
+    monkeypatch.setattr(events, "SYNC_SECONDS", 60.0)
+    log = EventLog(tmp_path / "a.jsonl")
+    for k in range(50):
+        log.write({"kind": "prediction", "k": k})
+    assert not synced and len((tmp_path / "a.jsonl").read_text().splitlines()) == 50
+    log.close()
+    assert len(synced) == 1
+    monkeypatch.setattr(events, "SYNC_SECONDS", 0.01)
+    log = EventLog(tmp_path / "b.jsonl")
+    log.write({"kind": "prediction"})
+    deadline = time.monotonic() + 30
+    while len(synced) == 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(synced) == 2  # the thread's, before close
+    log.close()
+    assert len(synced) == 2 and os.path.getsize(tmp_path / "b.jsonl") > 0  # nothing left to sync at close
