@@ -376,9 +376,10 @@ pipeline_options = [
                  help="blazepose's networks from a folder of exported files instead of PyTorch: "
                       "pose_detection and pose_landmark_full as .onnx (stgcn-rt export-pose; ONNX Runtime) or, on "
                       "a GPU, .engine (stgcn-rt build; TensorRT, taken first). They run in their own precision."),
-    click.option("--pose-lanes", type=click.IntRange(min=1), default=None,
+    click.option("--pose-lanes", type=click.IntRange(min=1), default=1, show_default=True,
                  help="blazepose's lanes: threads that each pose a share of the cameras, on a CUDA stream of their "
-                      "own, so one's host work overlaps another's networks (default: 2 on a GPU, 1 on the CPU)."),
+                      "own, so that one's host work can overlap another's networks (more than 1 is not yet "
+                      "measured on a GPU)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
@@ -415,7 +416,7 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
         min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None,
-        pose_models: str | None, pose_lanes: int | None, threshold: float, min_windows: int, alert_class: str | None,
+        pose_models: str | None, pose_lanes: int, threshold: float, min_windows: int, alert_class: str | None,
         pose_workers: int | None, decode_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 

@@ -87,12 +87,6 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
                      persons=persons, models=models)
 
 
-def default_lanes(device: str) -> int:
-    """BlazePose's lanes: two on a GPU, so that one lane's host work (ROIs, filters, launching) runs
-    while the other's networks keep the GPU busy; one on the CPU, where the networks take the cores."""
-    return 2 if device.startswith("cuda") else 1
-
-
 class BlazePoseStage:
     """BlazePose for every camera in one or more lanes: each lane is a thread (with its own CUDA
     stream on a GPU) that owns a share of the cameras, and each of its steps takes the oldest
@@ -102,9 +96,13 @@ class BlazePoseStage:
     frames without a person, with the error, and those cameras detect afresh; the others go on."""
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1,
-                 models: str | None = None, lanes: int | None = None) -> None:
+                 models: str | None = None, lanes: int = 1) -> None:
+        """``lanes``: threads that pose a share of the cameras each. More than one lets one lane's host
+        work (ROIs, filters, launching kernels) run while another's networks keep the GPU busy; at
+        256 cameras that host work is about 14 of a step's 44 ms (docs/performance.md). Not yet
+        measured in the pipeline on a GPU, so one by default."""
         first = blazepose(device, precision, persons, models)
-        count = max(1, min(lanes or default_lanes(device), cameras))
+        count = max(1, min(lanes, cameras))
         first.warm_up(-(-cameras // count))
         self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}") for i in range(count)]
         self._lane_of: dict[str, _Lane] = {}

@@ -71,7 +71,7 @@ class PipelineConfig:
     pose_device: str = "cpu"  # where blazepose runs
     pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
     pose_models: str | None = None  # blazepose's exported networks (a folder), run instead of PyTorch's
-    pose_lanes: int | None = None  # blazepose's threads (None: two on a GPU, one on the CPU)
+    pose_lanes: int = 1  # blazepose's threads (BlazePoseStage)
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
