@@ -351,7 +351,7 @@ def run_pipeline(config: Any, model: str, device: str, fast: str | None = None) 
 pose_option = click.option(
     "--pose", "pose_backend", type=click.Choice(["blazepose", "mediapipe"]), default=None,
     help="Pose backend. blazepose: MediaPipe's networks and graph run by PyTorch on --device, cameras batched "
-         "together (with several persons a camera its detector finds mostly the most prominent); mediapipe: "
+         "together (with several persons a camera its detector also looks in the frame's two halves); mediapipe: "
          "MediaPipe's own CPU solution (in worker processes "
          "for run). Default: blazepose with --device cuda, mediapipe otherwise.")
 
