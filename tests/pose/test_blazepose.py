@@ -166,6 +166,35 @@ def test_a_batch_that_runs_out_of_device_memory_is_split():
         networks._run(no_memory, inputs)
 
 
+def test_a_gpu_runs_few_batch_shapes(monkeypatch):
+    """On a GPU a network call is padded to its bucket (powers of two to 64, then multiples of 64), so
+    that cuDNN meets few shapes, all warmed up before the cameras start; the padding never shows."""
+    from stgcn_rt.pose.blazepose import BlazePose, BlazePoseNetworks, _warm_up_batches, batch_bucket
+
+    assert [batch_bucket(n) for n in (1, 3, 5, 64, 65, 200, 257)] == [1, 4, 8, 64, 128, 256, 320]
+    assert _warm_up_batches(200, gpu=True) == [1, 2, 4, 8, 16, 32, 64, 128, 192, 256]
+    assert _warm_up_batches(200, gpu=False) == [1]
+    networks = BlazePoseNetworks()
+    networks.device = torch.device("cuda")  # what _run pads by; the tensors stay on the CPU here
+    sizes = []
+
+    def network(x):
+        sizes.append(len(x))
+        return [x * 2]
+
+    inputs = torch.rand(5, 2, 2, 3)
+    (doubled,) = networks._run(network, inputs)
+    assert sizes == [8] and torch.equal(doubled, inputs * 2)
+    pose = BlazePose(persons=5)
+    calls = []
+    monkeypatch.setattr(pose.networks, "device", torch.device("cuda"))
+    monkeypatch.setattr(pose.networks, "frames", lambda images: torch.zeros(len(images), 48, 64, 3, dtype=torch.uint8))
+    monkeypatch.setattr(pose.networks, "detect", lambda frames, which: calls.append(("detect", len(which))))
+    monkeypatch.setattr(pose.networks, "landmarks", lambda frames, which, rois: calls.append(("landmarks", len(which))))
+    pose.warm_up(cameras=3)  # 3 cameras, 5 slots each: up to 9 detector regions and 15 landmark crops
+    assert calls == [("detect", n) for n in (1, 2, 4, 8, 16)] + [("landmarks", n) for n in (1, 2, 4, 8, 16)]
+
+
 def frames_of(path, count, size=(640, 480)):
     cv2 = pytest.importorskip("cv2")
     capture = cv2.VideoCapture(str(path))

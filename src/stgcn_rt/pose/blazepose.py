@@ -42,6 +42,18 @@ MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
 #: looks for newcomers (0.2 s at 25 fps); one that tracks nobody looks every frame
 DETECT_EVERY = 5
 OPENCV_SUBPIXELS = 32  # OpenCV's INTER_TAB_SIZE: warps place each source point to 1/32 of a pixel
+BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
+
+
+def batch_bucket(count: int) -> int:
+    """The batch a network call of ``count`` crops runs at on a GPU (padded with blank crops): the
+    next power of two up to BUCKET_STEP, then the next multiple of it. The number of cameras that
+    must detect, or that have a person, changes from step to step; cuDNN chooses (and for fp16 may
+    compile) kernels at each batch shape it first meets, which stalls that step for up to seconds, so
+    a run meets few shapes, each warmed up before the cameras start (:meth:`BlazePose.warm_up`)."""
+    if count <= BUCKET_STEP:
+        return 1 << max(count - 1, 0).bit_length()
+    return -(-count // BUCKET_STEP) * BUCKET_STEP
 
 
 def warp(frames: torch.Tensor, index: torch.Tensor, affine: torch.Tensor, size: int, replicate: bool) -> torch.Tensor:
@@ -115,8 +127,12 @@ class BlazePoseNetworks:
         return network.channels_last() if self.device.type == "cuda" else network
 
     def _run(self, network: PoseNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``network`` on ``inputs`` in chunks of at most ``max_batch``. A chunk that runs out of
-        device memory is halved, for this call and every later one, rather than failing the cameras."""
+        """``network`` on ``inputs`` in chunks of at most ``max_batch``, on a GPU padded to its
+        :func:`batch_bucket`. A chunk that runs out of device memory is halved, for this call and
+        every later one, rather than failing the cameras."""
+        count = len(inputs)
+        if self.device.type == "cuda" and batch_bucket(count) > count:
+            inputs = torch.cat([inputs, inputs.new_zeros((batch_bucket(count) - count, *inputs.shape[1:]))])
         while True:
             size = min(len(inputs), self.max_batch or len(inputs))
             try:
@@ -131,7 +147,7 @@ class BlazePoseNetworks:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            return tuple(torch.cat(outputs) for outputs in zip(*parts))
+            return tuple(torch.cat(outputs)[:count] for outputs in zip(*parts))
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
@@ -274,13 +290,17 @@ class BlazePose:
                          networks=self.networks)
 
     def warm_up(self, cameras: int = 1, width: int = 640, height: int = 480) -> None:
-        """Both networks on blank frames, one camera's and ``cameras``' batch, so that the device's
-        first-call costs (seconds on a GPU: its context, loading the kernels of each batch shape)
-        come before the first camera's frame."""
-        for count in sorted({1, cameras}):
-            frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)] * count)
-            self.networks.detect(frames, list(range(count)))
-            self.networks.landmarks(frames, list(range(count)), np.tile([[0.5, 0.5, 0.5, 0.5, 0.0]], (count, 1)))
+        """Both networks on a blank frame at every batch shape ``cameras`` can give them on a GPU
+        (:func:`batch_bucket` up to one crop a slot for the landmark network, one a region looked in
+        for the detector), at one crop on the CPU, so that the device's first-call costs (seconds on
+        a GPU: its context, choosing kernels for each shape) come before the first camera's frame."""
+        frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)])
+        gpu = self.networks.device.type == "cuda"
+        regions = 1 if self.persons == 1 else 3  # the whole frame and its two halves
+        for count in _warm_up_batches(cameras * regions, gpu):
+            self.networks.detect(frames, [0] * count)
+        for count in _warm_up_batches(cameras * self.persons, gpu):
+            self.networks.landmarks(frames, [0] * count, np.tile([[0.5, 0.5, 0.5, 0.5, 0.0]], (count, 1)))
 
     def process(self, images: dict[str, np.ndarray], bgr: bool = True) -> dict[str, np.ndarray | None]:
         """Each camera's first person (33, 3), or None where nobody was found."""
@@ -376,6 +396,11 @@ class BlazePose:
         names = (_row_name(camera, slot, self.persons) for slot in range(self.persons))
         known = [self.tracks.rows[name] for name in names if name in self.tracks.rows]
         self.tracks.lost(np.array(known, np.int64))
+
+
+def _warm_up_batches(most: int, gpu: bool) -> list[int]:
+    """The batches a network is warmed up at: every bucket up to ``most`` crops on a GPU, one crop on the CPU."""
+    return sorted({batch_bucket(n) for n in range(1, most + 1)}) if gpu else [1]
 
 
 def _row_name(camera: str, slot: int, persons: int) -> str:
