@@ -71,6 +71,7 @@ class Engine:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self._dynamic = {n for n in self.inputs if None in self.shape(n)}  # inputs whose shape is set per call
 
     def shape(self, name: str) -> tuple[int | None, ...]:
         """A tensor's shape as built, None for a dynamic axis."""
@@ -98,7 +99,7 @@ class Engine:
     def set_inputs(self, tensors: dict[str, torch.Tensor]) -> None:
         """Bind the inputs (their shapes where the engine's are dynamic)."""
         for name, tensor in tensors.items():
-            if None in self.shape(name):
+            if name in self._dynamic:
                 self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
 
