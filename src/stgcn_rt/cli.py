@@ -643,13 +643,15 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
               help="Pose backends the end-to-end section compares.")
 @click.option("--pipeline-p99-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
               help="End-to-end capacity: frame-to-event p99 limit (and every window classified).")
+@click.option("--pipeline-lanes", default="1", show_default=True, callback=int_list,
+              help="blazepose's lanes (run --pose-lanes) to compare in the end-to-end section, e.g. 1,2.")
 @click.option("--out", default="bench", show_default=True, help="Folder for the JSON, Markdown and PNG report.")
 @click.option("--name", default=None, help="File name stem (default: bench-<device>; a new run overwrites the last).")
 @handle_errors
 def bench(model: str, compare: str, clients: list[int], engine: str | None, persons: int, backends: str | None,
           batches: list[int], cameras: list[int], stride: int, iterations: int, seconds: float, threads: int | None,
           p99_ms: float, scheduler_backend: str, pose_batches: list[int], pipeline_cameras: list[int],
-          pipeline_pose: str, pipeline_p99_ms: float, out: str, name: str | None) -> None:
+          pipeline_pose: str, pipeline_p99_ms: float, pipeline_lanes: list[int], out: str, name: str | None) -> None:
     """Time every backend side by side in one process, and the multi-camera designs.
 
     Batch-1 latency (with and without host<->device copies), throughput per batch size, and how
@@ -693,7 +695,8 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
                          stride=stride, iterations=iterations,
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms,
                          scheduler_backend=configuration(scheduler_backend).name, pose_batches=pose_batches,
-                         pipeline_cameras=pipeline_cameras, pipeline_poses=poses, pipeline_p99_ms=pipeline_p99_ms)
+                         pipeline_cameras=pipeline_cameras, pipeline_poses=poses, pipeline_p99_ms=pipeline_p99_ms,
+                         pipeline_lanes=pipeline_lanes)
     with tqdm(desc="bench", unit="step", leave=False) as bar, \
             contextlib.nullcontext() if Context.debug else library_messages_hidden(BENCH_LOGGERS):
         def tick(text: str) -> None:

@@ -42,7 +42,7 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]
     assert 0 < row["classify_p99_ms"] <= row["p99_ms"] and row["pose_ms"] > 0  # parts of it
     text = markdown(report, "pipeline")
-    assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose 1 camera " in text
+    assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose fp32 1 camera " in text
     assert "Batch-1 latency" not in text and "baseline" not in text
 
 
@@ -56,3 +56,32 @@ def test_an_unknown_pipeline_pose_is_one_line():
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: --pipeline-pose: unknown pose backend openpose: choose from "
                                      "blazepose, mediapipe")
+
+
+def test_blazepose_runs_once_per_number_of_lanes(monkeypatch, tmp_path):
+    """--pipeline-lanes 1,2: blazepose's rows for each (a backend stops at its first failure), mediapipe's
+    once; the tables name the lanes where there were several."""
+    from stgcn_rt.bench import pipeline
+
+    calls = []
+
+    def fake_run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lanes):
+        calls.append((pose, lanes, cameras))
+        return {"pose": pose, "pose_precision": "fp16" if pose == "blazepose" else None,
+                "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": "PyTorch",
+                "cameras": cameras, "windows": 31 * cameras, "expected_windows": 31 * cameras, "p50_ms": 20.0,
+                "p99_ms": 300.0 if cameras > 4 else 40.0, "classify_p99_ms": 5.0, "pose_ms": 8.0, "frames_dropped": 0,
+                "persons_found": 1.0, "errors": 0}
+
+    monkeypatch.setattr(pipeline, "_run", fake_run)
+    monkeypatch.setattr(pipeline, "camera_clip", lambda work: (work / "camera.mp4", 300))
+    rows, skipped = pipeline.pipeline_rows(tmp_path / "m.pt", "cuda", ["blazepose", "mediapipe"], [4, 8, 16], 5, 1,
+                                           tmp_path, lambda text: None, lanes=[1, 2])
+    assert calls == [("blazepose", 1, 4), ("blazepose", 1, 8), ("blazepose", 2, 4), ("blazepose", 2, 8),
+                     ("mediapipe", 1, 4), ("mediapipe", 1, 8)] and not skipped
+    from stgcn_rt.bench.report import _pipeline_section
+
+    text = "\n".join(_pipeline_section({"config": {"persons": 1, "stride": 5, "pipeline_p99_ms": 250.0,
+                                                   "pipeline_cameras": [4, 8, 16]}, "pipeline": rows}))
+    assert "| blazepose fp16, 2 lanes | PyTorch | 4 |" in text and "| blazepose fp16 | PyTorch | 8 |" in text
+    assert "Capacity: blazepose fp16 4 cameras, blazepose fp16, 2 lanes 4 cameras, mediapipe 4 cameras" in text

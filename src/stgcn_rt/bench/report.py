@@ -28,8 +28,8 @@ SCHEMA: dict[str, Any] = {
         "pose": {"type": "array", "items": {"type": "object", "required": [
             "backend", "stage", "precision", "batch", "unit", "per_s"]}},
         "pipeline": {"type": "array", "items": {"type": "object", "required": [
-            "pose", "classifier", "cameras", "windows", "expected_windows", "p50_ms", "p99_ms", "frames_dropped",
-            "persons_found", "ok"]}},
+            "pose", "classifier", "cameras", "windows", "expected_windows", "p50_ms", "p99_ms", "classify_p99_ms",
+            "pose_ms", "frames_dropped", "persons_found", "ok"]}},
     },
 }
 
@@ -215,17 +215,24 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
              f"pose ms | frames dropped | person found | every window, p99 < {limit:g} ms |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        pose = r["pose"] + (f" {r['pose_precision']}" if r.get("pose_precision") else "")
-        lines.append(f"| {pose} | {r['classifier']} | {r['cameras']} | {r['windows']}/{r['expected_windows']} | "
+        lines.append(f"| {_pose_label(r)} | {r['classifier']} | {r['cameras']} | "
+                     f"{r['windows']}/{r['expected_windows']} | "
                      f"{r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['classify_p99_ms']:,.0f} | {r['pose_ms']:,.0f} | "
                      f"{r['frames_dropped']} | {r['persons_found']:.0%} | "
                      f"{'yes' if r['ok'] else 'no'} |")
-    kept = {pose: max([r["cameras"] for r in rows if r["pose"] == pose and r["ok"]], default=0)
-            for pose in dict.fromkeys(r["pose"] for r in rows)}
+    kept = {pose: max([r["cameras"] for r in rows if _pose_label(r) == pose and r["ok"]], default=0)
+            for pose in dict.fromkeys(_pose_label(r) for r in rows)}
     lines += ["", "Capacity: " + ", ".join(f"{pose} {cameras(count)}" for pose, count in kept.items())
               + f" (of those tried: {report['config']['pipeline_cameras']}; a pose backend is not tried "
               "further after its first failure)."]
     return lines
+
+
+def _pose_label(row: dict[str, Any]) -> str:
+    """A pipeline row's pose backend as the tables name it: with its precision, and its lanes if several."""
+    lanes = row.get("pose_lanes") or 1
+    return (row["pose"] + (f" {row['pose_precision']}" if row.get("pose_precision") else "")
+            + (f", {lanes} lanes" if lanes > 1 else ""))
 
 
 def _log_log(ax: Any, xlabel: str, ylabel: str, title: str) -> None:

@@ -47,6 +47,7 @@ class BenchConfig:
     pipeline_cameras: list[int] = field(default_factory=list)  # the end-to-end section's camera counts; [] skips it
     pipeline_poses: list[str] = field(default_factory=lambda: ["blazepose", "mediapipe"])
     pipeline_p99_ms: float = 250.0  # frame to event
+    pipeline_lanes: list[int] = field(default_factory=lambda: [1])  # blazepose's lanes (a row set for each)
 
 
 def environment() -> dict[str, Any]:
@@ -133,7 +134,7 @@ def _run_in(work: Path, config: BenchConfig, progress: Any) -> dict[str, Any]:
             model, fast = pipeline_model(config, loaded, work, device)
             report["pipeline"], missing = pipeline_rows(
                 model, device, config.pipeline_poses, config.pipeline_cameras, config.stride, config.persons, work,
-                tick, config.pipeline_p99_ms, fast)
+                tick, config.pipeline_p99_ms, fast, config.pipeline_lanes)
             report["skipped"] += missing
     finally:
         for candidate in candidates:
