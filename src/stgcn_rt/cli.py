@@ -760,15 +760,14 @@ def pose(video: str, output: str, pose_backend: str | None, device: str, precisi
     from stgcn_rt.files import check_output_path
     from stgcn_rt.pipeline import require_pipeline_packages
     from stgcn_rt.pipeline.keypoints import save_keypoints, video_keypoints, video_properties
-    from stgcn_rt.pipeline.pose_stage import check_models, check_precision, default_pose, default_precision
+    from stgcn_rt.pipeline.pose_stage import check_pose_options, default_pose, default_precision
 
     check_output_path(output, (".npz",), why="the keypoints are written as a numpy archive")
     if not Path(video).is_file():
         raise StgcnError(f"video {video} not found")
     require_pipeline_packages()
     backend = pose_backend or default_pose(device)
-    check_precision(backend, precision, "--precision")
-    check_models(backend, precision, models, "--models")
+    check_pose_options(backend, precision, models, "--precision", "--models")
     precision = precision or default_precision(device)
     total, fps = video_properties(video)
     with tqdm(total=total or None, desc=f"pose ({backend})", unit="frame", leave=False) as bar:

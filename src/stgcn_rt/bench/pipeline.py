@@ -71,7 +71,7 @@ def pipeline_rows(model: Path, device: str, poses: list[str], counts: list[int],
     clip, frames = camera_clip(work)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
-    variants = [(pose, count) for pose in poses for count in (lanes or [1] if pose == "blazepose" else [1])]
+    variants = [(pose, count) for pose in poses for count in ((lanes or [1]) if pose == "blazepose" else [1])]
     for pose, lane_count in variants:
         for cameras in counts:
             tick(f"pipeline: {pose}{f' in {lane_count} lanes' if lane_count > 1 else ''}, {cameras} cameras")

@@ -44,24 +44,20 @@ def check_pose(pose: str) -> None:
         raise StgcnError(f"unknown pose backend {pose}: choose {' or '.join(POSE_BACKENDS)}")
 
 
-def check_precision(pose: str, precision: str | None, option: str) -> None:
-    """One line for a precision given to a pose backend that has none to choose (``option``: how the
-    user gave it)."""
-    if precision is not None and pose == "mediapipe":
-        raise StgcnError(f"{option} is blazepose's: MediaPipe's solution runs in its own precision on the CPU; "
-                         f"leave {option} out or use --pose blazepose")
-
-
-def check_models(pose: str, precision: str | None, models: str | None, option: str) -> None:
-    """One line for exported pose models (``option``: how the user gave them) where they cannot run."""
-    if models is None:
-        return
+def check_pose_options(pose: str, precision: str | None, models: str | None, precision_option: str,
+                       models_option: str) -> None:
+    """One line for a pose precision or exported pose models given where they cannot run (the
+    options: how the user gave them): MediaPipe's solution takes neither, and exported networks run
+    in their files' precision."""
     if pose == "mediapipe":
-        raise StgcnError(f"{option} is blazepose's: MediaPipe's solution runs its own networks; "
-                         f"leave {option} out or use --pose blazepose")
-    if precision is not None:
-        raise StgcnError(f"the networks in {option} run in their files' precision (build an fp16 engine with "
-                         "stgcn-rt build --precision fp16): leave the pose precision out")
+        for value, option, why in ((precision, precision_option, "runs in its own precision on the CPU"),
+                                   (models, models_option, "runs its own networks")):
+            if value is not None:
+                raise StgcnError(f"{option} is blazepose's: MediaPipe's solution {why}; "
+                                 f"leave {option} out or use --pose blazepose")
+    if models is not None and precision is not None:
+        raise StgcnError(f"the networks in {models_option} run in their files' precision (build an fp16 engine "
+                         "with stgcn-rt build --precision fp16): leave the pose precision out")
 
 
 def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:

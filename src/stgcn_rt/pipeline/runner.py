@@ -30,9 +30,8 @@ from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
-    check_models,
     check_pose,
-    check_precision,
+    check_pose_options,
     default_pose,
     default_precision,
 )
@@ -181,8 +180,7 @@ class Pipeline:
                              f"got {self.min_frames}")
         self.pose = config.pose or default_pose(config.pose_device)
         check_pose(self.pose)
-        check_precision(self.pose, config.pose_precision, "--pose-precision")
-        check_models(self.pose, config.pose_precision, config.pose_models, "--pose-models")
+        check_pose_options(self.pose, config.pose_precision, config.pose_models, "--pose-precision", "--pose-models")
         self.pose_precision = (config.pose_precision or default_precision(config.pose_device)
                                if self.pose == "blazepose" and config.pose_models is None else None)
         self.config = config
