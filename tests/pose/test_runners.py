@@ -92,7 +92,7 @@ def test_a_file_that_is_not_its_network_is_one_line(pose_onnx, tmp_path):
     shutil.copyfile(detector, tmp_path / "pose_detection.onnx")
     shutil.copyfile(detector, tmp_path / "pose_landmark_full.onnx")
     with pytest.raises(StgcnError, match=r"pose_landmark_full.onnx takes \(None, 224, 224, 3\) and gives 2 outputs, "
-                                         r"not the landmarks network's \(N, 256, 256, 3\) and 5"):
+                                         r"not the landmarks network's \(N, 256, 256, 3\) and 3"):
         BlazePoseNetworks(models=tmp_path)
     (tmp_path / "pose_landmark_full.onnx").write_bytes(b"not onnx")
     with pytest.raises(StgcnError, match="ONNX Runtime cannot open .*pose_landmark_full.onnx"):

@@ -72,6 +72,21 @@ def test_a_batch_gives_each_window_its_own_result(networks, crops):
         torch.testing.assert_close(together[1:2], alone, rtol=0, atol=1e-4)
 
 
+def test_chosen_outputs_leave_out_the_operators_only_the_others_need(networks, crops):
+    full = networks["landmarks"]
+    pruned = TfliteNetwork(model_file("landmarks"), ["Identity_3", "Identity"]).eval()
+    assert pruned.output_names == ["Identity_3", "Identity"]
+    # the segmentation mask's decoder and the world landmarks' head are gone, with their weights
+    assert len(pruned.steps) < len(full.steps) - 20
+    assert sum(w.numel() for w in pruned.weights.values()) < sum(w.numel() for w in full.weights.values())
+    x = torch.from_numpy(crops["landmarks"])
+    with torch.no_grad():
+        got, expected = pruned(x), full(x)
+    assert torch.equal(got[0], expected[3]) and torch.equal(got[1], expected[0])
+    with pytest.raises(StgcnError, match=r"pose_landmark_full.tflite has no output Identity_9 \(it has Identity, "):
+        TfliteNetwork(model_file("landmarks"), ["Identity", "Identity_9"])
+
+
 def test_tensorflows_same_padding_puts_the_odd_pixel_after():
     assert same_padding(224, 3, 2) == (0, 1) and same_padding(225, 3, 2) == (1, 1)
     assert same_padding(7, 5, 1) == (2, 2) and same_padding(4, 1, 1) == (0, 0)

@@ -27,7 +27,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
-from stgcn_rt.pose.models import model_file
+from stgcn_rt.pose.models import OUTPUTS, model_file
 from stgcn_rt.pose.runners import PoseNetwork, load_network, model_path
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
 
@@ -123,7 +123,7 @@ class BlazePoseNetworks:
         self._pinned: np.ndarray | None = None
 
     def _torch_network(self, role: str) -> TfliteNetwork:
-        network = TfliteNetwork(model_file(role)).eval().to(self.device, self.dtype)
+        network = TfliteNetwork(model_file(role), OUTPUTS[role]).eval().to(self.device, self.dtype)
         return network.channels_last() if self.device.type == "cuda" else network
 
     def _run(self, network: PoseNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -220,7 +220,7 @@ class BlazePoseNetworks:
         affine = torch.from_numpy(geometry.crop_affines(rois, width, height, LANDMARK_SIZE)).to(self.device)
         crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
         crops = crops.flip(-1) if bgr else crops
-        raw, flag, _segmentation, heatmap, _world = self._run(self.landmarker, (crops / 255.0).to(self.dtype))
+        raw, flag, heatmap = self._run(self.landmarker, (crops / 255.0).to(self.dtype))
         located = raw.float().reshape(len(rois), 39, 5)
         located = torch.cat([located[..., :3] / LANDMARK_SIZE, torch.sigmoid(located[..., 3:])], dim=-1)
         points = refine_with_heatmap(located, heatmap).cpu().numpy()

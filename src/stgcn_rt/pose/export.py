@@ -1,7 +1,8 @@
 """BlazePose's two networks as ONNX files, for TensorRT (a Jetson's) or ONNX Runtime.
 
 Each network is exported from its PyTorch form (:mod:`stgcn_rt.pose.tflite_graph`), with the
-tflite file's input layout (N, H, W, 3) and its outputs in the file's order and names, and is
+tflite file's input layout (N, H, W, 3) and the outputs BlazePose reads (``models.OUTPUTS``, under
+the file's names: the landmark network without its segmentation mask and world landmarks), and is
 validated against PyTorch with ONNX Runtime on random crops before it is renamed into place: a file
 that differs is not written.
 """
@@ -23,14 +24,14 @@ from stgcn_rt.export.onnx_export import EXPORTER_LOGGERS, export_graph
 from stgcn_rt.files import atomic_output, sha256_of
 from stgcn_rt.onnx.tidy import fold_constants_and_identities
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE
-from stgcn_rt.pose.models import model_file
+from stgcn_rt.pose.models import OUTPUTS, model_file
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
 from stgcn_rt.quiet import library_messages_hidden
 
 #: the networks by role: input size and the range the graph feeds them ([-1, 1] letterbox, [0, 1] crop)
 NETWORKS = {"detector": (DETECTOR_SIZE, (-1.0, 1.0)), "landmarks": (LANDMARK_SIZE, (0.0, 1.0))}
 #: the largest |ONNX - PyTorch| of an output allowed, relative to the output's largest magnitude (at least 1):
-#: landmarks are pixels of the crop (up to 256), segmentation and heatmap logits reach the hundreds
+#: landmarks are pixels of the crop (up to 256), heatmap logits reach the hundreds
 TOLERANCE = 1e-3
 OPSET = 17
 
@@ -64,7 +65,7 @@ def export_pose(folder: str | os.PathLike[str], batch: int | None = None, opset:
         source = model_file(role)
         path = out / f"{source.stem}.onnx"
         report(f"exporting {source.name} -> {path}, then comparing it with PyTorch")
-        network = TfliteNetwork(source).eval()
+        network = TfliteNetwork(source, OUTPUTS[role]).eval()
         with atomic_output(path) as tmp:
             _export(network, source, tmp, size, batch, opset)
             diff = _compare(network, tmp, low + (high - low) * _clip_crops(batch or 3, size))

@@ -14,6 +14,11 @@ MODEL_FILES = {
     "detector": "modules/pose_detection/pose_detection.tflite",  # 224x224 SSD, 2,254 anchors
     "landmarks": "modules/pose_landmark/pose_landmark_full.tflite",  # 256x256 crop, 39 landmarks
 }
+#: the outputs BlazePose reads of each network, by their names in the .tflite file: the detector's
+#: boxes and scores; the landmark network's landmarks, pose flag and heatmap. Its segmentation mask
+#: (Identity_2, 256x256, a decoder of its own: 20 operators at full resolution) and world landmarks
+#: (Identity_4) are not computed.
+OUTPUTS = {"detector": ("Identity", "Identity_1"), "landmarks": ("Identity", "Identity_1", "Identity_3")}
 SHIPPING_VERSIONS = "0.10.9 to 0.10.21"
 
 

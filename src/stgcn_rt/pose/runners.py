@@ -20,12 +20,12 @@ import torch
 
 from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE
-from stgcn_rt.pose.models import MODEL_FILES
+from stgcn_rt.pose.models import MODEL_FILES, OUTPUTS
 from stgcn_rt.window import static_chunks
 
 #: per role: the file's name without its suffix, its input's side and how many outputs it gives
-ROLES = {"detector": (Path(MODEL_FILES["detector"]).stem, DETECTOR_SIZE, 2),
-         "landmarks": (Path(MODEL_FILES["landmarks"]).stem, LANDMARK_SIZE, 5)}
+ROLES = {"detector": (Path(MODEL_FILES["detector"]).stem, DETECTOR_SIZE, len(OUTPUTS["detector"])),
+         "landmarks": (Path(MODEL_FILES["landmarks"]).stem, LANDMARK_SIZE, len(OUTPUTS["landmarks"]))}
 #: the formats a pose network is read from, in the order they are looked for on a GPU
 GPU_SUFFIXES = (".engine", ".plan", ".onnx")
 CPU_SUFFIXES = (".onnx",)

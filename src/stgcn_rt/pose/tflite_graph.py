@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,9 +92,12 @@ def densify(tflite: Any, tensor: Any, values: np.ndarray) -> np.ndarray:
 
 class TfliteNetwork(nn.Module):
     """A tflite model's single graph run by PyTorch. ``forward`` takes the tflite input's layout
-    (N, H, W, C) and returns the outputs in the file's order and layouts, for any batch N."""
+    (N, H, W, C) and returns the outputs in the file's order and layouts, for any batch N.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``outputs``: the names of the outputs to compute, in the order to return them (default: all);
+    operators that feed none of them are left out, with their weights."""
+
+    def __init__(self, path: str | os.PathLike[str], outputs: Sequence[str] | None = None) -> None:
         super().__init__()
         tflite = require("tflite", "pipeline", "Reading MediaPipe's .tflite pose models")
         self.path = Path(path)
@@ -118,19 +121,27 @@ class TfliteNetwork(nn.Module):
             operator = graph.Operators(k)
             code = model.OperatorCodes(operator.OpcodeIndex())
             name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-            inputs = [int(i) for i in operator.InputsAsNumpy()]
-            outputs = [int(i) for i in operator.OutputsAsNumpy()]
-            if name in ("DEQUANTIZE", "DENSIFY") and inputs[0] in constants:  # weights kept packed: unpack once
-                value = constants[inputs[0]]
-                constants[outputs[0]] = value.astype(np.float32) if name == "DEQUANTIZE" else value
+            sources = [int(i) for i in operator.InputsAsNumpy()]
+            results = [int(i) for i in operator.OutputsAsNumpy()]
+            if name in ("DEQUANTIZE", "DENSIFY") and sources[0] in constants:  # weights kept packed: unpack once
+                value = constants[sources[0]]
+                constants[results[0]] = value.astype(np.float32) if name == "DEQUANTIZE" else value
                 continue
             if name not in _OPERATORS:
                 raise StgcnError(f"{self.path.name} uses the tflite operator {name}, which stgcn-rt cannot run")
-            self.steps.append(_Operator(name, inputs, outputs, _options(tflite, operator, _OPTIONS[name])
+            self.steps.append(_Operator(name, sources, results, _options(tflite, operator, _OPTIONS[name])
                                         if name in _OPTIONS else None))
         self.input_index = int(graph.Inputs(0))
         self.output_indices = [int(graph.Outputs(i)) for i in range(graph.OutputsLength())]
         self.output_names = [graph.Tensors(i).Name().decode() for i in self.output_indices]
+        if outputs is not None:
+            unknown = sorted(set(outputs) - set(self.output_names))
+            if unknown:
+                raise StgcnError(f"{self.path.name} has no output {', '.join(unknown)} (it has "
+                                 f"{', '.join(self.output_names)})")
+            self.output_indices = [self.output_indices[self.output_names.index(name)] for name in outputs]
+            self.output_names = list(outputs)
+            self.steps = _feeding(self.steps, self.output_indices)
         self.constants = constants
         self.weights = nn.ParameterDict()  # the float constants the steps read, in PyTorch's layouts
         for step in self.steps:
@@ -156,6 +167,19 @@ class TfliteNetwork(nn.Module):
         for step in self.steps:
             values[step.outputs[0]] = _OPERATORS[step.name].run(self, step, values)
         return [to_tflite_layout(values[i]) for i in self.output_indices]
+
+
+def _feeding(steps: list[_Operator], tensors: list[int]) -> list[_Operator]:
+    """The steps, in order, that ``tensors`` depend on."""
+    producers = {output: k for k, step in enumerate(steps) for output in step.outputs}
+    needed: set[int] = set()
+    pending = list(tensors)
+    while pending:
+        k = producers.get(pending.pop())
+        if k is not None and k not in needed:
+            needed.add(k)
+            pending.extend(steps[k].inputs)
+    return [step for k, step in enumerate(steps) if k in needed]
 
 
 def to_tflite_layout(value: torch.Tensor) -> torch.Tensor:
