@@ -51,7 +51,7 @@ def test_landmarks_project_back_through_their_rotated_roi():
 
 def test_crops_are_sampled_as_opencv_samples_them(videos):
     """The rotated crop of a real frame against cv2.warpPerspective from cv2.boxPoints, as MediaPipe's
-    converter makes it: the same to the unit in almost every pixel (OpenCV's fixed point)."""
+    converter makes it, and the letterbox: bit for bit (OpenCV's fixed point) but for a few rounded points."""
     cv2 = pytest.importorskip("cv2")
     from stgcn_rt.pose.blazepose import warp
 
@@ -70,7 +70,10 @@ def test_crops_are_sampled_as_opencv_samples_them(videos):
         affine = torch.from_numpy(geometry.crop_affines(roi[None], 640, 480, size))
         got = warp(torch.from_numpy(image[None]), torch.tensor([0]), affine, size, replicate)[0].numpy()
         diff = np.abs(got - expected)
-        assert diff.max() <= 1 and diff.mean() < 0.01
+        # bit for bit but where OpenCV's matrix (from float32 corners) rounds a point to another
+        # 1/32 of a pixel than ours: 17 of 196,608 values here (a float bilinear: 322, and 114 of the letterbox's)
+        assert diff.max() <= 1 and (diff != 0).mean() < 2e-4
+        assert replicate or (diff == 0).all()
 
 
 def test_one_euro_passes_the_first_value_and_follows_a_jump():

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
@@ -41,7 +40,8 @@ MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
 #: with several persons a camera, how often (frames) a camera that tracks someone and has a free slot
 #: looks for newcomers (0.2 s at 25 fps); one that tracks nobody looks every frame
 DETECT_EVERY = 5
-OPENCV_SUBPIXELS = 32  # OpenCV's INTER_TAB_SIZE: warps place each source point to 1/32 of a pixel
+SUBPIXEL_BITS = 5  # OpenCV's INTER_BITS: warps place each source point to 1/32 of a pixel
+OPENCV_SUBPIXELS = 1 << SUBPIXEL_BITS
 BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
 
 
@@ -58,23 +58,35 @@ def batch_bucket(count: int) -> int:
 
 def warp(frames: torch.Tensor, index: torch.Tensor, affine: torch.Tensor, size: int, replicate: bool) -> torch.Tensor:
     """Crops (R, size, size, 3) of the uint8 RGB ``frames`` (F, H, W, 3), crop r from frame index[r]
-    through its 2x3 map ``affine[r]`` (crop pixel -> image pixel), sampled as OpenCV's warpPerspective
-    samples uint8 images (pixel centres at whole coordinates, each source point rounded to 1/32 of a
-    pixel, bilinear, borders replicated or zero, the result rounded half up to uint8), as MediaPipe's
-    converter hands them on; values 0..255 as float32. Without OpenCV's rounding a pose flag near
-    its threshold comes out on the other side of it."""
+    through its 2x3 map ``affine[r]`` (crop pixel -> image pixel), sampled exactly as OpenCV's
+    warpPerspective samples uint8 images, as MediaPipe's converter hands them on: pixel centres at
+    whole coordinates, each source point rounded to 1/32 of a pixel, bilinear in integers (weights
+    in 1/1024), the sum rounded half up, neighbours outside the frame replicated from its border or
+    zero. Values 0..255 as float32. The pose flag is that sensitive: a crop a rounding away from
+    MediaPipe's can fall on the other side of its threshold, and tracking carries the difference on.
+    Gathering the four neighbours also spares converting whole frames to float."""
     height, width = frames.shape[1:3]
     steps = torch.arange(size, device=frames.device, dtype=torch.float64)
     v, u = torch.meshgrid(steps, steps, indexing="ij")
     crop = torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3)  # (size*size, 3)
     points = torch.einsum("rij,pj->rpi", affine.double(), crop)  # (R, size*size, 2) image pixels
-    points = torch.round(points * OPENCV_SUBPIXELS) / OPENCV_SUBPIXELS
-    grid = torch.stack([points[..., 0] * (2.0 / (width - 1)) - 1.0, points[..., 1] * (2.0 / (height - 1)) - 1.0],
-                       dim=-1).reshape(-1, size, size, 2).float()
-    images = frames[index].permute(0, 3, 1, 2).float()
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border" if replicate else "zeros",
-                        align_corners=True)
-    return torch.floor(out + 0.5).clamp(0, 255).permute(0, 2, 3, 1)
+    fixed = torch.round(points * OPENCV_SUBPIXELS).to(torch.int32)  # OpenCV's cvRound, half to even
+    whole, part = fixed >> SUBPIXEL_BITS, fixed & (OPENCV_SUBPIXELS - 1)
+    pixels = frames.reshape(-1, frames.shape[-1])
+    first = (index.to(torch.int32) * height)[:, None]  # each crop's frame's first row
+    total = torch.zeros((*points.shape[:2], pixels.shape[1]), dtype=torch.int32, device=frames.device)
+    for dy in (0, 1):
+        y = whole[..., 1] + dy
+        weight_y = part[..., 1] if dy else OPENCV_SUBPIXELS - part[..., 1]
+        rows = (first + y.clamp(0, height - 1)) * width
+        for dx in (0, 1):
+            x = whole[..., 0] + dx
+            weight = weight_y * (part[..., 0] if dx else OPENCV_SUBPIXELS - part[..., 0])
+            if not replicate:  # a neighbour outside the frame counts as zero
+                weight = weight * ((x >= 0) & (x < width) & (y >= 0) & (y < height))
+            total += weight[..., None] * pixels[rows + x.clamp(0, width - 1)]
+    out = (total + (1 << (2 * SUBPIXEL_BITS - 1))) >> (2 * SUBPIXEL_BITS)  # the weights sum to 32 x 32
+    return out.reshape(len(index), size, size, -1).to(torch.float32)
 
 
 def refine_with_heatmap(landmarks: torch.Tensor, heatmap: torch.Tensor) -> torch.Tensor:
