@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,7 +108,9 @@ class DecoderPool:
     block of ``slots`` frames per camera; ``readers`` by camera name. A context manager."""
 
     def __init__(self, specs: list[SourceSpec], workers: int | None = None, pace: bool = False,
-                 slots: int = SLOTS) -> None:
+                 slots: int = SLOTS, notify: Callable[[str], None] | None = None) -> None:
+        """``notify``: called with a camera's name (on the routing thread) after each frame or change
+        of counters handed to its reader, so that a consumer can wait for news instead of polling."""
         self.workers = max(1, min(len(specs), workers or default_workers(len(specs))))
         shape = (len(specs), slots, *FRAME_SHAPE)
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
@@ -125,6 +128,7 @@ class DecoderPool:
                                   block, shape, pace, self._free[w], self._out, self._stop))
             for w in range(self.workers)]
         self._by_index = list(self.readers.values())
+        self._notify = notify or (lambda name: None)
         self._dispatcher = threading.Thread(target=self._dispatch, name="decoders", daemon=True)
 
     def start(self) -> DecoderPool:
@@ -154,6 +158,7 @@ class DecoderPool:
                     reader.frames.put(Frame(index, timestamp, self.frames[message[0], slot], slot))
                 else:
                     reader.counters = SourceCounters(**message[1])
+                self._notify(reader.spec.name)
             if self._stop.is_set():  # closing: the workers end because they were told to
                 return
             for w, process in enumerate(self._processes):
@@ -172,6 +177,7 @@ class DecoderPool:
             if not reader.counters.finished:
                 reader.counters = dataclasses.replace(reader.counters, finished=True,
                                                       error=reader.counters.error or error)
+                self._notify(reader.spec.name)
 
     def close(self) -> None:
         """Stop the workers; the frames still held stay readable until they are dropped."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import queue
 import sys
 import time
 from collections import deque
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 BEHIND_QUEUE_S = 1.0
 #: ... as does one whose frames come through slower than this share of its source's frame rate
 BEHIND_RATE = 0.9
+#: the loop waits at most this long for news, so that status lines come on time
+STATUS_WAKE_S = 0.1
 BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
                  "would let it keep up")
 
@@ -194,6 +197,7 @@ class Pipeline:
         self.alert_index = classifier.classes.index(alert_name)
         self.policy = AlertPolicy(self.alert_index, config.threshold, config.min_windows)
         self.cameras: dict[str, CameraState] = {}
+        self._inbox: queue.SimpleQueue[str] = queue.SimpleQueue()  # names of cameras with news (see _loop)
         self._noted_mp4v = False  # said that annotated video falls back to mp4v
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
@@ -288,7 +292,7 @@ class Pipeline:
         self._emit(self._run_line(specs))
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
-        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace)
+        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put)
         try:
             for spec in specs:
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
@@ -321,38 +325,47 @@ class Pipeline:
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:
+        """Works on a camera when there is news of it (a frame or counters from its decoder, a pose of
+        its frames done) and on that camera alone, waiting in between. A loop that polled every
+        camera would hold the interpreter lock most of the time at hundreds of cameras, and the pose
+        stage's thread, which needs it between its GPU calls, would wait for it."""
+        waiting = {name for name, camera in self.cameras.items() if not camera.finished}
         last_status = time.perf_counter()
-        while not all(c.finished for c in self.cameras.values()):
-            busy = False
-            for camera in self.cameras.values():
-                busy |= self._feed_pose(camera, pose)
-                busy |= self._collect_pose(camera, scheduler)
+        while waiting:
+            news = set()
+            try:
+                news.add(self._inbox.get(timeout=STATUS_WAKE_S))
+                while True:
+                    news.add(self._inbox.get_nowait())
+            except queue.Empty:
+                pass
+            for name in news:
+                camera = self.cameras[name]
+                self._collect_pose(camera, scheduler)
+                self._feed_pose(camera, pose)
                 self._report_reader_error(camera)
                 self._report_reconnects(camera)
+                if camera.finished:
+                    waiting.discard(name)
             if time.perf_counter() - last_status >= self.config.status_interval:
                 self._print_status(scheduler)
                 last_status = time.perf_counter()
-            if not busy:
-                time.sleep(0.002)
 
-    def _feed_pose(self, camera: CameraState, pose: PosePool | BlazePoseStage) -> bool:
-        fed = False
+    def _feed_pose(self, camera: CameraState, pose: PosePool | BlazePoseStage) -> None:
+        name = camera.spec.name
         while len(camera.pending) < self.config.max_inflight and not camera.reader.frames.empty():
             frame = camera.reader.frames.get_nowait()
-            camera.pending.append((frame, pose.submit(camera.spec.name, frame.image)))
-            fed = True
-        return fed
+            future = pose.submit(name, frame.image)
+            camera.pending.append((frame, future))
+            future.add_done_callback(lambda _: self._inbox.put(name))
 
-    def _collect_pose(self, camera: CameraState, scheduler: BatchScheduler) -> bool:
-        collected = False
+    def _collect_pose(self, camera: CameraState, scheduler: BatchScheduler) -> None:
         while camera.pending and camera.pending[0][1].done():
             frame, future = camera.pending.popleft()
             try:
                 self._handle_frame(camera, frame, self._pose_result(camera, future), scheduler)
             finally:
                 camera.reader.release(frame)
-            collected = True
-        return collected
 
     def _pose_result(self, camera: CameraState, future: Future) -> PoseResult:
         try:
