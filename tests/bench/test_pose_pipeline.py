@@ -41,6 +41,7 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     assert row["frames_dropped"] == 0 and row["errors"] == 0 and row["persons_found"] > 0.9
     assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]
     assert 0 < row["classify_p99_ms"] <= row["p99_ms"] and row["pose_ms"] > 0  # parts of it
+    assert 0 < row["to_pose_p50_ms"] <= row["p50_ms"] and row["to_pose_p50_ms"] <= row["to_pose_p99_ms"]
     text = markdown(report, "pipeline")
     assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose fp32 1 camera " in text
     assert "Batch-1 latency" not in text and "baseline" not in text
@@ -70,7 +71,8 @@ def test_blazepose_runs_once_per_number_of_lanes(monkeypatch, tmp_path):
         return {"pose": pose, "pose_precision": "fp16" if pose == "blazepose" else None,
                 "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": "PyTorch",
                 "cameras": cameras, "windows": 31 * cameras, "expected_windows": 31 * cameras, "p50_ms": 20.0,
-                "p99_ms": 300.0 if cameras > 4 else 40.0, "classify_p99_ms": 5.0, "pose_ms": 8.0, "frames_dropped": 0,
+                "p99_ms": 300.0 if cameras > 4 else 40.0, "to_pose_p50_ms": 10.0, "to_pose_p99_ms": 12.0,
+                "classify_p99_ms": 5.0, "pose_ms": 8.0, "frames_dropped": 0,
                 "persons_found": 1.0, "errors": 0}
 
     monkeypatch.setattr(pipeline, "_run", fake_run)

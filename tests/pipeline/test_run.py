@@ -18,7 +18,7 @@ from helpers import MeanClassifier, cli_runner  # noqa: E402
 from stgcn_rt.cli import cli  # noqa: E402
 
 FIELDS = {"kind", "run", "time", "camera", "frames", "persons", "class", "probabilities", "latency_ms", "queue_ms",
-          "frame_to_event_ms", "batch"}
+          "frame_to_pose_ms", "frame_to_event_ms", "batch"}
 RUN_FIELDS = {"kind", "run", "time", "stgcn_rt", "model", "model_sha256", "backend", "device", "precision", "classes",
               "untrained", "pose", "pose_precision", "pose_models", "persons", "stride", "min_frames", "threshold",
               "min_windows", "alert_class", "cameras", "command"}
@@ -60,6 +60,7 @@ def test_two_videos_at_once(tmp_path, videos, demo_models):
         first, last = event["frames"]
         assert last - first + 1 == 150 and (last + 1) % 10 == 0  # no window of padding
         assert 0 <= event["queue_ms"] <= event["latency_ms"] <= event["frame_to_event_ms"]
+        assert 0 < event["frame_to_pose_ms"] <= event["frame_to_event_ms"] - event["latency_ms"]
         per_camera.setdefault(event["camera"], []).append(last)
     assert {k: len(v) for k, v in per_camera.items()} == {"clean_and_jerk": 16, "skateboarding": 16}
     assert per_camera["clean_and_jerk"] == sorted(per_camera["clean_and_jerk"])

@@ -104,13 +104,16 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     predictions = [line for line in lines if line["kind"] == "prediction"]
     ages = np.array([line["frame_to_event_ms"] for line in predictions]) if predictions else np.array([np.inf])
     classified = np.array([line["latency_ms"] for line in predictions]) if predictions else np.array([np.inf])
+    posed = np.array([line["frame_to_pose_ms"] for line in predictions]) if predictions else np.array([np.inf])
     run = lines[0]
     return {"pose": pose, "pose_precision": run.get("pose_precision"),
             "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": run["backend"],
             "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
             "expected_windows": cameras * expected_windows(frames, stride),
             "p50_ms": float(np.percentile(ages, 50)), "p99_ms": float(np.percentile(ages, 99)),
-            # where the time goes: a window's wait for and run in the classifier, and a pose step (or frame)
+            # where the time goes: until the last frame's pose is back, a window's wait for and run in the
+            # classifier, and a pose step (or frame)
+            "to_pose_p50_ms": float(np.percentile(posed, 50)), "to_pose_p99_ms": float(np.percentile(posed, 99)),
             "classify_p99_ms": float(np.percentile(classified, 99)),
             "pose_ms": float(np.mean([s.pose_ms for s in result.summaries])),
             "frames_dropped": sum(s.frames_dropped for s in result.summaries),

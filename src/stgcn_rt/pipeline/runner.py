@@ -217,6 +217,7 @@ class Pipeline:
             "class": self.classifier.classes[index],
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classifier.classes, probs)},
             "latency_ms": round(result.latency_s * 1000, 2), "queue_ms": round(result.queue_s * 1000, 2),
+            "frame_to_pose_ms": round((meta["posed"] - meta["read"]) * 1000, 2),
             "frame_to_event_ms": round((time.time() - meta["read"]) * 1000, 2), "batch": result.batch_size,
         }
         self._emit(event)
@@ -389,7 +390,8 @@ class Pipeline:
             first = camera.ring.first_frame
             present = window.reshape(-1, window.shape[-1]).any(axis=0)
             meta = {"frames": [first, camera.ring.count - 1],
-                    "persons": [int(slot) for slot in np.flatnonzero(present)], "read": frame.timestamp}
+                    "persons": [int(slot) for slot in np.flatnonzero(present)], "read": frame.timestamp,
+                    "posed": time.time()}
             camera.windows += 1
             future = scheduler.submit(camera.spec.name, window, meta)
             future.add_done_callback(functools.partial(self._on_window_done, camera))
