@@ -102,9 +102,11 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     wall = time.perf_counter() - start
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     predictions = [line for line in lines if line["kind"] == "prediction"]
-    ages = np.array([line["frame_to_event_ms"] for line in predictions]) if predictions else np.array([np.inf])
-    classified = np.array([line["latency_ms"] for line in predictions]) if predictions else np.array([np.inf])
-    posed = np.array([line["frame_to_pose_ms"] for line in predictions]) if predictions else np.array([np.inf])
+
+    def column(key: str) -> np.ndarray:  # a field of every prediction (infinite where there is none)
+        return np.array([line[key] for line in predictions]) if predictions else np.array([np.inf])
+
+    ages, classified, posed = column("frame_to_event_ms"), column("latency_ms"), column("frame_to_pose_ms")
     run = lines[0]
     return {"pose": pose, "pose_precision": run.get("pose_precision"),
             "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": run["backend"],
