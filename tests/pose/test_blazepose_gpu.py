@@ -109,3 +109,32 @@ def test_two_lanes_on_their_own_streams_pose_as_one_does(frames):
     for c in range(8):
         assert results[1][c].any(axis=(1, 2, 3)).all()
         np.testing.assert_allclose(results[2][c], results[1][c], atol=1e-3)
+
+
+def test_cuda_graphs_give_the_eager_networks_outputs_on_each_stream(frames):
+    """The landmark network through its CUDA graphs (one per batch shape and stream) and eagerly, on
+    the same crops: the same outputs, on the default stream and on a second one, each with its own graph."""
+    from stgcn_rt.pose.blazepose import BlazePoseNetworks
+
+    cv2 = pytest.importorskip("cv2")
+    crops = torch.from_numpy(np.stack([cv2.resize(image, (256, 256)) for image in frames[:4]]) / 255.0).float().cuda()
+    graphed, eager = BlazePoseNetworks("cuda"), BlazePoseNetworks("cuda", graphs=False)
+    with torch.inference_mode():
+        expected = eager._run(eager.landmarker, crops)
+        side = torch.cuda.Stream()
+        for stream in (torch.cuda.current_stream(), side, side):
+            with torch.cuda.stream(stream):
+                got = graphed._run(graphed.landmarker, crops)
+                torch.cuda.current_stream().synchronize()
+            for out, want in zip(got, expected):
+                np.testing.assert_allclose(out.float().cpu().numpy(), want.float().cpu().numpy(), rtol=1e-4, atol=1e-4)
+    assert graphed.landmarker.captured == 2
+
+
+def test_tracking_through_cuda_graphs_gives_the_eager_landmarks(frames):
+    """60 frames of the clip tracked with the networks in CUDA graphs and eagerly: the same landmarks."""
+    from stgcn_rt.pose.blazepose import BlazePoseNetworks
+
+    graphed = run(frames, networks=BlazePoseNetworks("cuda", torch.float16))
+    eager = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=False))
+    np.testing.assert_allclose(graphed, eager, atol=1e-3)

@@ -99,8 +99,8 @@ class BlazePoseStage:
         measured in the pipeline on a GPU, so one by default."""
         first = blazepose(device, precision, persons, models)
         count = max(1, min(lanes, cameras))
-        first.warm_up(-(-cameras // count))
-        self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}") for i in range(count)]
+        self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}", -(-cameras // count))
+                       for i in range(count)]
         self._lane_of: dict[str, _Lane] = {}
 
     @property
@@ -134,12 +134,15 @@ class BlazePoseStage:
 class _Lane:
     """One thread posing its cameras, a step at a time, on its own CUDA stream where there is one."""
 
-    def __init__(self, pose: BlazePose, name: str) -> None:
+    def __init__(self, pose: BlazePose, name: str, cameras: int) -> None:
+        """Warms ``pose`` up for ``cameras`` cameras on the lane's stream (the stream's own CUDA graphs)."""
         import torch
 
         self.pose = pose
         device = pose.networks.device
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        with self._on_stream():
+            pose.warm_up(cameras)
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
         self._closed = False
@@ -155,10 +158,13 @@ class _Lane:
             self._changed.notify()
         return future
 
-    def _serve(self) -> None:
+    def _on_stream(self) -> contextlib.AbstractContextManager:
         import torch
 
-        with torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext():
+        return torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
+
+    def _serve(self) -> None:
+        with self._on_stream():
             while True:
                 with self._changed:
                     self._changed.wait_for(lambda: self._closed or any(self._waiting.values()))

@@ -26,6 +26,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
+from stgcn_rt.pose.graphs import GraphedNetwork
 from stgcn_rt.pose.models import OUTPUTS, model_file
 from stgcn_rt.pose.runners import PoseNetwork, load_network, model_path
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
@@ -121,11 +122,13 @@ class BlazePoseNetworks:
     """The two networks on one device, and the batched stages around them (no per-camera state)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 models: str | os.PathLike[str] | None = None) -> None:
+                 models: str | os.PathLike[str] | None = None, graphs: bool = True) -> None:
         """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
-        the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's)."""
+        the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's).
+        ``graphs``: on a GPU, run the PyTorch networks through CUDA graphs (False: eagerly)."""
         self.device = torch.device(device)
         self.dtype = dtype if models is None else torch.float32
+        self.graphs = graphs
         self.detector, self.landmarker = (self._torch_network(role) if models is None else
                                           load_network(model_path(models, role, self.device), role, self.device)
                                           for role in ("detector", "landmarks"))
@@ -134,9 +137,10 @@ class BlazePoseNetworks:
         self._launching = threading.Lock()
         self._pinned: np.ndarray | None = None
 
-    def _torch_network(self, role: str) -> TfliteNetwork:
+    def _torch_network(self, role: str) -> GraphedNetwork:
+        """``role``'s network from the wheel; on a GPU in channels-last layout and through CUDA graphs."""
         network = TfliteNetwork(model_file(role), OUTPUTS[role]).eval().to(self.device, self.dtype)
-        return network.channels_last() if self.device.type == "cuda" else network
+        return GraphedNetwork(network.channels_last() if self.device.type == "cuda" else network, self.graphs)
 
     def _run(self, network: PoseNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``network`` on ``inputs`` in chunks of at most ``max_batch``, on a GPU padded to its
