@@ -95,11 +95,14 @@ def test_frames_in_pinned_shared_slots_pose_as_their_copies_do(frames):
     assert not torch.from_numpy(block[2]).is_pinned()
 
 
-def test_two_lanes_on_their_own_streams_pose_as_one_does(frames):
+@pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graphs"])
+def test_two_lanes_on_their_own_streams_pose_as_one_does(frames, graphs, monkeypatch):
     """The pipeline's stage on a GPU: eight cameras dealt to two lanes (threads, each on its own CUDA
-    stream, sharing the networks) get what one lane gives them, frame by frame."""
+    stream, sharing the networks, with CUDA graphs each its own) get what one lane gives them, frame by frame."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+    from stgcn_rt.pose import blazepose
 
+    monkeypatch.setattr(blazepose, "CUDA_GRAPHS", graphs)
     results = {}
     for lanes in (1, 2):
         with BlazePoseStage("cuda", "fp32", cameras=8, lanes=lanes) as stage:
@@ -118,7 +121,7 @@ def test_cuda_graphs_give_the_eager_networks_outputs_on_each_stream(frames):
 
     cv2 = pytest.importorskip("cv2")
     crops = torch.from_numpy(np.stack([cv2.resize(image, (256, 256)) for image in frames[:4]]) / 255.0).float().cuda()
-    graphed, eager = BlazePoseNetworks("cuda"), BlazePoseNetworks("cuda", graphs=False)
+    graphed, eager = BlazePoseNetworks("cuda", graphs=True), BlazePoseNetworks("cuda", graphs=False)
     with torch.inference_mode():
         expected = eager._run(eager.landmarker, crops)
         side = torch.cuda.Stream()
@@ -135,6 +138,6 @@ def test_tracking_through_cuda_graphs_gives_the_eager_landmarks(frames):
     """60 frames of the clip tracked with the networks in CUDA graphs and eagerly: the same landmarks."""
     from stgcn_rt.pose.blazepose import BlazePoseNetworks
 
-    graphed = run(frames, networks=BlazePoseNetworks("cuda", torch.float16))
+    graphed = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=True))
     eager = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=False))
     np.testing.assert_allclose(graphed, eager, atol=1e-3)

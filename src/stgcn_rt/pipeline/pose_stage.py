@@ -135,7 +135,8 @@ class _Lane:
     """One thread posing its cameras, a step at a time, on its own CUDA stream where there is one."""
 
     def __init__(self, pose: BlazePose, name: str, cameras: int) -> None:
-        """Warms ``pose`` up for ``cameras`` cameras on the lane's stream (the stream's own CUDA graphs)."""
+        """Warms ``pose`` up for ``cameras`` cameras on the lane's stream: where its networks run
+        through CUDA graphs, each stream captures its own."""
         import torch
 
         self.pose = pose

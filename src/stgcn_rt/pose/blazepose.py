@@ -43,6 +43,9 @@ MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
 DETECT_EVERY = 5
 SUBPIXEL_BITS = 5  # OpenCV's INTER_BITS: warps place each source point to 1/32 of a pixel
 OPENCV_SUBPIXELS = 1 << SUBPIXEL_BITS
+#: whether BlazePose's PyTorch networks run through CUDA graphs by default (:mod:`stgcn_rt.pose.graphs`).
+#: Off until measured: they have not yet run on a GPU (tests/pose/test_blazepose_gpu.py checks them)
+CUDA_GRAPHS = False
 BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
 
 
@@ -122,13 +125,14 @@ class BlazePoseNetworks:
     """The two networks on one device, and the batched stages around them (no per-camera state)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 models: str | os.PathLike[str] | None = None, graphs: bool = True) -> None:
+                 models: str | os.PathLike[str] | None = None, graphs: bool | None = None) -> None:
         """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
         the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's).
-        ``graphs``: on a GPU, run the PyTorch networks through CUDA graphs (False: eagerly)."""
+        ``graphs``: on a GPU, run the PyTorch networks through CUDA graphs (False: eagerly; None:
+        :data:`CUDA_GRAPHS`)."""
         self.device = torch.device(device)
         self.dtype = dtype if models is None else torch.float32
-        self.graphs = graphs
+        self.graphs = CUDA_GRAPHS if graphs is None else graphs
         self.detector, self.landmarker = (self._torch_network(role) if models is None else
                                           load_network(model_path(models, role, self.device), role, self.device)
                                           for role in ("detector", "landmarks"))
