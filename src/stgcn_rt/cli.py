@@ -635,7 +635,8 @@ def int_list_or_none(ctx: click.Context, param: click.Parameter, text: str) -> l
               help="On a GPU, what the batching scheduler runs in the camera test (default: what --fast runs).")
 @click.option("--pose-batch", "pose_batches", default="none", show_default=True, callback=int_list_or_none,
               help="The pose section: BlazePose's networks at these batch sizes and its whole graph across as "
-                   "many cameras, beside MediaPipe's solution on one CPU process (e.g. 64,256,1024 on a GPU).")
+                   "many cameras, beside MediaPipe's solution on one CPU process (e.g. 64,256,1024 on a GPU; "
+                   "there each eagerly and through CUDA graphs).")
 @click.option("--pipeline-cameras", default="none", show_default=True, callback=int_list_or_none,
               help="The end-to-end section: this many paced 25 fps cameras through the whole pipeline (decode, "
                    "pose, ST-GCN, events) per pose backend, e.g. 16,64,128,256 (each count runs the clip's 12 s).")

@@ -53,9 +53,10 @@ def pose_rows(device: str, batches: list[int], seconds: float, tick: Callable[[s
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     frames = clip_frames()
-    for precision in PRECISIONS if device.startswith("cuda") else ("fp32",):
+    gpu = device.startswith("cuda")
+    for precision, graphs in itertools.product(PRECISIONS if gpu else ("fp32",), (False, True) if gpu else (False,)):
         try:
-            pose = blazepose(device, precision)
+            pose = blazepose(device, precision, graphs=graphs)
         except StgcnError as exc:
             skipped.append(f"blazepose: {first_line(exc)}")
             break
@@ -76,7 +77,10 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     from stgcn_rt.pose.blazepose import Tracks
 
     networks = pose.networks
-    sync: Callable[[], None] = torch.cuda.synchronize if networks.device.type == "cuda" else (lambda: None)
+    gpu = networks.device.type == "cuda"
+    sync: Callable[[], None] = torch.cuda.synchronize if gpu else (lambda: None)
+    graphs = gpu and networks.graphs  # on the CPU the networks always run eagerly
+    label = f"{precision}{', CUDA graphs' if graphs else ''}"
     rows = []
 
     def network_call(network: Any, crops: torch.Tensor) -> Callable[[int], Any]:
@@ -88,17 +92,17 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     for stage, network, size in (("landmark network", networks.landmarker, 256),
                                  ("detector network", networks.detector, 224)):
         for batch in batches:
-            tick(f"pose: blazepose {stage} {precision} batch {batch}")
+            tick(f"pose: blazepose {stage} {label} batch {batch}")
             crops = torch.rand(batch, size, size, 3, device=networks.device).to(networks.dtype)
             per_s = _rate(network_call(network, crops), sync, batch, seconds)
-            rows.append({"backend": "blazepose", "stage": stage, "precision": precision, "batch": batch,
-                         "unit": "crops", "per_s": per_s})
+            rows.append({"backend": "blazepose", "stage": stage, "precision": precision, "cuda_graphs": graphs,
+                         "batch": batch, "unit": "crops", "per_s": per_s})
     for cameras in batches:
-        tick(f"pose: blazepose whole graph {precision}, {cameras} cameras")
+        tick(f"pose: blazepose whole graph {label}, {cameras} cameras")
         pose.tracks = Tracks()
         per_s = _rate(graph_call([f"camera{c}" for c in range(cameras)]), sync, cameras, seconds)
         rows.append({"backend": "blazepose", "stage": "whole graph, tracking", "precision": precision,
-                     "batch": cameras, "unit": "frames", "per_s": per_s})
+                     "cuda_graphs": graphs, "batch": cameras, "unit": "frames", "per_s": per_s})
     return rows
 
 
@@ -116,4 +120,4 @@ def _mediapipe_rows(frames: np.ndarray, seconds: float, tick: Callable[[str], No
         skipped.append(f"mediapipe: {type(exc).__name__}: {first_line(exc)}")
         return []
     return [{"backend": "mediapipe (CPU, one process)", "stage": "whole graph, tracking", "precision": "fp32",
-             "batch": 1, "unit": "frames", "per_s": per_s}]
+             "cuda_graphs": False, "batch": 1, "unit": "frames", "per_s": per_s}]

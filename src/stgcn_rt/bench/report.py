@@ -26,7 +26,7 @@ SCHEMA: dict[str, Any] = {
         "clients": {"type": "array", "items": {"type": "object", "required": [
             "design", "clients", "windows_per_s", "p50_ms", "p99_ms", "errors"]}},
         "pose": {"type": "array", "items": {"type": "object", "required": [
-            "backend", "stage", "precision", "batch", "unit", "per_s"]}},
+            "backend", "stage", "precision", "cuda_graphs", "batch", "unit", "per_s"]}},
         "pipeline": {"type": "array", "items": {"type": "object", "required": [
             "pose", "classifier", "cameras", "windows", "expected_windows", "p50_ms", "p99_ms", "to_pose_p50_ms",
             "to_pose_p99_ms", "classify_p99_ms", "pose_ms", "frames_dropped", "persons_found", "ok"]}},
@@ -183,8 +183,12 @@ def _pose_section(report: dict[str, Any]) -> list[str]:
              + (" Ratios: to MediaPipe's frames a second." if reference else ""), "",
              "| backend | stage | precision | " + " | ".join(f"batch {b}" for b in batches) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in batches) + " |"]
-    for key in dict.fromkeys((r["backend"], r["stage"], r["precision"]) for r in rows):
-        measured = {r["batch"]: r for r in rows if (r["backend"], r["stage"], r["precision"]) == key}
+
+    def key_of(row: dict[str, Any]) -> tuple[str, str, str]:  # a table row: CUDA graphs beside the precision
+        return row["backend"], row["stage"], row["precision"] + (", CUDA graphs" if row.get("cuda_graphs") else "")
+
+    for key in dict.fromkeys(key_of(r) for r in rows):
+        measured = {r["batch"]: r for r in rows if key_of(r) == key}
         cells = []
         for b in batches:
             row = measured.get(b)

@@ -294,12 +294,14 @@ class BlazePose:
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1,
-                 models: str | os.PathLike[str] | None = None, networks: BlazePoseNetworks | None = None) -> None:
-        """``networks``: another BlazePose's (see :meth:`sharing`), instead of loading them on ``device``."""
+                 models: str | os.PathLike[str] | None = None, networks: BlazePoseNetworks | None = None,
+                 graphs: bool | None = None) -> None:
+        """``networks``: another BlazePose's (see :meth:`sharing`), instead of loading them on ``device``;
+        ``graphs``: see :class:`BlazePoseNetworks`."""
         if persons < 1:
             raise StgcnError(f"persons must be 1 or more, got {persons}")
         self.persons = persons
-        self.networks = networks or BlazePoseNetworks(device, dtype, models)
+        self.networks = networks or BlazePoseNetworks(device, dtype, models, graphs)
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
 
