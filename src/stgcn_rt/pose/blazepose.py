@@ -142,7 +142,7 @@ class BlazePoseNetworks:
         self._pinned: np.ndarray | None = None
 
     def _torch_network(self, role: str) -> GraphedNetwork:
-        """``role``'s network from the wheel; on a GPU in channels-last layout and through CUDA graphs."""
+        """``role``'s network from the wheel; on a GPU in channels-last layout, through CUDA graphs if ``graphs``."""
         network = TfliteNetwork(model_file(role), OUTPUTS[role]).eval().to(self.device, self.dtype)
         return GraphedNetwork(network.channels_last() if self.device.type == "cuda" else network, self.graphs)
 

@@ -1,10 +1,11 @@
 """BlazePose's PyTorch networks as CUDA graphs: one captured per batch shape and CUDA stream.
 
-Eager PyTorch launches each of a network's few hundred kernels from Python, re-taking the
-interpreter lock between them; in the pipeline the decoders' router, the main loop and the
-classifier's thread want that lock too, and a pose step waited on them. A graph launches them all
-in one call. Graphs are kept per stream because a replay writes its graph's own memory: two lanes
-(threads on their own streams) replaying one graph at once would overwrite each other's crops.
+Eager PyTorch makes each of a network's operations a call from Python (188 in the landmark network,
+162 in the detector), re-taking the interpreter lock after each; in the pipeline the decoders'
+router, the main loop and the classifier's thread want that lock too, so a step's host side may
+wait on them (docs/performance.md, session 29). A graph launches them all in one call. Graphs are
+kept per stream because a replay writes its graph's own memory: two lanes (threads on their own
+streams) replaying one graph at once would overwrite each other's crops.
 """
 
 from __future__ import annotations
