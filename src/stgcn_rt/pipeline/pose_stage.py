@@ -100,8 +100,11 @@ class BlazePoseStage:
         measured in the pipeline on a GPU, so one by default."""
         first = blazepose(device, precision, persons, models)
         count = max(1, min(lanes, cameras))
-        self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}", -(-cameras // count))
-                       for i in range(count)]
+        share = -(-cameras // count)
+        # networks in CUDA graphs need each lane's stream warmed up (its own graphs); eager ones once
+        # (the device's first-call costs are the process's)
+        self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}",
+                             share if i == 0 or first.networks.graphs else 0) for i in range(count)]
         self._lane_of: dict[str, _Lane] = {}
 
     @property
@@ -135,16 +138,17 @@ class BlazePoseStage:
 class _Lane:
     """One thread posing its cameras, a step at a time, on its own CUDA stream where there is one."""
 
-    def __init__(self, pose: BlazePose, name: str, cameras: int) -> None:
-        """Warms ``pose`` up for ``cameras`` cameras on the lane's stream: where its networks run
-        through CUDA graphs, each stream captures its own."""
+    def __init__(self, pose: BlazePose, name: str, warm_up: int) -> None:
+        """Warms ``pose`` up for ``warm_up`` cameras (0: not at all) on the lane's stream: where its
+        networks run through CUDA graphs, each stream captures its own."""
         import torch
 
         self.pose = pose
         device = pose.networks.device
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-        with self._on_stream():
-            pose.warm_up(cameras)
+        if warm_up:
+            with self._on_stream():
+                pose.warm_up(warm_up)
         self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
         self._changed = threading.Condition()
         self._closed = False
