@@ -155,18 +155,18 @@ def test_a_batch_that_runs_out_of_device_memory_is_split():
         return [x * 2, x.sum(dim=(1, 2, 3))]
 
     inputs = torch.arange(10 * 2 * 2 * 3, dtype=torch.float32).reshape(10, 2, 2, 3)
-    doubled, sums = networks._run(small_device, inputs)
+    doubled, sums = networks._run(small_device, (), inputs)
     torch.testing.assert_close(doubled, inputs * 2)
     torch.testing.assert_close(sums, inputs.sum(dim=(1, 2, 3)))
     assert sizes == [10, 5, 2, 2, 2, 2, 2] and networks.max_batch == 2
-    networks._run(small_device, inputs[:3])
+    networks._run(small_device, (), inputs[:3])
     assert sizes[-2:] == [2, 1]  # later calls start at the size that fitted
 
     def no_memory(x):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        networks._run(no_memory, inputs)
+        networks._run(no_memory, (), inputs)
 
 
 def test_a_gpu_runs_few_batch_shapes(monkeypatch):
@@ -186,16 +186,21 @@ def test_a_gpu_runs_few_batch_shapes(monkeypatch):
         return [x * 2]
 
     inputs = torch.rand(5, 2, 2, 3)
-    (doubled,) = networks._run(network, inputs)
+    (doubled,) = networks._run(network, (), inputs)
     assert sizes == [8] and torch.equal(doubled, inputs * 2)
     pose = BlazePose(persons=5)
     calls = []
     monkeypatch.setattr(pose.networks, "device", torch.device("cuda"))
-    monkeypatch.setattr(pose.networks, "frames", lambda images: torch.zeros(len(images), 48, 64, 3, dtype=torch.uint8))
+    def frames(images):  # the stream's frame buffer, sized for every camera
+        calls.append(("frames", len(images)))
+        return torch.zeros(len(images), 48, 64, 3, dtype=torch.uint8)
+
+    monkeypatch.setattr(pose.networks, "frames", frames)
     monkeypatch.setattr(pose.networks, "detect", lambda frames, which: calls.append(("detect", len(which))))
     monkeypatch.setattr(pose.networks, "landmarks", lambda frames, which, rois: calls.append(("landmarks", len(which))))
     pose.warm_up(cameras=3)  # 3 cameras, 5 slots each: up to 9 detector regions and 15 landmark crops
-    assert calls == [("detect", n) for n in (1, 2, 4, 8, 16)] + [("landmarks", n) for n in (1, 2, 4, 8, 16)]
+    assert calls == [("frames", 3)] + [("detect", n) for n in (1, 2, 4, 8, 16)] + [
+        ("landmarks", n) for n in (1, 2, 4, 8, 16)]
 
 
 def frames_of(path, count, size=(640, 480)):

@@ -114,24 +114,26 @@ def test_two_lanes_on_their_own_streams_pose_as_one_does(frames, graphs, monkeyp
         np.testing.assert_allclose(results[2][c], results[1][c], atol=1e-3)
 
 
-def test_cuda_graphs_give_the_eager_networks_outputs_on_each_stream(frames):
-    """The landmark network through its CUDA graphs (one per batch shape and stream) and eagerly, on
-    the same crops: the same outputs, on the default stream and on a second one, each with its own graph."""
+def test_cuda_graphs_give_the_eager_stages_outputs_on_each_stream(frames):
+    """The landmark stage (crops, network, refinement) through its CUDA graphs (one per batch shape
+    and stream, reading each stream's frame buffer in place) and eagerly, on the same regions: the
+    same landmarks, on the default stream and twice on a second one (one graph each); new frames in
+    the buffer give their own landmarks."""
     from stgcn_rt.pose.blazepose import BlazePoseNetworks
 
-    cv2 = pytest.importorskip("cv2")
-    crops = torch.from_numpy(np.stack([cv2.resize(image, (256, 256)) for image in frames[:4]]) / 255.0).float().cuda()
     graphed, eager = BlazePoseNetworks("cuda", graphs=True), BlazePoseNetworks("cuda", graphs=False)
-    with torch.inference_mode():
-        expected = eager._run(eager.landmarker, crops)
-        side = torch.cuda.Stream()
+    rois = np.array([[320.0, 240.0, 300.0, 300.0, 0.1], [300.0, 250.0, 280.0, 280.0, -0.2],
+                     [330.0, 230.0, 320.0, 320.0, 0.0]])
+    side = torch.cuda.Stream()
+    for first in (0, 30):
+        images = list(frames[first:first + 2])
+        expected = eager.landmarks(eager.frames(images), [0, 1, 1], rois)
         for stream in (torch.cuda.current_stream(), side, side):
             with torch.cuda.stream(stream):
-                got = graphed._run(graphed.landmarker, crops)
-                torch.cuda.current_stream().synchronize()
+                got = graphed.landmarks(graphed.frames(images), [0, 1, 1], rois)
             for out, want in zip(got, expected):
-                np.testing.assert_allclose(out.float().cpu().numpy(), want.float().cpu().numpy(), rtol=1e-4, atol=1e-4)
-    assert graphed.landmarker.captured == 2
+                np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+    assert graphed._landmark_stage.captured == 2
 
 
 def test_tracking_through_cuda_graphs_gives_the_eager_landmarks(frames):

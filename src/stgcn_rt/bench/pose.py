@@ -75,6 +75,7 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     import torch
 
     from stgcn_rt.pose.blazepose import Tracks
+    from stgcn_rt.pose.graphs import GraphedCall
 
     networks = pose.networks
     gpu = networks.device.type == "cuda"
@@ -84,7 +85,8 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     rows = []
 
     def network_call(network: Any, crops: torch.Tensor) -> Callable[[int], Any]:
-        return lambda i: networks._run(network, crops)
+        timed = GraphedCall(network, graphs)  # the network alone, as the stages run it
+        return lambda i: networks._run(timed, (), crops)
 
     def graph_call(names: list[str]) -> Callable[[int], Any]:  # each camera at its own frame of the clip
         return lambda i: pose.process({name: frames[(i + c) % CLIP_FRAMES] for c, name in enumerate(names)})

@@ -14,10 +14,12 @@ heatmap, projected back to the image and smoothed, and the two auxiliary ones gi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
-from stgcn_rt.pose.graphs import GraphedNetwork
+from stgcn_rt.pose.graphs import GraphedCall
 from stgcn_rt.pose.models import OUTPUTS, model_file
 from stgcn_rt.pose.runners import PoseNetwork, load_network, model_path
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
@@ -43,8 +45,9 @@ MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
 DETECT_EVERY = 5
 SUBPIXEL_BITS = 5  # OpenCV's INTER_BITS: warps place each source point to 1/32 of a pixel
 OPENCV_SUBPIXELS = 1 << SUBPIXEL_BITS
-#: whether BlazePose's PyTorch networks run through CUDA graphs by default (:mod:`stgcn_rt.pose.graphs`).
-#: Off until measured: they have not yet run on a GPU (tests/pose/test_blazepose_gpu.py checks them)
+#: whether BlazePose's stages (crops, PyTorch network, refinement) run through CUDA graphs by default
+#: (:mod:`stgcn_rt.pose.graphs`). Off until measured: they have not yet run on a GPU
+#: (tests/pose/test_blazepose_gpu.py checks them)
 CUDA_GRAPHS = False
 BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
 
@@ -121,6 +124,27 @@ def refine_with_heatmap(landmarks: torch.Tensor, heatmap: torch.Tensor) -> torch
     return out
 
 
+def detector_stage(network: PoseNetwork, dtype: torch.dtype, frames: torch.Tensor, bgr: bool,
+                   index: torch.Tensor, affine: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The detector on the letterboxed crops (see :func:`warp`) of ``frames``: its raw boxes and scores."""
+    crops = warp(frames, index, affine, DETECTOR_SIZE, replicate=False)
+    crops = crops.flip(-1) if bgr else crops  # the networks take RGB; flipped on the crops, a smaller copy
+    return network((crops * (2.0 / 255.0) - 1.0).to(dtype))
+
+
+def landmark_stage(network: PoseNetwork, dtype: torch.dtype, frames: torch.Tensor, bgr: bool,
+                   index: torch.Tensor, affine: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The landmark network on the rotated crops of ``frames``: pose flags (R,) and landmarks (R, 39,
+    5) (x, y in the crop's [0, 1], z in crop pixels over its size, visibility, presence), refined
+    with the heatmap."""
+    crops = warp(frames, index, affine, LANDMARK_SIZE, replicate=True)
+    crops = crops.flip(-1) if bgr else crops
+    raw, flag, heatmap = network((crops / 255.0).to(dtype))
+    located = raw.float().reshape(len(index), 39, 5)
+    located = torch.cat([located[..., :3] / LANDMARK_SIZE, torch.sigmoid(located[..., 3:])], dim=-1)
+    return flag.float().reshape(-1), refine_with_heatmap(located, heatmap)
+
+
 class BlazePoseNetworks:
     """The two networks on one device, and the batched stages around them (no per-camera state)."""
 
@@ -128,36 +152,46 @@ class BlazePoseNetworks:
                  models: str | os.PathLike[str] | None = None, graphs: bool | None = None) -> None:
         """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
         the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's).
-        ``graphs``: on a GPU, run the PyTorch networks through CUDA graphs (False: eagerly; None:
-        :data:`CUDA_GRAPHS`)."""
+        ``graphs``: on a GPU, run each stage (crops, PyTorch network, refinement) through CUDA graphs
+        (False: eagerly; None: :data:`CUDA_GRAPHS`; exported networks always run eagerly)."""
         self.device = torch.device(device)
         self.dtype = dtype if models is None else torch.float32
-        self.graphs = CUDA_GRAPHS if graphs is None else graphs
+        self.graphs = (CUDA_GRAPHS if graphs is None else graphs) and models is None
         self.detector, self.landmarker = (self._torch_network(role) if models is None else
                                           load_network(model_path(models, role, self.device), role, self.device)
                                           for role in ("detector", "landmarks"))
+        # the frames are read in place (resident): the graphs are captured for each stream's buffer
+        self._detector_stage = GraphedCall(functools.partial(detector_stage, self.detector, self.dtype),
+                                           self.graphs, resident=1)
+        self._landmark_stage = GraphedCall(functools.partial(landmark_stage, self.landmarker, self.dtype),
+                                           self.graphs, resident=1)
+        self._buffers: dict[int, torch.Tensor] = {}  # each CUDA stream's frames
         self.anchors = geometry.ssd_anchors()
         self.max_batch: int | None = None  # set when a batch ran out of device memory
         self._launching = threading.Lock()
         self._pinned: np.ndarray | None = None
 
-    def _torch_network(self, role: str) -> GraphedNetwork:
-        """``role``'s network from the wheel; on a GPU in channels-last layout, through CUDA graphs if ``graphs``."""
+    def _torch_network(self, role: str) -> PoseNetwork:
+        """``role``'s network from the wheel; on a GPU in channels-last layout."""
         network = TfliteNetwork(model_file(role), OUTPUTS[role]).eval().to(self.device, self.dtype)
-        return GraphedNetwork(network.channels_last() if self.device.type == "cuda" else network, self.graphs)
+        return network.channels_last() if self.device.type == "cuda" else network
 
-    def _run(self, network: PoseNetwork, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``network`` on ``inputs`` in chunks of at most ``max_batch``, on a GPU padded to its
-        :func:`batch_bucket`. A chunk that runs out of device memory is halved, for this call and
-        every later one, rather than failing the cameras."""
-        count = len(inputs)
+    def _run(self, stage: Callable[..., tuple[torch.Tensor, ...]], fixed: tuple[Any, ...],
+             *rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``stage(*fixed, *rows)`` with ``rows`` (tensors of one length, a row an item) in chunks of
+        at most ``max_batch`` items, on a GPU padded to its :func:`batch_bucket` with zero rows. A
+        chunk that runs out of device memory is halved, for this call and every later one, rather
+        than failing the cameras."""
+        count = len(rows[0])
         if self.device.type == "cuda" and batch_bucket(count) > count:
-            inputs = torch.cat([inputs, inputs.new_zeros((batch_bucket(count) - count, *inputs.shape[1:]))])
+            rows = tuple(torch.cat([row, row.new_zeros((batch_bucket(count) - count, *row.shape[1:]))])
+                         for row in rows)
+        total = len(rows[0])
         while True:
-            size = min(len(inputs), self.max_batch or len(inputs))
+            size = min(total, self.max_batch or total)
             try:
                 with self._inference():
-                    parts = [network(inputs[i:i + size]) for i in range(0, len(inputs), size)]
+                    parts = [stage(*fixed, *(row[i:i + size] for row in rows)) for i in range(0, total, size)]
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise
@@ -195,10 +229,19 @@ class BlazePoseNetworks:
 
     def frames(self, images: list[np.ndarray]) -> torch.Tensor:
         """Camera images (H, W, 3) uint8, all of one size, as one batch on the device, channels as
-        given. Each image is copied on its own: no host-side staging copy of the whole batch."""
+        given. Each image is copied on its own: no host-side staging copy of the whole batch.
+
+        On a GPU the batch is the current stream's frame buffer, which the next call on that stream
+        overwrites (one thread a stream): it has at least as many rows as images, the rest stale. It
+        stays in place while the images fit (the stages' CUDA graphs read it there), and grows to
+        the next :func:`batch_bucket` when they do not (``warm_up`` sizes it for the cameras)."""
         if self.device.type == "cpu":
             return torch.from_numpy(np.stack(images))
-        batch = torch.empty((len(images), *images[0].shape), dtype=torch.uint8, device=self.device)
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        batch = self._buffers.get(stream)
+        if batch is None or batch.shape[1:] != images[0].shape or len(batch) < len(images):
+            batch = self._buffers[stream] = torch.empty((batch_bucket(len(images)), *images[0].shape),
+                                                        dtype=torch.uint8, device=self.device)
         for row, image in zip(batch, images):
             row.copy_(torch.from_numpy(image), non_blocking=True)
         return batch
@@ -215,11 +258,9 @@ class BlazePoseNetworks:
         height, width = frames.shape[1:3]
         regions = np.repeat(WHOLE_FRAME[None], len(which), 0) if regions is None else regions
         maps = geometry.crop_affines(regions, width, height, DETECTOR_SIZE)
-        crops = warp(frames, torch.tensor(which, device=self.device), torch.from_numpy(maps).to(self.device),
-                     DETECTOR_SIZE, replicate=False)
-        crops = crops.flip(-1) if bgr else crops  # on the crops: a smaller copy than the frames'
-        raw, scores = (out.float().cpu().numpy()
-                       for out in self._run(self.detector, (crops * (2.0 / 255.0) - 1.0).to(self.dtype)))
+        raw, scores = (out.float().cpu().numpy() for out in self._run(
+            self._detector_stage, (frames, bgr), torch.tensor(which, device=self.device),
+            torch.from_numpy(maps).to(self.device)))
         found = []
         for i in range(len(which)):
             kept = geometry.weighted_nms(*geometry.decode_detections(raw[i], scores[i, :, 0], self.anchors))
@@ -238,15 +279,11 @@ class BlazePoseNetworks:
             return np.zeros(0, np.float32), np.zeros((0, 39, 5), np.float32)
         height, width = frames.shape[1:3]
         affine = torch.from_numpy(geometry.crop_affines(rois, width, height, LANDMARK_SIZE)).to(self.device)
-        crops = warp(frames, torch.tensor(which, device=self.device), affine, LANDMARK_SIZE, replicate=True)
-        crops = crops.flip(-1) if bgr else crops
-        raw, flag, heatmap = self._run(self.landmarker, (crops / 255.0).to(self.dtype))
-        located = raw.float().reshape(len(rois), 39, 5)
-        located = torch.cat([located[..., :3] / LANDMARK_SIZE, torch.sigmoid(located[..., 3:])], dim=-1)
-        points = refine_with_heatmap(located, heatmap).cpu().numpy()
+        flags, points = (out.cpu().numpy() for out in self._run(
+            self._landmark_stage, (frames, bgr), torch.tensor(which, device=self.device), affine))
         points[..., :2] = geometry.project(points[..., :2], rois)
         points[..., 2] *= rois[:, 2, None].astype(np.float32)
-        return flag.float().reshape(-1).cpu().numpy(), points
+        return flags, points
 
 
 class Tracks:
@@ -307,7 +344,8 @@ class BlazePose:
 
     def sharing(self) -> BlazePose:
         """Another BlazePose on the same networks (no second copy of their weights), with cameras of
-        its own: for another thread, whose calls may overlap this one's."""
+        its own: for another thread, whose calls may overlap this one's (on a GPU, on a CUDA stream of its
+        own: a stream's frames and graphs serve one call at a time)."""
         return BlazePose(min_tracking_confidence=self.min_tracking_confidence, persons=self.persons,
                          networks=self.networks)
 
@@ -316,8 +354,9 @@ class BlazePose:
         (:func:`batch_bucket` up to one crop a slot for the landmark network, one a region looked in
         for the detector), at one crop on the CPU, so that the device's first-call costs (seconds on
         a GPU: its context, choosing kernels for each shape) come before the first camera's frame."""
-        frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)])
         gpu = self.networks.device.type == "cuda"
+        # on a GPU the stream's frame buffer for all the cameras: the graphs are captured for it
+        frames = self.networks.frames([np.zeros((height, width, 3), np.uint8)] * (cameras if gpu else 1))
         regions = 1 if self.persons == 1 else 3  # the whole frame and its two halves
         for count in _warm_up_batches(cameras * regions, gpu):
             self.networks.detect(frames, [0] * count)
