@@ -228,6 +228,18 @@ def test_fast_takes_an_optional_mode(monkeypatch, tmp_path, args, mode):
     assert seen == {"fast": mode}
 
 
+@pytest.mark.parametrize(("args", "graphs"), [([], None), (["--pose-graphs"], True), (["--no-pose-graphs"], False)])
+def test_pose_graphs_reach_the_pipeline_unless_left_to_the_default(monkeypatch, tmp_path, args, graphs):
+    import stgcn_rt.cli as cli_module
+
+    seen = {}
+    monkeypatch.setattr(cli_module, "run_pipeline", lambda config, model, device, fast: seen.update(
+        graphs=config.pose_graphs))
+    code, _, err = run("run", *args, "--source", tmp_path / "clip.mp4", "--model", tmp_path / "m.pt")
+    assert code == 0, err
+    assert seen == {"graphs": graphs}
+
+
 def test_fast_modes_select_the_measured_configurations():
     from stgcn_rt.runtime.classifier import fast_torch_options
 

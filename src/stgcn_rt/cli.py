@@ -380,6 +380,9 @@ pipeline_options = [
                  help="blazepose's lanes: threads that each pose a share of the cameras, on a CUDA stream of their "
                       "own, so that one's host work can overlap another's networks (more than 1 is not yet "
                       "measured on a GPU)."),
+    click.option("--pose-graphs/--no-pose-graphs", default=None,
+                 help="blazepose on a GPU: run each stage (crops, network, heatmap refinement) as one CUDA graph "
+                      "launch instead of hundreds of small ones from Python. Default: off until measured on a GPU."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
@@ -416,8 +419,8 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
         min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None,
-        pose_models: str | None, pose_lanes: int, threshold: float, min_windows: int, alert_class: str | None,
-        pose_workers: int | None, decode_workers: int | None) -> None:
+        pose_models: str | None, pose_lanes: int, pose_graphs: bool | None, threshold: float, min_windows: int,
+        alert_class: str | None, pose_workers: int | None, decode_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
     \b
@@ -435,7 +438,7 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
         pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_models=pose_models,
-        pose_lanes=pose_lanes, pose_workers=pose_workers,
+        pose_lanes=pose_lanes, pose_graphs=pose_graphs, pose_workers=pose_workers,
         decode_workers=decode_workers, pace=realtime, detector=detector)
     run_pipeline(config, model, device, fast)
 

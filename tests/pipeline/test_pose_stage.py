@@ -21,13 +21,16 @@ def clip_frames(short_clip):
 
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_cameras_posed_together_get_what_each_gets_alone(clip_frames, lanes):
-    """In one lane, or dealt to two (threads whose steps overlap, sharing the networks)."""
+    """In one lane, or dealt to two (threads whose steps overlap, sharing the networks; asked for CUDA
+    graphs, which on the CPU change nothing but every lane's warm-up)."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage, blazepose
 
     alone = blazepose()
     expected = [alone.process({"a": image})["a"] for image in clip_frames]
-    with BlazePoseStage(cameras=3, lanes=lanes) as stage:  # b, the clip backwards, would move a's and c's tracks
+    # b runs the clip backwards: were its frames mixed with a's or c's, their tracks would move
+    with BlazePoseStage(cameras=3, lanes=lanes, graphs=lanes == 2) as stage:
         assert len({id(lane.pose.networks) for lane in stage._lanes}) == 1 and len(stage._lanes) == lanes
+        assert stage.pose.networks.graphs == (lanes == 2)
         futures = {name: [stage.submit(name, image) for image in frames]
                    for name, frames in (("a", clip_frames), ("b", clip_frames[::-1]), ("c", clip_frames))}
         results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}

@@ -72,7 +72,7 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
     """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``, with
     ``persons`` slots a camera; ``models``: a folder of exported networks to run instead (ONNX
     Runtime or TensorRT, :mod:`stgcn_rt.pose.runners`), in their own precision; ``graphs``: whether
-    the PyTorch networks run through CUDA graphs on a GPU (None: BlazePose's default)."""
+    its stages run through CUDA graphs on a GPU (None: BlazePose's default)."""
     import torch
 
     from stgcn_rt.pose.blazepose import BlazePose
@@ -93,12 +93,12 @@ class BlazePoseStage:
     frames without a person, with the error, and those cameras detect afresh; the others go on."""
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1,
-                 models: str | None = None, lanes: int = 1) -> None:
+                 models: str | None = None, lanes: int = 1, graphs: bool | None = None) -> None:
         """``lanes``: threads that pose a share of the cameras each. More than one lets one lane's host
         work (ROIs, filters, launching kernels) run while another's networks keep the GPU busy; at
         256 cameras that host work is about 14 of a step's 44 ms (docs/performance.md). Not yet
-        measured in the pipeline on a GPU, so one by default."""
-        first = blazepose(device, precision, persons, models)
+        measured in the pipeline on a GPU, so one by default. ``graphs``: see :func:`blazepose`."""
+        first = blazepose(device, precision, persons, models, graphs)
         count = max(1, min(lanes, cameras))
         share = -(-cameras // count)
         # networks in CUDA graphs need each lane's stream warmed up (its own graphs); eager ones once

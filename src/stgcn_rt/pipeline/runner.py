@@ -74,6 +74,7 @@ class PipelineConfig:
     pose_precision: str | None = None  # blazepose's: None, fp16 on a GPU, fp32 on the CPU
     pose_models: str | None = None  # blazepose's exported networks (a folder), run instead of PyTorch's
     pose_lanes: int = 1  # blazepose's threads (BlazePoseStage)
+    pose_graphs: bool | None = None  # blazepose's stages through CUDA graphs (None: BlazePose's default)
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
@@ -322,7 +323,7 @@ class Pipeline:
             networks = self.pose_precision or f"from {self.config.pose_models}"
             self._say(f"pose: BlazePose {networks} on {self.config.pose_device}, warming up its networks")
             return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons,
-                                  self.config.pose_models, self.config.pose_lanes)
+                                  self.config.pose_models, self.config.pose_lanes, self.config.pose_graphs)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
     def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:
