@@ -68,17 +68,19 @@ def test_an_unknown_pipeline_pose_is_one_line():
                                      "blazepose, mediapipe")
 
 
-def test_blazepose_runs_once_per_number_of_lanes(monkeypatch, tmp_path):
-    """--pipeline-lanes 1,2: blazepose's rows for each (a backend stops at its first failure), mediapipe's
-    once; the tables name the lanes where there were several."""
+def test_blazepose_runs_once_per_number_of_lanes_eagerly_and_through_graphs(monkeypatch, tmp_path):
+    """--pipeline-lanes 1,2 on a GPU: blazepose's rows for each, eagerly and through CUDA graphs (a
+    variant stops at its first failure), mediapipe's once; the tables name the lanes where there were
+    several, and the graphs."""
     from stgcn_rt.bench import pipeline
 
     calls = []
 
-    def fake_run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lanes):
-        calls.append((pose, lanes, cameras))
+    def fake_run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lanes, graphs):
+        calls.append((pose, lanes, graphs, cameras))
         return {"pose": pose, "pose_precision": "fp16" if pose == "blazepose" else None,
-                "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": "PyTorch",
+                "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None,
+                "pose_graphs": graphs if pose == "blazepose" else None, "classifier": "PyTorch",
                 "cameras": cameras, "windows": 31 * cameras, "expected_windows": 31 * cameras, "p50_ms": 20.0,
                 "p99_ms": 300.0 if cameras > 4 else 40.0, "to_pose_p50_ms": 10.0, "to_pose_p99_ms": 12.0,
                 "classify_p99_ms": 5.0, "pose_ms": 8.0, "frames_dropped": 0,
@@ -88,11 +90,14 @@ def test_blazepose_runs_once_per_number_of_lanes(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "camera_clip", lambda work: (work / "camera.mp4", 300))
     rows, skipped = pipeline.pipeline_rows(tmp_path / "m.pt", "cuda", ["blazepose", "mediapipe"], [4, 8, 16], 5, 1,
                                            tmp_path, lambda text: None, lanes=[1, 2])
-    assert calls == [("blazepose", 1, 4), ("blazepose", 1, 8), ("blazepose", 2, 4), ("blazepose", 2, 8),
-                     ("mediapipe", 1, 4), ("mediapipe", 1, 8)] and not skipped
+    assert calls == [("blazepose", lanes, graphs, cameras) for lanes in (1, 2) for graphs in (False, True)
+                     for cameras in (4, 8)] + [("mediapipe", 1, False, 4), ("mediapipe", 1, False, 8)]
+    assert not skipped
     from stgcn_rt.bench.report import _pipeline_section
 
     text = "\n".join(_pipeline_section({"config": {"persons": 1, "stride": 5, "pipeline_p99_ms": 250.0,
                                                    "pipeline_cameras": [4, 8, 16]}, "pipeline": rows}))
     assert "| blazepose fp16, 2 lanes | PyTorch | 4 |" in text and "| blazepose fp16 | PyTorch | 8 |" in text
-    assert "Capacity: blazepose fp16 4 cameras, blazepose fp16, 2 lanes 4 cameras, mediapipe 4 cameras" in text
+    assert "| blazepose fp16, 2 lanes, CUDA graphs | PyTorch | 8 |" in text
+    assert ("Capacity: blazepose fp16 4 cameras, blazepose fp16, CUDA graphs 4 cameras, blazepose fp16, 2 lanes "
+            "4 cameras, blazepose fp16, 2 lanes, CUDA graphs 4 cameras, mediapipe 4 cameras") in text

@@ -66,17 +66,22 @@ def expected_windows(frames: int, stride: int, window: int = 150) -> int:
 def pipeline_rows(model: Path, device: str, poses: list[str], counts: list[int], stride: int, persons: int,
                   work: Path, tick: Callable[[str], None], p99_limit_ms: float = P99_LIMIT_MS, fast: str | None = None,
                   lanes: list[int] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per pose backend (blazepose once per number of ``lanes``) and camera count tried, and
-    the backends that could not run here."""
+    """One row per pose backend (blazepose once per number of ``lanes``, and on a GPU eagerly and
+    through CUDA graphs) and camera count tried, and the backends that could not run here."""
     clip, frames = camera_clip(work)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
-    variants = [(pose, count) for pose in poses for count in ((lanes or [1]) if pose == "blazepose" else [1])]
-    for pose, lane_count in variants:
+    graphs = (False, True) if device.startswith("cuda") else (False,)
+    variants = [(pose, count, graphed) for pose in poses
+                for count in ((lanes or [1]) if pose == "blazepose" else [1])
+                for graphed in (graphs if pose == "blazepose" else (False,))]
+    for pose, lane_count, graphed in variants:
         for cameras in counts:
-            tick(f"pipeline: {pose}{f' in {lane_count} lanes' if lane_count > 1 else ''}, {cameras} cameras")
+            tick(f"pipeline: {pose}{f' in {lane_count} lanes' if lane_count > 1 else ''}"
+                 f"{' through CUDA graphs' if graphed else ''}, {cameras} cameras")
             try:
-                row = _run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lane_count)
+                row = _run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lane_count,
+                           graphed)
             except Exception as exc:  # a pose backend that cannot run here is reported, not fatal
                 skipped.append(f"pipeline with {pose}: {type(exc).__name__}: {first_line(exc)}")
                 break
@@ -89,13 +94,13 @@ def pipeline_rows(model: Path, device: str, poses: list[str], counts: list[int],
 
 
 def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons: int, clip: Path, frames: int,
-         work: Path, fast: str | None, lanes: int) -> dict[str, Any]:
+         work: Path, fast: str | None, lanes: int, graphs: bool) -> dict[str, Any]:
     from stgcn_rt.pipeline.runner import PipelineConfig, run_with_model
 
-    events = work / f"events-{pose}-{lanes}-{cameras}.jsonl"
+    events = work / f"events-{pose}-{lanes}-{'graphs' if graphs else 'eager'}-{cameras}.jsonl"
     config = PipelineConfig(sources=[str(camera_folder(clip, cameras, work))], events=events, persons=persons,
-                            stride=stride, pose=pose, pose_device=device, pose_lanes=lanes, pace=True,
-                            status_interval=3600.0)
+                            stride=stride, pose=pose, pose_device=device, pose_lanes=lanes, pose_graphs=graphs,
+                            pace=True, status_interval=3600.0)
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # the pipeline's status lines
         result = run_with_model(config, str(model), device, fast, report=lambda text: None)
@@ -109,7 +114,8 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     ages, classified, posed = column("frame_to_event_ms"), column("latency_ms"), column("frame_to_pose_ms")
     run = lines[0]
     return {"pose": pose, "pose_precision": run.get("pose_precision"),
-            "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None, "classifier": run["backend"],
+            "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None,
+            "pose_graphs": graphs if pose == "blazepose" else None, "classifier": run["backend"],
             "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
             "expected_windows": cameras * expected_windows(frames, stride),
             "p50_ms": float(np.percentile(ages, 50)), "p99_ms": float(np.percentile(ages, 99)),
