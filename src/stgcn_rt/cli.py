@@ -382,7 +382,8 @@ pipeline_options = [
                       "measured on a GPU)."),
     click.option("--pose-graphs/--no-pose-graphs", default=None,
                  help="blazepose on a GPU: run each stage (crops, network, heatmap refinement) as one CUDA graph "
-                      "launch instead of hundreds of small ones from Python. Default: off until measured on a GPU."),
+                      "launch instead of hundreds of small ones from Python (default: on; --no-pose-graphs runs "
+                      "them eagerly)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,

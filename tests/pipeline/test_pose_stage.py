@@ -21,16 +21,14 @@ def clip_frames(short_clip):
 
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_cameras_posed_together_get_what_each_gets_alone(clip_frames, lanes):
-    """In one lane, or dealt to two (threads whose steps overlap, sharing the networks; asked for CUDA
-    graphs, which on the CPU change nothing but every lane's warm-up)."""
+    """In one lane, or dealt to two (threads whose steps overlap, sharing the networks)."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage, blazepose
 
     alone = blazepose()
     expected = [alone.process({"a": image})["a"] for image in clip_frames]
     # b runs the clip backwards: were its frames mixed with a's or c's, their tracks would move
-    with BlazePoseStage(cameras=3, lanes=lanes, graphs=lanes == 2) as stage:
+    with BlazePoseStage(cameras=3, lanes=lanes) as stage:
         assert len({id(lane.pose.networks) for lane in stage._lanes}) == 1 and len(stage._lanes) == lanes
-        assert stage.pose.networks.graphs == (lanes == 2)
         futures = {name: [stage.submit(name, image) for image in frames]
                    for name, frames in (("a", clip_frames), ("b", clip_frames[::-1]), ("c", clip_frames))}
         results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}
@@ -39,6 +37,21 @@ def test_cameras_posed_together_get_what_each_gets_alone(clip_frames, lanes):
             assert result.error is None and result.found == 1 and result.milliseconds > 0
             assert result.keypoints.shape == (1, 33, 3)
             np.testing.assert_allclose(result.keypoints[0], np.clip(points, 0, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("graphs", [None, True, False])
+def test_the_stage_asks_for_cuda_graphs_as_told_and_they_never_apply_on_the_cpu(monkeypatch, graphs):
+    from stgcn_rt.pipeline import pose_stage
+
+    asked, original = [], pose_stage.blazepose
+
+    def recording(*args):
+        asked.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(pose_stage, "blazepose", recording)
+    with pose_stage.BlazePoseStage(graphs=graphs) as stage:
+        assert asked == [graphs] and stage.pose.networks.graphs is False
 
 
 def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):

@@ -101,7 +101,7 @@ class BlazePoseStage:
         first = blazepose(device, precision, persons, models, graphs)
         count = max(1, min(lanes, cameras))
         share = -(-cameras // count)
-        # networks in CUDA graphs need each lane's stream warmed up (its own graphs); eager ones once
+        # stages in CUDA graphs need each lane's stream warmed up (its own graphs); eager ones once
         # (the device's first-call costs are the process's)
         self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}",
                              share if i == 0 or first.networks.graphs else 0) for i in range(count)]

@@ -45,10 +45,10 @@ MIN_TRACKING_CONFIDENCE = 0.5  # the pose flag under which a pose counts as lost
 DETECT_EVERY = 5
 SUBPIXEL_BITS = 5  # OpenCV's INTER_BITS: warps place each source point to 1/32 of a pixel
 OPENCV_SUBPIXELS = 1 << SUBPIXEL_BITS
-#: whether BlazePose's stages (crops, PyTorch network, refinement) run through CUDA graphs by default
-#: (:mod:`stgcn_rt.pose.graphs`). Off until measured: they have not yet run on a GPU
-#: (tests/pose/test_blazepose_gpu.py checks them)
-CUDA_GRAPHS = False
+#: whether BlazePose's stages (crops, PyTorch network, refinement) run through CUDA graphs on a GPU by
+#: default (:mod:`stgcn_rt.pose.graphs`): on an H100 they took the pipeline's 64 cameras from p99 260 to
+#: 35 ms (docs/benchmarks/pipeline-h100.md)
+CUDA_GRAPHS = True
 BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
 
 
@@ -153,10 +153,11 @@ class BlazePoseNetworks:
         """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
         the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's).
         ``graphs``: on a GPU, run each stage (crops, PyTorch network, refinement) through CUDA graphs
-        (False: eagerly; None: :data:`CUDA_GRAPHS`; exported networks always run eagerly)."""
+        (False: eagerly; None: :data:`CUDA_GRAPHS`). Exported networks, and everything on the CPU,
+        run eagerly (``self.graphs`` is then False)."""
         self.device = torch.device(device)
         self.dtype = dtype if models is None else torch.float32
-        self.graphs = (CUDA_GRAPHS if graphs is None else graphs) and models is None
+        self.graphs = (CUDA_GRAPHS if graphs is None else graphs) and models is None and self.device.type == "cuda"
         self.detector, self.landmarker = (self._torch_network(role) if models is None else
                                           load_network(model_path(models, role, self.device), role, self.device)
                                           for role in ("detector", "landmarks"))
