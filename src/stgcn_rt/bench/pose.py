@@ -78,9 +78,8 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     from stgcn_rt.pose.graphs import GraphedCall
 
     networks = pose.networks
-    gpu = networks.device.type == "cuda"
-    sync: Callable[[], None] = torch.cuda.synchronize if gpu else (lambda: None)
-    graphs = gpu and networks.graphs  # on the CPU the networks always run eagerly
+    sync: Callable[[], None] = torch.cuda.synchronize if networks.device.type == "cuda" else (lambda: None)
+    graphs = networks.graphs  # False on the CPU, where everything runs eagerly
     label = f"{precision}{', CUDA graphs' if graphs else ''}"
     rows = []
 

@@ -140,7 +140,7 @@ class _Lane:
 
     def __init__(self, pose: BlazePose, name: str, warm_up: int) -> None:
         """Warms ``pose`` up for ``warm_up`` cameras (0: not at all) on the lane's stream: where its
-        networks run through CUDA graphs, each stream captures its own."""
+        stages run through CUDA graphs, each stream captures its own (and sizes its frame buffer)."""
         import torch
 
         self.pose = pose
