@@ -21,6 +21,7 @@ def drain(pool, copy=True, timeout=60.0):
                 frame = reader.frames.get_nowait()
                 got[name].append((frame.index, frame.image.copy() if copy else None, frame.slot))
                 reader.release(frame)
+        pool.flush()
         time.sleep(0.001)
     return got
 
@@ -83,3 +84,27 @@ def test_default_workers_leave_half_the_cores(monkeypatch):
     assert (default_workers(250), default_workers(3), default_workers(1)) == (8, 3, 1)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert default_workers(64) == 1
+
+
+def _fill(block, value):
+    np.frombuffer(block, np.uint8)[:] = value
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memory-file", "multiprocessing"])
+def test_shared_memory_is_shared_with_a_spawned_process(monkeypatch, memfd):
+    """An anonymous memory file on Linux (no room needed in /dev/shm), multiprocessing's elsewhere."""
+    import multiprocessing
+
+    from stgcn_rt.pipeline import decoders
+
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif not hasattr(os, "memfd_create"):
+        pytest.skip("no memfd_create here")
+    context = multiprocessing.get_context("spawn")
+    block, memory = decoders.shared_memory(4096, context)
+    assert isinstance(block, decoders._MemoryFile) == memfd
+    process = context.Process(target=_fill, args=(block, 7))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0 and (np.frombuffer(memory, np.uint8) == 7).all()

@@ -54,3 +54,20 @@ def test_a_first_window_waits_for_min_frames():
     assert [ring.push(f) for f in frames(8, shape=(3, 5, 1))] == [False, False, False, True, False, True, False, True]
     with pytest.raises(StgcnError, match="1 to the window's 4, got 5"):
         SkeletonWindow(seq_len=4, min_frames=5)
+
+
+def test_ring_windows_are_the_last_frames_stacked_as_the_roadmap_does():
+    rng = np.random.default_rng(0)
+    ring, pushed = SkeletonWindow(seq_len=6, stride=1), []
+    for _ in range(20):  # past three wrap-arounds; the frames given as views, as the pipeline does
+        frame = rng.random((5, 4, 3), np.float32)
+        pushed.append(frame.transpose(2, 1, 0))
+        ring.push(pushed[-1])
+        window = ring.window()
+        assert np.array_equal(window, stack_frames(pushed, 6))
+        window[:] = -1  # a window is the caller's own copy
+    assert np.array_equal(ring.window(), stack_frames(pushed, 6))
+    with pytest.raises(StgcnError, match="one shape"):
+        ring.push(np.zeros((3, 5, 1), np.float32))
+    with pytest.raises(StgcnError, match="empty"):
+        SkeletonWindow(seq_len=4).window()

@@ -6,8 +6,10 @@ pace. Here each worker process reads its share of the cameras with :class:`Frame
 per camera there), writes every frame into one of its camera's slots of a shared-memory block and
 sends the pipeline a few numbers. The pipeline sees a :class:`RemoteReader` per camera, with a
 :class:`FrameReader`'s ``frames``, ``counters`` and ``done``; a frame's image is a view of its slot,
-valid until the pipeline hands the slot back with :meth:`RemoteReader.release`. Frames arrive in
-order per camera; the counters follow them, ``finished`` only after a camera's last frame.
+valid until the pipeline hands the slot back with :meth:`RemoteReader.release` (the slots released
+go back to the workers together, at :meth:`DecoderPool.flush`: one message a worker, not one a
+frame). Frames arrive in order per camera; the counters follow them, ``finished`` only after a
+camera's last frame.
 
 A camera whose slots are all in use waits, as a full queue does: files block (no frame lost), live
 sources drop their oldest frame and count it.
@@ -16,12 +18,14 @@ sources drop their oldest frame and count it.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -76,13 +80,52 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
         reader.stop()
 
 
+def shared_memory(size: int, context: Any) -> tuple[Any, Any]:
+    """``size`` bytes that the processes of ``context`` (spawned) share, as (what to hand a process as
+    it starts, which it reads as a buffer; the buffer here), freed when the last process lets go of
+    them. On Linux an anonymous memory file: it needs no room in /dev/shm, which a container may keep
+    small (64 MB in Docker by default), where multiprocessing's own shared memory would fall back to
+    a file on disk, whose pages the GPU driver may refuse to page-lock; elsewhere multiprocessing's."""
+    if not hasattr(os, "memfd_create"):
+        block = context.RawArray("B", size)
+        return block, block
+    memory = _MemoryFile(size)
+    return memory, memory.buffer
+
+
+class _MemoryFile:
+    """An anonymous memory file (memfd), mapped; a process it is handed to maps it too."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._fd = os.memfd_create("stgcn-rt-frames", os.MFD_CLOEXEC)
+        self._closer = weakref.finalize(self, os.close, self._fd)
+        os.ftruncate(self._fd, size)
+        self.buffer = mmap.mmap(self._fd, size)
+
+    def __reduce__(self) -> tuple:
+        from multiprocessing import reduction
+
+        return _map_memory_file, (self.size, reduction.DupFd(self._fd))
+
+
+def _map_memory_file(size: int, fd: Any) -> mmap.mmap:
+    """In a worker: the pipeline's memory file, mapped (the mapping keeps it alive)."""
+    handle = fd.detach()
+    try:
+        return mmap.mmap(handle, size)
+    finally:
+        os.close(handle)
+
+
 def _take_free(free: Any, idle: dict[int, deque]) -> None:
     while True:
         try:
-            index, slot = free.get_nowait()
+            released = free.get_nowait()
         except queue.Empty:
             return
-        idle[index].append(slot)
+        for index, slot in released:
+            idle[index].append(slot)
 
 
 class RemoteReader:
@@ -90,7 +133,7 @@ class RemoteReader:
 
     def __init__(self, spec: SourceSpec, index: int, pool: DecoderPool) -> None:
         self.spec, self.index, self._pool = spec, index, pool
-        self.frames: queue.Queue[Frame] = queue.Queue()
+        self.frames: queue.SimpleQueue[Frame] = queue.SimpleQueue()
         self.counters = SourceCounters()
 
     @property
@@ -98,7 +141,8 @@ class RemoteReader:
         return self.counters.finished and self.frames.empty()
 
     def release(self, frame: Frame) -> None:
-        """The pipeline is done with ``frame``: its slot may take the next one."""
+        """The pipeline is done with ``frame``: its slot may take the next one (after the pool's next
+        :meth:`DecoderPool.flush`)."""
         if frame.slot is not None:
             self._pool.release(self.index, frame.slot)
 
@@ -114,12 +158,11 @@ class DecoderPool:
         self.workers = max(1, min(len(specs), workers or default_workers(len(specs))))
         shape = (len(specs), slots, *FRAME_SHAPE)
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        # multiprocessing's own shared memory (in /dev/shm where it has room), handed to the workers
-        # as they start; freed when the last process lets go of it
-        block = context.RawArray("B", max(1, int(np.prod(shape))))
-        self.frames = np.frombuffer(block, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
+        block, memory = shared_memory(max(1, int(np.prod(shape))), context)
+        self.frames = np.frombuffer(memory, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
         self.readers = {spec.name: RemoteReader(spec, index, self) for index, spec in enumerate(specs)}
         self._free = [context.Queue() for _ in range(self.workers)]
+        self._released: list[list[tuple[int, int]]] = [[] for _ in range(self.workers)]
         self._out = context.Queue()
         self._stop = context.Event()
         self._processes = [
@@ -138,7 +181,15 @@ class DecoderPool:
         return self
 
     def release(self, index: int, slot: int) -> None:
-        self._free[index % self.workers].put((index, slot))
+        """Camera ``index``'s ``slot`` is free again, from the next :meth:`flush` on."""
+        self._released[index % self.workers].append((index, slot))
+
+    def flush(self) -> None:
+        """Hand the slots released since the last flush back to their workers."""
+        for free, released in zip(self._free, self._released):
+            if released:
+                free.put(list(released))
+                released.clear()
 
     def _dispatch(self) -> None:
         """Route the workers' messages to the cameras. A worker that dies fails its unfinished

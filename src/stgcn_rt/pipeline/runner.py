@@ -302,7 +302,7 @@ class Pipeline:
             if isinstance(pose, BlazePoseStage):
                 pose.pin(decoders.frames)
             decoders.start()
-            self._loop(pose, scheduler)
+            self._loop(pose, scheduler, decoders)
         except KeyboardInterrupt:
             self.interrupted = True
             self._say("interrupted: stopping sources and flushing events")
@@ -326,9 +326,10 @@ class Pipeline:
                                   self.config.pose_models, self.config.pose_lanes, self.config.pose_graphs)
         return PosePool(self.config.pose_workers, self.persons, self.config.detector)
 
-    def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler) -> None:
+    def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
         """Works on a camera when there is news of it (a frame or counters from its decoder, a pose of
-        its frames done) and on that camera alone, waiting in between. A loop that polled every
+        its frames done) and on that camera alone, waiting in between; then hands the slots of the
+        frames done back to the decoders, all at once. A loop that polled every
         camera would hold the interpreter lock most of the time at hundreds of cameras, and the pose
         stage's thread, which needs it between its GPU calls, would wait for it."""
         waiting = {name for name, camera in self.cameras.items() if not camera.finished}
@@ -349,6 +350,7 @@ class Pipeline:
                 self._report_reconnects(camera)
                 if camera.finished:
                     waiting.discard(name)
+            decoders.flush()
             if time.perf_counter() - last_status >= self.config.status_interval:
                 self._print_status(scheduler)
                 last_status = time.perf_counter()

@@ -391,13 +391,12 @@ class BlazePose:
         kept = flags >= self.min_tracking_confidence  # under it the pose is lost
         tracks.lost(flat[which[~kept]])
         smoothed = tracks.smooth(flat[which[kept]], points[kept], width, height)
-        out = {name: np.zeros((m, LANDMARKS, 3), np.float32) for name in names}
-        for i, landmarks in zip(which[kept], smoothed):
-            out[names[i // m]][i % m] = landmarks
+        slots = np.zeros((len(names), m, LANDMARKS, 3), np.float32)
+        slots.reshape(-1, LANDMARKS, 3)[which[kept]] = smoothed
         if m > 1:
-            for c, name in enumerate(names):
-                self._free_doubles(out[name], rows[c], width, height)
-        return out
+            for c in range(len(names)):
+                self._free_doubles(slots[c], rows[c], width, height)
+        return dict(zip(names, slots))
 
     def _detections(self, frames: torch.Tensor, cameras: np.ndarray, tracking: np.ndarray,
                     bgr: bool) -> list[np.ndarray]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,22 +55,38 @@ class SkeletonWindow:
         self.seq_len = seq_len
         self.stride = stride
         self.min_frames = min_frames
-        self.frames: deque[np.ndarray] = deque(maxlen=seq_len)
         self.count = 0  # frames pushed since the start of the stream
+        # every frame is written twice, seq_len apart, so that the last seq_len frames are always one
+        # slice (a window is one copy, not a stack of 150 arrays: a pipeline of hundreds of cameras
+        # takes a window a frame); allocated at the first push, when the frames' shape is known
+        self._frames: np.ndarray | None = None
 
     def push(self, frame: np.ndarray) -> bool:
-        self.frames.append(np.asarray(frame, dtype=np.float32))
+        """Add a frame (C, V, M); True when a window is due."""
+        if self._frames is None:
+            self._frames = np.zeros((frame.shape[0], 2 * self.seq_len, *frame.shape[1:]), np.float32)
+        elif frame.shape != (self._frames.shape[0], *self._frames.shape[2:]):
+            raise StgcnError(f"frames must all be (C, V, M) arrays of one shape: got {frame.shape} after "
+                             f"{(self._frames.shape[0], *self._frames.shape[2:])}")
+        at = self.count % self.seq_len
+        self._frames[:, at] = frame
+        self._frames[:, at + self.seq_len] = frame
         self.count += 1
         return self.count % self.stride == 0 and self.count >= self.min_frames
 
     @property
     def first_frame(self) -> int:
         """Stream index of the oldest frame in the window."""
-        return self.count - len(self.frames)
+        return max(0, self.count - self.seq_len)
 
     def window(self) -> np.ndarray:
-        return stack_frames(self.frames, self.seq_len)
+        """The last ``seq_len`` frames (C, seq_len, V, M), oldest first, followed by all-zero frames
+        while fewer have come."""
+        if self._frames is None:
+            raise StgcnError("the frame buffer is empty: push at least one (C, V, M) frame")
+        start = self.count % self.seq_len if self.count >= self.seq_len else 0
+        return self._frames[:, start:start + self.seq_len].copy()
 
     def reset(self) -> None:
-        self.frames.clear()
+        self._frames = None
         self.count = 0
