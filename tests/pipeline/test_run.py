@@ -217,14 +217,14 @@ def test_pipeline_with_a_model_served_by_triton(tmp_path, videos, demo_models):
 
 
 def test_status_line_says_what_each_camera_is_doing():
-    from stgcn_rt.pipeline.runner import CameraState
+    from stgcn_rt.pipeline.runner import CameraState, Timings
     from stgcn_rt.pipeline.sources import FrameReader, SourceSpec
     from stgcn_rt.runtime.predict import SkeletonWindow
 
     def camera(frames_done=0, **counters):
         spec = SourceSpec("rtsp://u:p@10.0.0.9/live", "door")
         state = CameraState(spec, FrameReader(spec), SkeletonWindow(150, 5), frames_done=frames_done,
-                            pose_ms=[20.0, 40.0], queue_ms=[2900.0], model_ms=[130.0])
+                            pose_ms=Timings([20.0, 40.0]), queue_ms=Timings([2900.0]), model_ms=Timings([130.0]))
         for key, value in counters.items():
             setattr(state.reader.counters, key, value)
         return state
@@ -328,14 +328,16 @@ def test_reconnects_are_camera_events(tmp_path):
 
 
 def test_falling_behind_real_time_is_one_warning_with_what_to_change(tmp_path):
+    from stgcn_rt.pipeline.runner import Timings
+
     pipeline = quiet_pipeline(tmp_path)
     camera = live_camera(pipeline)
     camera.reader.counters.fps = 25.0
     assert camera.falling_behind(24.0) is None
     assert camera.falling_behind(10.0) == "its frames come through at 10.0 fps, the source gives 25"
-    camera.queue_ms = [2900.0] * 5
+    camera.queue_ms = Timings([2900.0] * 5)
     assert camera.falling_behind(25.0) == "its windows wait 2.9 s for the model"
-    camera.queue_ms = []
+    camera.queue_ms = Timings()
     for frames in (20, 40, 60, 80):  # 10 frames a second, from the second status interval on
         camera.frames_done = frames
         pipeline._warn_if_behind(camera)
@@ -358,3 +360,15 @@ def test_video_without_h264_falls_back_to_mp4v_with_a_note(tmp_path, monkeypatch
     pipeline._note_codec(video)
     pipeline._note_codec(video)
     assert pipeline.status.getvalue() == f"note: {annotate.MP4V_NOTE}\n"
+
+
+def test_timings_keep_the_mean_of_all_and_of_the_last_few_in_bounded_memory():
+    from stgcn_rt.pipeline.runner import RECENT_TIMINGS, Timings
+
+    timings = Timings()
+    assert timings.mean() == timings.mean(5) == 0.0
+    for value in range(1000):
+        timings.add(float(value))
+    assert timings.mean() == 499.5 and timings.mean(4) == 997.5
+    assert timings.mean(10 * RECENT_TIMINGS) == np.mean(range(1000 - RECENT_TIMINGS, 1000))
+    assert len(timings.recent) == RECENT_TIMINGS

@@ -15,7 +15,7 @@ import queue
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 BEHIND_QUEUE_S = 1.0
 #: ... as does one whose frames come through slower than this share of its source's frame rate
 BEHIND_RATE = 0.9
+#: the last timings a camera keeps for its status line
+RECENT_TIMINGS = 50
 #: the loop waits at most this long for news, so that status lines come on time
 STATUS_WAKE_S = 0.1
 BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
@@ -86,6 +88,29 @@ class PipelineConfig:
     command: str | None = None  # the command line, for the events file's run line (URLs masked)
 
 
+class Timings:
+    """One camera's milliseconds of one kind: the mean of them all and of the last few (a pipeline
+    runs for weeks, so every value is not kept)."""
+
+    def __init__(self, values: Iterable[float] = ()) -> None:
+        self.recent: deque[float] = deque(maxlen=RECENT_TIMINGS)
+        self.total, self.count = 0.0, 0
+        for value in values:
+            self.add(value)
+
+    def add(self, value: float) -> None:
+        self.recent.append(value)
+        self.total += value
+        self.count += 1
+
+    def mean(self, last: int | None = None) -> float:
+        """The mean of every value, or of the ``last`` few (at most RECENT_TIMINGS); 0.0 before any."""
+        if last is None:
+            return self.total / self.count if self.count else 0.0
+        values = list(self.recent)[-last:]
+        return sum(values) / len(values) if values else 0.0
+
+
 @dataclass
 class CameraState:
     spec: SourceSpec
@@ -99,9 +124,9 @@ class CameraState:
     predictions: int = 0
     alerts: int = 0
     dropped_windows: int = 0
-    pose_ms: list[float] = field(default_factory=list)
-    queue_ms: list[float] = field(default_factory=list)  # a window's wait in the classification queue
-    model_ms: list[float] = field(default_factory=list)  # its batch's run
+    pose_ms: Timings = field(default_factory=lambda: Timings())
+    queue_ms: Timings = field(default_factory=lambda: Timings())  # a window's wait in the classification queue
+    model_ms: Timings = field(default_factory=lambda: Timings())  # its batch's run
     errors: list[str] = field(default_factory=list)
     label: tuple[str, float] | None = None
     alert_active: bool = False
@@ -125,9 +150,7 @@ class CameraState:
             return f"{self.spec.name}: connecting (retry {c.reconnects})"
         if self.finished:
             return f"{self.spec.name}: done, {self.frames_done} frames"
-        pose_ms = np.mean(self.pose_ms[-50:]) if self.pose_ms else 0.0
-        queue_ms = np.mean(self.queue_ms[-20:]) if self.queue_ms else 0.0
-        model_ms = np.mean(self.model_ms[-20:]) if self.model_ms else 0.0
+        pose_ms, queue_ms, model_ms = self.pose_ms.mean(50), self.queue_ms.mean(20), self.model_ms.mean(20)
         return (f"{self.spec.name}: {self.frames_done / elapsed:.1f} fps, pose {pose_ms:.0f} ms, "
                 f"queue {queue_ms:,.0f} ms, model {model_ms:,.0f} ms, drops {c.dropped + self.dropped_windows}")
 
@@ -135,7 +158,7 @@ class CameraState:
         """Why this camera falls behind real time, with frames coming through at ``rate`` a second
         lately; None while it keeps up."""
         fps = self.reader.counters.fps
-        queue_s = np.mean(self.queue_ms[-5:]) / 1000 if self.queue_ms else 0.0
+        queue_s = self.queue_ms.mean(5) / 1000
         if queue_s > BEHIND_QUEUE_S:
             return f"its windows wait {queue_s:.1f} s for the model"
         if fps and rate < BEHIND_RATE * fps:
@@ -208,8 +231,8 @@ class Pipeline:
         probs = result.probabilities
         index = int(np.argmax(probs))
         camera.predictions += 1
-        camera.queue_ms.append(result.queue_s * 1000)
-        camera.model_ms.append(result.run_s * 1000)
+        camera.queue_ms.add(result.queue_s * 1000)
+        camera.model_ms.add(result.run_s * 1000)
         camera.label = (self.classifier.classes[index], float(probs[index]))
         meta = result.meta
         event = {
@@ -386,7 +409,7 @@ class Pipeline:
         keypoints = np.ascontiguousarray(pose.keypoints.transpose(2, 1, 0))  # (M, V, C) -> (C, V, M)
         if pose.found:
             camera.persons_seen += 1
-        camera.pose_ms.append(pose.milliseconds)
+        camera.pose_ms.add(pose.milliseconds)
         camera.frames_done += 1
         if camera.ring.push(keypoints):
             window = camera.ring.window()
@@ -502,13 +525,9 @@ class Pipeline:
                 person_rate=camera.persons_seen / camera.frames_done if camera.frames_done else 0.0,
                 windows=camera.windows, predictions=camera.predictions,
                 windows_dropped=camera.dropped_windows, alerts=camera.alerts,
-                pose_ms=_mean(camera.pose_ms), queue_ms=_mean(camera.queue_ms), model_ms=_mean(camera.model_ms),
+                pose_ms=camera.pose_ms.mean(), queue_ms=camera.queue_ms.mean(), model_ms=camera.model_ms.mean(),
                 errors=list(camera.errors)))
         return out
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else 0.0
 
 
 @dataclass
