@@ -372,3 +372,22 @@ def test_timings_keep_the_mean_of_all_and_of_the_last_few_in_bounded_memory():
     assert timings.mean() == 499.5 and timings.mean(4) == 997.5
     assert timings.mean(10 * RECENT_TIMINGS) == np.mean(range(1000 - RECENT_TIMINGS, 1000))
     assert len(timings.recent) == RECENT_TIMINGS
+
+
+@pytest.mark.parametrize("pose", ["blazepose", "mediapipe"])
+def test_blazepose_runs_with_a_short_switch_interval_given_back_after(tmp_path, monkeypatch, short_clip, pose):
+    """BlazePose's lane gets the interpreter lock back within POSE_SWITCH_INTERVAL_S of asking."""
+    from stgcn_rt.pipeline import runner
+
+    class Stage:
+        def close(self):
+            pass
+
+    before, seen = sys.getswitchinterval(), []
+    pipeline = runner.Pipeline(runner.PipelineConfig([str(short_clip)], tmp_path / "events.jsonl", pose=pose),
+                               MeanClassifier(shape=(None, 3, 150, 33, 1)), status=io.StringIO())
+    monkeypatch.setattr(pipeline, "_pose_stage", lambda cameras: Stage())
+    monkeypatch.setattr(pipeline, "_loop", lambda *args: seen.append(sys.getswitchinterval()))
+    pipeline.run()
+    assert seen == [pytest.approx(runner.POSE_SWITCH_INTERVAL_S if pose == "blazepose" else before)]
+    assert sys.getswitchinterval() == before

@@ -8,6 +8,7 @@ The events file gets a ``run`` line first, then per camera its predictions, aler
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -15,7 +16,7 @@ import queue
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,11 @@ BEHIND_RATE = 0.9
 RECENT_TIMINGS = 50
 #: the loop waits at most this long for news, so that status lines come on time
 STATUS_WAKE_S = 0.1
+#: while BlazePose runs, how long a thread holding the interpreter lock keeps it from another that
+#: waits for it (Python's default: 5 ms). BlazePose's lane lets go of the lock at every GPU call and
+#: wait, a step's worth of times, and with the loop busy handling frames it would otherwise wait up to
+#: that long to get it back each time
+POSE_SWITCH_INTERVAL_S = 0.0005
 BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
                  "would let it keep up")
 
@@ -86,6 +92,18 @@ class PipelineConfig:
     status_interval: float = 2.0
     max_inflight: int = 4  # frames per camera queued at the pose stage
     command: str | None = None  # the command line, for the events file's run line (URLs masked)
+
+
+@contextlib.contextmanager
+def _switch_interval(seconds: float | None) -> Iterator[None]:
+    """The interpreter's switch interval set to ``seconds`` (None: left as it is) for the block."""
+    before = sys.getswitchinterval()
+    if seconds is not None:
+        sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Timings:
@@ -325,7 +343,8 @@ class Pipeline:
             if isinstance(pose, BlazePoseStage):
                 pose.pin(decoders.frames)
             decoders.start()
-            self._loop(pose, scheduler, decoders)
+            with _switch_interval(POSE_SWITCH_INTERVAL_S if self.pose == "blazepose" else None):
+                self._loop(pose, scheduler, decoders)
         except KeyboardInterrupt:
             self.interrupted = True
             self._say("interrupted: stopping sources and flushing events")
