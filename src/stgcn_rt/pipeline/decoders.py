@@ -119,12 +119,8 @@ def _map_memory_file(size: int, fd: Any) -> mmap.mmap:
 
 
 def _take_free(free: Any, idle: dict[int, deque]) -> None:
-    while True:
-        try:
-            released = free.get_nowait()
-        except queue.Empty:
-            return
-        for index, slot in released:
+    while not free.empty():
+        for index, slot in free.get():
             idle[index].append(slot)
 
 
@@ -161,7 +157,8 @@ class DecoderPool:
         block, memory = shared_memory(max(1, int(np.prod(shape))), context)
         self.frames = np.frombuffer(memory, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
         self.readers = {spec.name: RemoteReader(spec, index, self) for index, spec in enumerate(specs)}
-        self._free = [context.Queue() for _ in range(self.workers)]
+        # written as they are put (no feeder thread, which could write to the pipe of a worker gone)
+        self._free = [context.SimpleQueue() for _ in range(self.workers)]
         self._released: list[list[tuple[int, int]]] = [[] for _ in range(self.workers)]
         self._out = context.Queue()
         self._stop = context.Event()
@@ -242,9 +239,8 @@ class DecoderPool:
                     process.terminate()
         if self._dispatcher.is_alive():
             self._dispatcher.join()
-        for channel in (*self._free, self._out):
-            channel.cancel_join_thread()
-            channel.close()
+        self._out.cancel_join_thread()
+        self._out.close()
 
     def __enter__(self) -> DecoderPool:
         return self.start()
