@@ -378,8 +378,8 @@ pipeline_options = [
                       "a GPU, .engine (stgcn-rt build; TensorRT, taken first). They run in their own precision."),
     click.option("--pose-lanes", type=click.IntRange(min=1), default=1, show_default=True,
                  help="blazepose's lanes: threads that each pose a share of the cameras, on a CUDA stream of their "
-                      "own, so that one's host work can overlap another's networks (more than 1 is not yet "
-                      "measured on a GPU)."),
+                      "own, so that one's host work can overlap another's networks (on an H100 host two were "
+                      "slower than one: their host work shares one interpreter lock)."),
     click.option("--pose-graphs/--no-pose-graphs", default=None,
                  help="blazepose on a GPU: run each stage (crops, network, heatmap refinement) as one CUDA graph "
                       "launch instead of hundreds of small ones from Python (default: on; --no-pose-graphs runs "

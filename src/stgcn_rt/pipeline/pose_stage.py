@@ -96,8 +96,9 @@ class BlazePoseStage:
                  models: str | None = None, lanes: int = 1, graphs: bool | None = None) -> None:
         """``lanes``: threads that pose a share of the cameras each. More than one lets one lane's host
         work (ROIs, filters, launching kernels) run while another's networks keep the GPU busy; at
-        256 cameras that host work is about 14 of a step's 44 ms (docs/performance.md). Not yet
-        measured in the pipeline on a GPU, so one by default. ``graphs``: see :func:`blazepose`."""
+        256 cameras that host work is about 14 of a step's 44 ms (docs/performance.md). In the
+        pipeline on an H100 two were slower than one (their host work shares one interpreter lock),
+        so one by default. ``graphs``: see :func:`blazepose`."""
         first = blazepose(device, precision, persons, models, graphs)
         count = max(1, min(lanes, cameras))
         share = -(-cameras // count)

@@ -58,8 +58,9 @@ STATUS_WAKE_S = 0.1
 #: while BlazePose runs, how long a thread holding the interpreter lock keeps it from another that
 #: waits for it (Python's default: 5 ms). BlazePose's lane lets go of the lock at every GPU call and
 #: wait, a step's worth of times, and with the loop busy handling frames it would otherwise wait up to
-#: that long to get it back each time
-POSE_SWITCH_INTERVAL_S = 0.0005
+#: that long to get it back each time. On an H100 host, 192 cameras through CUDA graphs: p99 488 ms
+#: at 0.5 ms, 124 ms at 0.1 (docs/performance.md, session 31)
+POSE_SWITCH_INTERVAL_S = 0.0001
 BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
                  "would let it keep up")
 
