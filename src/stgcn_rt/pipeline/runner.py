@@ -55,7 +55,7 @@ BEHIND_RATE = 0.9
 RECENT_TIMINGS = 50
 #: the loop waits at most this long for news, so that status lines come on time
 STATUS_WAKE_S = 0.1
-#: while BlazePose runs, how long a thread holding the interpreter lock keeps it from another that
+#: while BlazePose runs on a GPU, how long a thread holding the interpreter lock keeps it from another that
 #: waits for it (Python's default: 5 ms). BlazePose's lane lets go of the lock at every GPU call and
 #: wait, a step's worth of times, and with the loop busy handling frames it would otherwise wait up to
 #: that long to get it back each time. On an H100 host, 192 cameras through CUDA graphs: p99 488 ms
@@ -344,7 +344,8 @@ class Pipeline:
             if isinstance(pose, BlazePoseStage):
                 pose.pin(decoders.frames)
             decoders.start()
-            with _switch_interval(POSE_SWITCH_INTERVAL_S if self.pose == "blazepose" else None):
+            on_gpu = self.pose == "blazepose" and config.pose_device.startswith("cuda")
+            with _switch_interval(POSE_SWITCH_INTERVAL_S if on_gpu else None):
                 self._loop(pose, scheduler, decoders)
         except KeyboardInterrupt:
             self.interrupted = True
