@@ -20,12 +20,13 @@ CLIP_FRAMES = 60  # frames of the shipped clip the whole-graph rows cycle throug
 def clip_frames() -> np.ndarray:
     """The shipped clip's first frames at 640x480 (BGR), in shared memory as the pipeline decodes them."""
     from stgcn_rt.data import demo_video
+    from stgcn_rt.pipeline.decoders import FRAME_SHAPE, shared_memory
     from stgcn_rt.pipeline.sources import FRAME_SIZE, video_frames
 
     cv2 = require("cv2", "pipeline", "Reading the shipped clip")
     images = [cv2.resize(image, FRAME_SIZE) for image in itertools.islice(video_frames(demo_video()), CLIP_FRAMES)]
-    block = np.frombuffer(multiprocessing.get_context("spawn").RawArray("B", CLIP_FRAMES * 480 * 640 * 3), np.uint8)
-    block = block.reshape(CLIP_FRAMES, 480, 640, 3)
+    _, memory = shared_memory(CLIP_FRAMES * int(np.prod(FRAME_SHAPE)), multiprocessing.get_context("spawn"))
+    block = np.frombuffer(memory, np.uint8).reshape(CLIP_FRAMES, *FRAME_SHAPE)
     block[:] = np.stack(images)
     return block
 
