@@ -71,3 +71,8 @@ def test_ring_windows_are_the_last_frames_stacked_as_the_roadmap_does():
         ring.push(np.zeros((3, 5, 1), np.float32))
     with pytest.raises(StgcnError, match="empty"):
         SkeletonWindow(seq_len=4).window()
+    with pytest.raises(StgcnError, match=r"\(C, V, M\) arrays, got shape \(3, 5\)"):
+        SkeletonWindow(seq_len=4).push(np.zeros((3, 5), np.float32))
+    listed = SkeletonWindow(seq_len=2)  # nested lists, as the roadmap's buffers may hold
+    listed.push([[[0.5]], [[0.25]]])
+    assert listed.window().dtype == np.float32 and listed.window()[:, 0, 0, 0].tolist() == [0.5, 0.25]

@@ -143,9 +143,9 @@ class CameraState:
     predictions: int = 0
     alerts: int = 0
     dropped_windows: int = 0
-    pose_ms: Timings = field(default_factory=lambda: Timings())
-    queue_ms: Timings = field(default_factory=lambda: Timings())  # a window's wait in the classification queue
-    model_ms: Timings = field(default_factory=lambda: Timings())  # its batch's run
+    pose_ms: Timings = field(default_factory=Timings)
+    queue_ms: Timings = field(default_factory=Timings)  # a window's wait in the classification queue
+    model_ms: Timings = field(default_factory=Timings)  # its batch's run
     errors: list[str] = field(default_factory=list)
     label: tuple[str, float] | None = None
     alert_active: bool = False

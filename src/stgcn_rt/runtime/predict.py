@@ -63,7 +63,10 @@ class SkeletonWindow:
 
     def push(self, frame: np.ndarray) -> bool:
         """Add a frame (C, V, M); True when a window is due."""
+        frame = np.asarray(frame, dtype=np.float32)  # no copy of a float32 array (or view)
         if self._frames is None:
+            if frame.ndim != 3:
+                raise StgcnError(f"frames must be (C, V, M) arrays, got shape {frame.shape}")
             self._frames = np.zeros((frame.shape[0], 2 * self.seq_len, *frame.shape[1:]), np.float32)
         elif frame.shape != (self._frames.shape[0], *self._frames.shape[2:]):
             raise StgcnError(f"frames must all be (C, V, M) arrays of one shape: got {frame.shape} after "
