@@ -107,6 +107,14 @@ def short_clip(videos, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def clip_frames(short_clip):
+    """The short clip's 40 frames (BGR, 640x480)."""
+    from stgcn_rt.pipeline.sources import video_frames
+
+    return list(video_frames(short_clip))
+
+
+@pytest.fixture(scope="session")
 def pose_onnx(tmp_path_factory):
     """BlazePose's two networks as validated ONNX files with a dynamic batch (stgcn-rt export-pose)."""
     pytest.importorskip("tflite")

@@ -384,6 +384,10 @@ pipeline_options = [
                  help="blazepose on a GPU: run each stage (crops, network, heatmap refinement) as one CUDA graph "
                       "launch instead of hundreds of small ones from Python (default: on; --no-pose-graphs runs "
                       "them eagerly)."),
+    click.option("--pose-process/--no-pose-process", default=None,
+                 help="blazepose in a process of its own, reading the decoded frames in place, so that its host "
+                      "work does not share the pipeline's interpreter lock (default: on a GPU; on the CPU it runs "
+                      "in the pipeline's process)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
@@ -420,7 +424,8 @@ def with_options(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 def run(sources: tuple[str, ...], model: str, events: str, save_video: str | None, save_clips: str | None,
         display: bool, realtime: bool, fast: str | None, persons: int | None, detector: str, stride: int,
         min_frames: int | None, device: str, pose_backend: str | None, pose_precision: str | None,
-        pose_models: str | None, pose_lanes: int, pose_graphs: bool | None, threshold: float, min_windows: int,
+        pose_models: str | None, pose_lanes: int, pose_graphs: bool | None, pose_process: bool | None,
+        threshold: float, min_windows: int,
         alert_class: str | None, pose_workers: int | None, decode_workers: int | None) -> None:
     """Run the pipeline: cameras -> pose (MediaPipe or BlazePose) -> ST-GCN -> events (and annotated video).
 
@@ -439,7 +444,7 @@ def run(sources: tuple[str, ...], model: str, events: str, save_video: str | Non
         save_video=Path(save_video) if save_video else None, save_clips=Path(save_clips) if save_clips else None,
         display=display, threshold=threshold, min_windows=min_windows, alert_class=alert_class,
         pose=pose_backend, pose_device=device, pose_precision=pose_precision, pose_models=pose_models,
-        pose_lanes=pose_lanes, pose_graphs=pose_graphs, pose_workers=pose_workers,
+        pose_lanes=pose_lanes, pose_graphs=pose_graphs, pose_process=pose_process, pose_workers=pose_workers,
         decode_workers=decode_workers, pace=realtime, detector=detector)
     run_pipeline(config, model, device, fast)
 

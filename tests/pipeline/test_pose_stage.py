@@ -10,27 +10,26 @@ from helpers import cli_runner
 from stgcn_rt.cli import cli
 
 pytest.importorskip("tflite")
-cv2 = pytest.importorskip("cv2")
+pytest.importorskip("cv2")
 
 
 @pytest.fixture(scope="module")
-def clip_frames(short_clip):
-    capture = cv2.VideoCapture(str(short_clip))
-    return [capture.read()[1] for _ in range(12)]
+def frames(clip_frames):
+    return clip_frames[:12]
 
 
 @pytest.mark.parametrize("lanes", [1, 2])
-def test_cameras_posed_together_get_what_each_gets_alone(clip_frames, lanes):
+def test_cameras_posed_together_get_what_each_gets_alone(frames, lanes):
     """In one lane, or dealt to two (threads whose steps overlap, sharing the networks)."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage, blazepose
 
     alone = blazepose()
-    expected = [alone.process({"a": image})["a"] for image in clip_frames]
+    expected = [alone.process({"a": image})["a"] for image in frames]
     # b runs the clip backwards: were its frames mixed with a's or c's, their tracks would move
     with BlazePoseStage(cameras=3, lanes=lanes) as stage:
         assert len({id(lane.pose.networks) for lane in stage._lanes}) == 1 and len(stage._lanes) == lanes
-        futures = {name: [stage.submit(name, image) for image in frames]
-                   for name, frames in (("a", clip_frames), ("b", clip_frames[::-1]), ("c", clip_frames))}
+        futures = {name: [stage.submit(name, image) for image in images]
+                   for name, images in (("a", frames), ("b", frames[::-1]), ("c", frames))}
         results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}
     for name in ("a", "c"):
         for result, points in zip(results[name], expected):
@@ -54,7 +53,7 @@ def test_the_stage_asks_for_cuda_graphs_as_told_and_they_never_apply_on_the_cpu(
         assert asked == [graphs] and stage.pose.networks.graphs is False
 
 
-def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):
+def test_a_failed_step_is_answered_and_the_cameras_go_on(frames):
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
     with BlazePoseStage() as stage:
@@ -67,38 +66,42 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(clip_frames):
             return process(images, bgr)
 
         stage.pose.process_persons = failing_once
-        first = stage.submit("a", clip_frames[0]).result(timeout=120)
-        second = stage.submit("a", clip_frames[1]).result(timeout=120)
+        first = stage.submit("a", frames[0]).result(timeout=120)
+        second = stage.submit("a", frames[1]).result(timeout=120)
     assert first.error == "RuntimeError: device lost" and first.found == 0 and not first.keypoints.any()
     assert second.error is None and second.found == 1
 
 
-def test_closing_drops_the_frames_not_yet_posed(clip_frames):
+def test_closing_drops_the_frames_not_yet_posed(frames):
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
     stage = BlazePoseStage()
-    futures = [stage.submit("a", image) for image in clip_frames]
+    futures = [stage.submit("a", image) for image in frames]
     stage.close()
     assert all(f.done() for f in futures) and any(f.cancelled() for f in futures)
     with pytest.raises(RuntimeError, match="closed"):
-        stage.submit("a", clip_frames[0])
+        stage.submit("a", frames[0])
 
 
-@pytest.mark.parametrize("networks", ["pytorch", "exported"])
+@pytest.mark.parametrize("networks", ["pytorch", "exported", "process"])
 def test_run_with_blazepose(tmp_path, short_clip, demo_models, request, networks):
-    """Through PyTorch's networks, or the exported ones in ONNX Runtime (--pose-models)."""
+    """Through PyTorch's networks, the exported ones in ONNX Runtime (--pose-models), or PyTorch's in
+    a process of its own (--pose-process)."""
     _, onnx_path = demo_models
     events = tmp_path / "events.jsonl"
     folder = str(request.getfixturevalue("pose_onnx")[0].path.parent) if networks == "exported" else None
+    process = networks == "process"
     result = cli_runner().invoke(cli, ["run", "--source", str(short_clip), "--model", str(onnx_path), "--pose",
                                       "blazepose", "--stride", "10", "--min-frames", "10", "--events", str(events),
-                                      *(["--pose-models", folder] if folder else [])])
+                                      *(["--pose-models", folder] if folder else []),
+                                      *(["--pose-process"] if process else [])])
     assert result.exit_code == 0, result.stderr
     run, *rest = [json.loads(line) for line in events.read_text().splitlines()]
     networks_line = f"from {folder}" if folder else "fp32"
-    assert f"pose: BlazePose {networks_line} on cpu, warming up its networks" in result.stderr
-    assert (run["pose"], run["pose_precision"], run["pose_models"]) == (
-        "blazepose", None if folder else "fp32", folder)
+    where = " in a process of its own" if process else ""
+    assert f"pose: BlazePose {networks_line} on cpu{where}, warming up its networks" in result.stderr
+    assert (run["pose"], run["pose_precision"], run["pose_models"], run["pose_process"]) == (
+        "blazepose", None if folder else "fp32", folder, process)
     predictions = [e for e in rest if e["kind"] == "prediction"]
     assert [p["frames"][1] for p in predictions] == [9, 19, 29, 39] and all(p["persons"] == [0] for p in predictions)
     assert not [e for e in rest if e["kind"] == "error"]

@@ -114,6 +114,34 @@ def test_two_lanes_on_their_own_streams_pose_as_one_does(frames, graphs, monkeyp
         np.testing.assert_allclose(results[2][c], results[1][c], atol=1e-3)
 
 
+def test_blazepose_in_a_process_of_its_own_pins_the_frames_there_and_poses_as_here(frames):
+    """The pipeline's stage on a GPU: four cameras' frames in a block shared as the decoders share
+    it, posed by a spawned process (which page-locks the block) and by the stage in this process
+    (fp32, CUDA graphs in both): the same keypoints, frame by frame."""
+    import multiprocessing
+
+    from stgcn_rt.pipeline.decoders import shared_memory
+    from stgcn_rt.pipeline.pose_process import PoseProcess
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+
+    shape = (4, 20, *frames[0].shape)
+    shared, memory = shared_memory(int(np.prod(shape)), multiprocessing.get_context("spawn"))
+    block = np.frombuffer(memory, np.uint8).reshape(shape)
+    for c in range(4):
+        block[c] = np.stack([frames[(k + 9 * c) % len(frames)] for k in range(20)])
+    results = []
+    for stage in (PoseProcess(shared, block, device="cuda", cameras=4), BlazePoseStage("cuda", cameras=4)):
+        with stage:
+            futures = {c: [stage.submit(f"cam{c}", block[c, k]) for k in range(20)] for c in range(4)}
+            stage.flush()
+            results.append({c: np.stack([f.result(timeout=300).keypoints for f in fs]) for c, fs in futures.items()})
+        if isinstance(stage, PoseProcess):
+            assert stage.pinned
+    for c in range(4):
+        assert results[1][c].any(axis=(1, 2, 3)).all()
+        np.testing.assert_allclose(results[0][c], results[1][c], atol=1e-4)
+
+
 def test_cuda_graphs_give_the_eager_stages_outputs_on_each_stream(frames):
     """The landmark stage (crops, network, refinement) through its CUDA graphs (one per batch shape
     and stream, reading each stream's frame buffer in place) and eagerly, on the same regions: the

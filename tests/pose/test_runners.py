@@ -19,13 +19,6 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def clip_frames(short_clip):
-    from stgcn_rt.pipeline.sources import video_frames
-
-    return list(video_frames(short_clip))
-
-
-@pytest.fixture(scope="module")
 def static_onnx(tmp_path_factory):
     from stgcn_rt.pose.export import export_pose
 

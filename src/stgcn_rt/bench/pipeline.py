@@ -115,7 +115,8 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     run = lines[0]
     return {"pose": pose, "pose_precision": run.get("pose_precision"),
             "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None,
-            "pose_graphs": graphs if pose == "blazepose" else None, "classifier": run["backend"],
+            "pose_graphs": graphs if pose == "blazepose" else None, "pose_process": run.get("pose_process"),
+            "classifier": run["backend"],
             "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
             "expected_windows": cameras * expected_windows(frames, stride),
             "p50_ms": float(np.percentile(ages, 50)), "p99_ms": float(np.percentile(ages, 99)),

@@ -235,10 +235,11 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
 
 def _pose_label(row: dict[str, Any]) -> str:
     """A pipeline row's pose backend as the tables name it: with its precision, its lanes if several,
-    and CUDA graphs where its stages ran through them."""
+    CUDA graphs where its stages ran through them, and its own process where it had one."""
     lanes = row.get("pose_lanes") or 1
     return (row["pose"] + (f" {row['pose_precision']}" if row.get("pose_precision") else "")
-            + (f", {lanes} lanes" if lanes > 1 else "") + (", CUDA graphs" if row.get("pose_graphs") else ""))
+            + (f", {lanes} lanes" if lanes > 1 else "") + (", CUDA graphs" if row.get("pose_graphs") else "")
+            + (", own process" if row.get("pose_process") else ""))
 
 
 def _log_log(ax: Any, xlabel: str, ylabel: str, title: str) -> None:

@@ -155,6 +155,8 @@ class DecoderPool:
         shape = (len(specs), slots, *FRAME_SHAPE)
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
         block, memory = shared_memory(max(1, int(np.prod(shape))), context)
+        #: the block as it is handed to a process that reads the frames (a pose stage of its own)
+        self.shared = block
         self.frames = np.frombuffer(memory, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
         self.readers = {spec.name: RemoteReader(spec, index, self) for index, spec in enumerate(specs)}
         # written as they are put (no feeder thread, which could write to the pipe of a worker gone)
@@ -165,7 +167,7 @@ class DecoderPool:
         self._processes = [
             context.Process(target=_decode, name=f"decoder-{w}", daemon=True,
                             args=([(k, s) for k, s in enumerate(specs) if k % self.workers == w],
-                                  block, shape, pace, self._free[w], self._out, self._stop))
+                                  self.shared, shape, pace, self._free[w], self._out, self._stop))
             for w in range(self.workers)]
         self._by_index = list(self.readers.values())
         self._notify = notify or (lambda name: None)

@@ -14,6 +14,7 @@ import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +36,19 @@ class PoseResult:
     @property
     def found(self) -> int:
         return int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
+
+
+class PoseStage(Protocol):
+    """What the pipeline poses its frames with: each camera's frames in the order submitted."""
+
+    def submit(self, camera: str, image: np.ndarray) -> Future:
+        """A future PoseResult of ``camera``'s next frame."""
+
+    def flush(self) -> None:
+        """Send what was submitted since the last flush, where a stage sends frames together."""
+
+    def close(self) -> None:
+        """Drop the frames not yet posed; finish those under way."""
 
 
 def box_of(keypoints: np.ndarray, width: int, height: int) -> Box:
@@ -153,6 +167,9 @@ class PosePool:
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
+
+    def flush(self) -> None:
+        """Nothing to send: each frame goes to its worker as it is submitted."""
 
     def close(self) -> None:
         """Drop the frames no worker has started, then wait for the running ones."""

@@ -119,6 +119,9 @@ class BlazePoseStage:
             lane = self._lane_of.setdefault(camera, self._lanes[len(self._lane_of) % len(self._lanes)])
         return lane.submit(camera, image)
 
+    def flush(self) -> None:
+        """Nothing to send: the lanes take each frame as it is submitted."""
+
     def pin(self, block: np.ndarray) -> bool:
         """Let frames decoded into ``block`` reach the GPU by DMA (see BlazePoseNetworks.pin); undone by close."""
         return self.pose.networks.pin(block)

@@ -29,7 +29,8 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
-from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult
+from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult, PoseStage
+from stgcn_rt.pipeline.pose_process import PoseProcess
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
     check_pose,
@@ -84,6 +85,7 @@ class PipelineConfig:
     pose_models: str | None = None  # blazepose's exported networks (a folder), run instead of PyTorch's
     pose_lanes: int = 1  # blazepose's threads (BlazePoseStage)
     pose_graphs: bool | None = None  # blazepose's stages through CUDA graphs (None: BlazePose's default)
+    pose_process: bool | None = None  # blazepose in a process of its own (None: where it runs on a GPU)
     pose_workers: int | None = None  # mediapipe's worker processes; None: one per core
     decode_workers: int | None = None  # processes decoding the cameras; None: half the cores, at most one per camera
     detector: str = "hog"  # multi-person only: hog (offline, built into OpenCV) or yolo:WEIGHTS
@@ -314,6 +316,7 @@ class Pipeline:
             "backend": classifier.name, "device": classifier.device, "precision": classifier.precision,
             "classes": list(classifier.classes), "untrained": classifier.untrained,
             "pose": self.pose, "pose_precision": self.pose_precision, "pose_models": config.pose_models,
+            "pose_process": self.pose_process,
             "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
             "threshold": config.threshold, "min_windows": config.min_windows,
             "alert_class": classifier.classes[self.alert_index],
@@ -329,20 +332,22 @@ class Pipeline:
         self.started = time.perf_counter()
         self.interrupted = False
         specs = parse_sources(config.sources)
-        pose = self._pose_stage(len(specs))  # before the run line: a pose backend that cannot start writes nothing
+        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put)
+        try:  # before the run line: a pose backend that cannot start writes nothing
+            pose = self._pose_stage(decoders)
+        except BaseException:
+            decoders.close()
+            raise
         self.run_id = new_run_id()
         self.events = EventLog(config.events, {"run": self.run_id,
                                                **({"untrained": True} if self.classifier.untrained else {})})
         self._emit(self._run_line(specs))
         scheduler = BatchScheduler(self.classifier, config.max_batch, config.max_wait_ms,
                                    queue_size=max(256, 8 * len(specs)), on_result=self._on_result)
-        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put)
         try:
             for spec in specs:
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
                 self.cameras[spec.name] = CameraState(spec, decoders.readers[spec.name], ring)
-            if isinstance(pose, BlazePoseStage):
-                pose.pin(decoders.frames)
             decoders.start()
             on_gpu = self.pose == "blazepose" and config.pose_device.startswith("cuda")
             with _switch_interval(POSE_SWITCH_INTERVAL_S if on_gpu else None):
@@ -362,18 +367,36 @@ class Pipeline:
             self.events.close()
         return self.summaries()
 
-    def _pose_stage(self, cameras: int) -> PosePool | BlazePoseStage:
-        if self.pose == "blazepose":
-            networks = self.pose_precision or f"from {self.config.pose_models}"
-            self._say(f"pose: BlazePose {networks} on {self.config.pose_device}, warming up its networks")
-            return BlazePoseStage(self.config.pose_device, self.pose_precision or "fp32", cameras, self.persons,
-                                  self.config.pose_models, self.config.pose_lanes, self.config.pose_graphs)
-        return PosePool(self.config.pose_workers, self.persons, self.config.detector)
+    @property
+    def pose_process(self) -> bool | None:
+        """Whether BlazePose runs in a process of its own (None: the pose is MediaPipe's, in workers)."""
+        if self.pose != "blazepose":
+            return None
+        process = self.config.pose_process
+        return self.config.pose_device.startswith("cuda") if process is None else process
 
-    def _loop(self, pose: PosePool | BlazePoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
+    def _pose_stage(self, decoders: DecoderPool) -> PoseStage:
+        """The pose stage for the cameras ``decoders`` decode (BlazePose reads their frames in place)."""
+        config = self.config
+        if self.pose != "blazepose":
+            return PosePool(config.pose_workers, self.persons, config.detector)
+        networks = self.pose_precision or f"from {config.pose_models}"
+        where = " in a process of its own" if self.pose_process else ""
+        self._say(f"pose: BlazePose {networks} on {config.pose_device}{where}, warming up its networks")
+        options: dict[str, Any] = {
+            "device": config.pose_device, "precision": self.pose_precision or "fp32", "cameras": len(decoders.readers),
+            "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,
+            "graphs": config.pose_graphs}
+        if self.pose_process:
+            return PoseProcess(decoders.shared, decoders.frames, **options)
+        stage = BlazePoseStage(**options)
+        stage.pin(decoders.frames)
+        return stage
+
+    def _loop(self, pose: PoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
         """Works on a camera when there is news of it (a frame or counters from its decoder, a pose of
         its frames done) and on that camera alone, waiting in between; then hands the slots of the
-        frames done back to the decoders, all at once. A loop that polled every
+        frames done back to the decoders, and the frames taken to the pose stage, all at once. A loop that polled every
         camera would hold the interpreter lock most of the time at hundreds of cameras, and the pose
         stage's thread, which needs it between its GPU calls, would wait for it."""
         waiting = {name for name, camera in self.cameras.items() if not camera.finished}
@@ -395,11 +418,12 @@ class Pipeline:
                 if camera.finished:
                     waiting.discard(name)
             decoders.flush()
+            pose.flush()
             if time.perf_counter() - last_status >= self.config.status_interval:
                 self._print_status(scheduler)
                 last_status = time.perf_counter()
 
-    def _feed_pose(self, camera: CameraState, pose: PosePool | BlazePoseStage) -> None:
+    def _feed_pose(self, camera: CameraState, pose: PoseStage) -> None:
         name = camera.spec.name
         while len(camera.pending) < self.config.max_inflight and not camera.reader.frames.empty():
             frame = camera.reader.frames.get_nowait()
