@@ -6,8 +6,8 @@
 # 2.1 (fp16 ONNX, FLOP counts) or newer exports' graph patterns (the ONNX Runtime runner's CPU
 # rewrites of dynamic-batch exports), TensorRT-RTX, Triton.
 # Needs a python3.8 (PYTHON38=path, else python3.8 on PATH or under ~/.pyenv); without one it says
-# so and exits 0. Arguments go to pytest; PY38_INSTALL_ONLY=1 installs torch and stops (CI runs it
-# beside the main suite: it waits on the network and the disk, the suite on the CPU).
+# so and exits 0. Arguments go to pytest; PY38_INSTALL_ONLY=1 installs torch and stops (CI runs that
+# while the main suite's environments install, then this beside the main suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python38=""
@@ -26,7 +26,7 @@ if [ ! -x .venv-py38/bin/python ]; then "$python38" -m venv .venv-py38; fi
 pip() { .venv-py38/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" >&2 || true; }
 pip install "torch==2.0.1" "numpy<1.25" pytest jsonschema
 # the package itself installs in the second run: its editable build writes into src/, as the main
-# suite's install does
+# suite's installs do
 if [ "${PY38_INSTALL_ONLY:-}" = 1 ]; then exit 0; fi
 pip install -e ".[pipeline]"
 .venv-py38/bin/python -c "import stgcn_rt, torch, onnxruntime, mediapipe; print('py38-check:', 'torch', torch.__version__, \
