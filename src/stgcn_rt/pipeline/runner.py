@@ -396,9 +396,10 @@ class Pipeline:
     def _loop(self, pose: PoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
         """Works on a camera when there is news of it (a frame or counters from its decoder, a pose of
         its frames done) and on that camera alone, waiting in between; then hands the slots of the
-        frames done back to the decoders, and the frames taken to the pose stage, all at once. A loop that polled every
-        camera would hold the interpreter lock most of the time at hundreds of cameras, and the pose
-        stage's thread, which needs it between its GPU calls, would wait for it."""
+        frames done back to the decoders, and the frames taken to the pose stage, all at once. A loop
+        that polled every camera would hold the interpreter lock most of the time at hundreds of
+        cameras, and the threads that need it (the decoders' router, a pose lane between its GPU
+        calls) would wait for it."""
         waiting = {name for name, camera in self.cameras.items() if not camera.finished}
         last_status = time.perf_counter()
         while waiting:
