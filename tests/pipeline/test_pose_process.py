@@ -2,7 +2,6 @@
 poses each camera as BlazePose in this process does; an image outside the block, a process that
 cannot start and one that dies are one line each, and the frames waiting for it fail, not hang."""
 
-import multiprocessing
 import os
 import signal
 
@@ -10,18 +9,10 @@ import numpy as np
 import pytest
 
 from stgcn_rt.errors import StgcnError
+from stgcn_rt.pipeline.decoders import shared_frames
 
 pytest.importorskip("tflite")
 pytest.importorskip("cv2")
-
-
-def shared_block(cameras, slots, shape):
-    """A block as the decoders share it: what a process is handed, and the frames' view of it."""
-    from stgcn_rt.pipeline.decoders import shared_memory
-
-    full = (cameras, slots, *shape)
-    shared, memory = shared_memory(int(np.prod(full)), multiprocessing.get_context("spawn"))
-    return shared, np.frombuffer(memory, np.uint8).reshape(full)
 
 
 def test_cameras_posed_in_the_process_get_what_blazepose_gives_them_here(clip_frames):
@@ -32,7 +23,7 @@ def test_cameras_posed_in_the_process_get_what_blazepose_gives_them_here(clip_fr
     alone = blazepose()
     expected = {name: [alone.process({name: image})[name] for image in order]
                 for name, order in (("a", clip_frames), ("b", clip_frames[::-1]))}
-    shared, frames = shared_block(2, len(clip_frames), clip_frames[0].shape)
+    shared, frames = shared_frames((2, len(clip_frames), *clip_frames[0].shape))
     # b runs the clip backwards: were its frames mixed with a's, both tracks would move
     for row, order in enumerate((clip_frames, clip_frames[::-1])):
         frames[row] = np.stack(order)
@@ -56,7 +47,7 @@ def test_cameras_posed_in_the_process_get_what_blazepose_gives_them_here(clip_fr
 def test_a_process_that_cannot_start_is_its_reason_in_one_line(tmp_path, clip_frames):
     from stgcn_rt.pipeline.pose_process import PoseProcess
 
-    shared, frames = shared_block(1, 2, clip_frames[0].shape)
+    shared, frames = shared_frames((1, 2, *clip_frames[0].shape))
     missing = tmp_path / "none"
     with pytest.raises(StgcnError, match=f"^pose models: {missing} is not a folder: write one with stgcn-rt "
                                          f"export-pose -o {missing}$"):
@@ -66,7 +57,7 @@ def test_a_process_that_cannot_start_is_its_reason_in_one_line(tmp_path, clip_fr
 def test_frames_waiting_for_a_process_that_died_fail_and_so_do_later_ones(clip_frames):
     from stgcn_rt.pipeline.pose_process import PoseProcess
 
-    shared, frames = shared_block(1, 2, clip_frames[0].shape)
+    shared, frames = shared_frames((1, 2, *clip_frames[0].shape))
     frames[0, 0] = clip_frames[0]
     process = PoseProcess(shared, frames)
     os.kill(process._process.pid, signal.SIGKILL)

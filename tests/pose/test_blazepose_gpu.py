@@ -118,15 +118,11 @@ def test_blazepose_in_a_process_of_its_own_pins_the_frames_there_and_poses_as_he
     """The pipeline's stage on a GPU: four cameras' frames in a block shared as the decoders share
     it, posed by a spawned process (which page-locks the block) and by the stage in this process
     (fp32, CUDA graphs in both): the same keypoints, frame by frame."""
-    import multiprocessing
-
-    from stgcn_rt.pipeline.decoders import shared_memory
+    from stgcn_rt.pipeline.decoders import shared_frames
     from stgcn_rt.pipeline.pose_process import PoseProcess
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
-    shape = (4, 20, *frames[0].shape)
-    shared, memory = shared_memory(int(np.prod(shape)), multiprocessing.get_context("spawn"))
-    block = np.frombuffer(memory, np.uint8).reshape(shape)
+    shared, block = shared_frames((4, 20, *frames[0].shape))
     for c in range(4):
         block[c] = np.stack([frames[(k + 9 * c) % len(frames)] for k in range(20)])
     results = []

@@ -5,7 +5,6 @@ solution in one process on the CPU, measured in the same run on the shipped clip
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +19,12 @@ CLIP_FRAMES = 60  # frames of the shipped clip the whole-graph rows cycle throug
 def clip_frames() -> np.ndarray:
     """The shipped clip's first frames at 640x480 (BGR), in shared memory as the pipeline decodes them."""
     from stgcn_rt.data import demo_video
-    from stgcn_rt.pipeline.decoders import FRAME_SHAPE, shared_memory
+    from stgcn_rt.pipeline.decoders import FRAME_SHAPE, shared_frames
     from stgcn_rt.pipeline.sources import FRAME_SIZE, video_frames
 
     cv2 = require("cv2", "pipeline", "Reading the shipped clip")
     images = [cv2.resize(image, FRAME_SIZE) for image in itertools.islice(video_frames(demo_video()), CLIP_FRAMES)]
-    _, memory = shared_memory(CLIP_FRAMES * int(np.prod(FRAME_SHAPE)), multiprocessing.get_context("spawn"))
-    block = np.frombuffer(memory, np.uint8).reshape(CLIP_FRAMES, *FRAME_SHAPE)
+    _, block = shared_frames((CLIP_FRAMES, *FRAME_SHAPE))
     block[:] = np.stack(images)
     return block
 

@@ -93,6 +93,14 @@ def shared_memory(size: int, context: Any) -> tuple[Any, Any]:
     return memory, memory.buffer
 
 
+def shared_frames(shape: tuple[int, ...], context: Any = None) -> tuple[Any, np.ndarray]:
+    """uint8 frames of ``shape`` in :func:`shared_memory` of ``context`` (default: spawned processes):
+    what to hand a process, and the frames here."""
+    count = int(np.prod(shape))
+    shared, memory = shared_memory(max(1, count), context or multiprocessing.get_context("spawn"))
+    return shared, np.frombuffer(memory, np.uint8, count).reshape(shape)
+
+
 class _MemoryFile:
     """An anonymous memory file (memfd), mapped; a process it is handed to maps it too."""
 
@@ -154,10 +162,9 @@ class DecoderPool:
         self.workers = max(1, min(len(specs), workers or default_workers(len(specs))))
         shape = (len(specs), slots, *FRAME_SHAPE)
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        block, memory = shared_memory(max(1, int(np.prod(shape))), context)
-        #: the block as it is handed to a process that reads the frames (a pose stage of its own)
-        self.shared = block
-        self.frames = np.frombuffer(memory, np.uint8).reshape(shape)  # every slot: what a pose stage may pin
+        #: the block as it is handed to a process that reads the frames (a pose stage of its own), and
+        #: every slot (what a pose stage may pin)
+        self.shared, self.frames = shared_frames(shape, context)
         self.readers = {spec.name: RemoteReader(spec, index, self) for index, spec in enumerate(specs)}
         # written as they are put (no feeder thread, which could write to the pipe of a worker gone)
         self._free = [context.SimpleQueue() for _ in range(self.workers)]

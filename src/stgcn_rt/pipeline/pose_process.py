@@ -23,7 +23,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.pipeline.pose_pool import PoseResult
 from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
@@ -36,7 +36,7 @@ Request = Tuple[int, str, int, int]  # token, camera, the frame's row and slot i
 class PoseProcess:
     """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseStage`, whose arguments
     ``options`` are) in a spawned process over ``frames``, the view of a shared block that ``shared``
-    hands a process (:func:`stgcn_rt.pipeline.decoders.shared_memory`). Only images that are whole
+    hands a process (:func:`stgcn_rt.pipeline.decoders.shared_frames`). Only images that are whole
     slots of ``frames`` (rows of its first two axes) can be submitted. A context manager.
 
     Starting waits until the process has its networks warmed up; one that cannot start raises its
@@ -168,7 +168,8 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
         stage = BlazePoseStage(**options)
         pinned = stage.pin(frames)
     except Exception as exc:  # told to the pipeline as its one line
-        answers.send(("failed", str(exc) if isinstance(exc, StgcnError) else f"{type(exc).__name__}: {exc}"))
+        reason = str(exc) if isinstance(exc, StgcnError) else f"{type(exc).__name__}: {first_line(exc)}"
+        answers.send(("failed", reason))
         return
     answers.send(("ready", pinned))
     outbox: queue.SimpleQueue = queue.SimpleQueue()
