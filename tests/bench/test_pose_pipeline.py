@@ -35,17 +35,21 @@ def test_pose_rows_time_both_networks_and_the_whole_graph(report):
 
 
 def test_pose_rows_with_cuda_graphs_get_a_table_row_of_their_own(report):
-    """On a GPU each network and the whole graph are timed eagerly and through CUDA graphs: the table
-    keeps the two apart (here one row's copy stands in for the GPU's second run)."""
+    """On a GPU each network and the whole graph are timed eagerly, through CUDA graphs, and through
+    graphs of compiled stages: the table keeps the three apart (here copies of one row stand in for
+    the GPU's runs). The CPU's rows say they ran uncompiled."""
     row = next(r for r in report["pose"] if r["stage"] == "landmark network" and r["batch"] == 1)
-    graphed = {**report, "pose": [row, {**row, "cuda_graphs": True, "per_s": 2 * row["per_s"]}], "pipeline": []}
+    assert row["compiled"] is False
+    graphed = {**report, "pose": [row, {**row, "cuda_graphs": True, "per_s": 2 * row["per_s"]},
+                                  {**row, "cuda_graphs": True, "compiled": True, "per_s": 3 * row["per_s"]}],
+               "pipeline": []}
     lines = [line for line in markdown(graphed, "pose").splitlines() if line.startswith("| blazepose")]
-    assert [line.split(" | ")[2] for line in lines] == ["fp32", "fp32, CUDA graphs"]
+    assert [line.split(" | ")[2] for line in lines] == ["fp32", "fp32, CUDA graphs", "fp32, CUDA graphs, compiled"]
 
 
 def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     (row,) = report["pipeline"]
-    assert (row["pose"], row["pose_precision"], row["cameras"]) == ("blazepose", "fp32", 1)
+    assert (row["pose"], row["pose_precision"], row["cameras"], row["pose_compiled"]) == ("blazepose", "fp32", 1, False)
     assert row["windows"] == row["expected_windows"] == expected_windows(300, 5) == 31
     assert row["frames_dropped"] == 0 and row["errors"] == 0 and row["persons_found"] > 0.9
     assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]

@@ -20,8 +20,8 @@ from stgcn_rt.cli import cli  # noqa: E402
 FIELDS = {"kind", "run", "time", "camera", "frames", "persons", "class", "probabilities", "latency_ms", "queue_ms",
           "frame_to_pose_ms", "frame_to_event_ms", "batch"}
 RUN_FIELDS = {"kind", "run", "time", "stgcn_rt", "model", "model_sha256", "backend", "device", "precision", "classes",
-              "untrained", "pose", "pose_precision", "pose_models", "pose_process", "persons", "stride", "min_frames",
-              "threshold", "min_windows", "alert_class", "cameras", "command"}
+              "untrained", "pose", "pose_precision", "pose_models", "pose_process", "pose_compiled", "persons",
+              "stride", "min_frames", "threshold", "min_windows", "alert_class", "cameras", "command"}
 
 
 def read_events(path, kind=None):
@@ -46,7 +46,8 @@ def test_two_videos_at_once(tmp_path, videos, demo_models):
     assert run["kind"] == "run" and set(run) == RUN_FIELDS | {"untrained"}
     assert run["model"] == str(onnx_path) and run["model_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert run["untrained"] is True and run["classes"] == ["normal", "shoplifting"] and run["persons"] == 1
-    assert (run["pose"], run["pose_precision"], run["pose_process"]) == ("mediapipe", None, None)  # the CPU's default
+    assert (run["pose"], run["pose_precision"], run["pose_process"], run["pose_compiled"]) == (
+        "mediapipe", None, None, None)  # the CPU's default
     assert (run["stride"], run["min_frames"], run["alert_class"]) == (10, 150, "shoplifting")
     assert run["cameras"] == {"clean_and_jerk": str(videos["clean_and_jerk"]),
                               "skateboarding": str(videos["skateboarding"])}

@@ -237,7 +237,12 @@ def test_several_persons_keep_their_own_slots(videos):
 
 def test_one_person_never_fills_two_slots(videos):
     """The one-person skateboarding clip at M=5: the detector's later looks at the tracked person never
-    keep a second slot, and slot 0 follows the person exactly as the single-person graph does."""
+    keep a second slot, and slot 0 is the person the single-person graph follows (the pipeline's own
+    test of one person, issue 35's). Not bit for bit: where the person is lost and found again the
+    detector looks at three regions here and one there, on some CPUs the convolutions round a batch
+    of three otherwise than one, and tracking carries the difference on (1% of the frame at most on
+    an AMD EPYC)."""
+    from stgcn_rt.pipeline.tracking import same_person
     from stgcn_rt.pose.blazepose import BlazePose
 
     one, five = BlazePose(), BlazePose(persons=5)
@@ -247,4 +252,4 @@ def test_one_person_never_fills_two_slots(videos):
         if single is None:
             assert not slots[0].any()
         else:
-            np.testing.assert_array_equal(slots[0], single)
+            assert same_person(slots[0], single, 640, 480)

@@ -63,8 +63,9 @@ def test_many_cameras_in_one_call_give_each_its_own_pose(frames):
     camera's landmarks as if it ran alone."""
     from stgcn_rt.pose.blazepose import BlazePose
 
-    together = BlazePose(device="cuda")
-    alone = [BlazePose(device="cuda") for _ in range(8)]
+    # uncompiled: nine compilations would take minutes (the compiled stages have a test of their own)
+    together = BlazePose(device="cuda", compiled=False)
+    alone = [BlazePose(device="cuda", compiled=False) for _ in range(8)]
     for step in range(20):
         batch = {f"cam{c}": frames[(step + 5 * c) % len(frames)] for c in range(8)}
         out = together.process(batch)
@@ -161,9 +162,52 @@ def test_cuda_graphs_give_the_eager_stages_outputs_on_each_stream(frames):
 
 
 def test_tracking_through_cuda_graphs_gives_the_eager_landmarks(frames):
-    """60 frames of the clip tracked with the networks in CUDA graphs and eagerly: the same landmarks."""
+    """60 frames of the clip tracked with the networks in CUDA graphs (uncompiled: the compiled stages
+    have a test of their own) and eagerly: the same landmarks."""
     from stgcn_rt.pose.blazepose import BlazePoseNetworks
 
-    graphed = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=True))
+    graphed = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=True, compiled=False))
     eager = run(frames, networks=BlazePoseNetworks("cuda", torch.float16, graphs=False))
     np.testing.assert_allclose(graphed, eager, atol=1e-3)
+
+
+def test_compiled_stages_give_the_uncompiled_crops_and_landmarks(frames):
+    """Where Triton is installed the stages in CUDA graphs are compiled (fused kernels). The crops of
+    real frames come out bit for bit as uncompiled (OpenCV's rounding kept; regions turned every way,
+    some reaching out of the frame) at several batch sizes; the landmarks of the same regions agree
+    to fp32's rounding (1e-4 of the frame), and 60 frames tracked compiled and uncompiled (fp32,
+    graphs) agree as the GPU and the CPU do (mean 0.5 px: tracking carries a rounding on)."""
+    pytest.importorskip("triton")
+    import torch._dynamo
+
+    from stgcn_rt.pose.blazepose import BlazePoseNetworks, warp
+    from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, crop_affines
+    from stgcn_rt.pose.graphs import CompiledCall
+
+    torch._dynamo.reset()  # other tests' compilations do not count against this one's limit
+    images = torch.from_numpy(np.stack(frames[:8])).cuda()
+    rng = np.random.default_rng(0)
+    compiled = {size: CompiledCall(lambda f, i, a, size=size: (warp(f, i, a, size, size == LANDMARK_SIZE),))
+                for size in (LANDMARK_SIZE, DETECTOR_SIZE)}
+    for count in (1, 5, 64):
+        rois = np.stack([rng.uniform(0.0, 1.0, count), rng.uniform(0.0, 1.0, count), rng.uniform(0.1, 0.9, count),
+                         rng.uniform(0.1, 0.9, count), rng.uniform(-np.pi, np.pi, count)], axis=1)
+        index = torch.from_numpy(rng.integers(0, 8, count)).cuda()
+        for size, call in compiled.items():
+            affine = torch.from_numpy(crop_affines(rois, 640, 480, size)).cuda()
+            assert torch.equal(call(images, index, affine)[0], warp(images, index, affine, size, size == LANDMARK_SIZE))
+    torch._dynamo.reset()
+    networks = BlazePoseNetworks("cuda", graphs=True, compiled=True)
+    plain = BlazePoseNetworks("cuda", graphs=True, compiled=False)
+    assert networks.compiled and not plain.compiled
+    rois = np.array([[0.5, 0.45, 0.5, 0.6, 0.1], [0.48, 0.5, 0.45, 0.6, -0.2], [0.52, 0.47, 0.5, 0.66, 0.0]])
+    for first in (0, 30):
+        batch = list(frames[first:first + 2])
+        got = networks.landmarks(networks.frames(batch), [0, 1, 1], rois)
+        for out, want in zip(got, plain.landmarks(plain.frames(batch), [0, 1, 1], rois)):
+            np.testing.assert_allclose(out, want, atol=1e-4)
+    tracked, untracked = run(frames, networks=networks), run(frames, networks=plain)
+    pixels = np.hypot((tracked[..., 0] - untracked[..., 0]) * 640, (tracked[..., 1] - untracked[..., 1]) * 480)
+    gpu_report("blazepose fp32 graphs, compiled vs uncompiled, tracked", mean_px=float(pixels.mean()),
+               max_px=float(pixels.max()))
+    assert tracked.any(axis=(1, 2)).all() and pixels.mean() <= 0.5

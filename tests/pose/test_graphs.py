@@ -17,3 +17,28 @@ def test_inputs_on_the_cpu_run_the_function_itself_and_capture_nothing():
     assert torch.equal(out, torch.full((2, 4, 4, 3), 2.0))
     assert calls == [((3, 4, 4, 3), 2.0, (2,))]
     assert graphed.captured == 0
+
+
+def test_a_stage_that_cannot_compile_runs_uncompiled_after_one_warning(monkeypatch, caplog):
+    """Where torch.compile fails (no working Triton, say), the stage runs its function itself from then on."""
+    import torch._dynamo
+
+    from stgcn_rt.pose.graphs import CompiledCall
+
+    compilations = []
+
+    def no_compiler(graph, example_inputs):
+        compilations.append(graph)
+        raise RuntimeError("Cannot find a working triton installation")
+
+    compile_for_real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda function, **options: compile_for_real(function, backend=no_compiler,
+                                                                                    **options))
+    torch._dynamo.reset()
+    compiled = CompiledCall(lambda x: (x * 2,))
+    for _ in range(2):
+        (out,) = compiled(torch.ones(3))
+        assert torch.equal(out, torch.full((3,), 2.0))
+    assert len(compilations) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "BlazePose runs uncompiled: torch.compile failed (RuntimeError: Cannot find a working triton installation)"]

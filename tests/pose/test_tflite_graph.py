@@ -69,7 +69,8 @@ def test_a_batch_gives_each_window_its_own_result(networks, crops):
         batch = networks["landmarks"](x)
         single = networks["landmarks"](x[1:2])
     for together, alone in zip(batch, single):
-        torch.testing.assert_close(together[1:2], alone, rtol=0, atol=1e-4)
+        # to fp32's rounding, which on some CPUs depends on the batch (3e-5 of the value on an AMD EPYC)
+        torch.testing.assert_close(together[1:2], alone, rtol=1e-4, atol=1e-4)
 
 
 def test_chosen_outputs_leave_out_the_operators_only_the_others_need(networks, crops):
@@ -106,3 +107,12 @@ def test_a_wheel_without_the_networks_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(StgcnError, match="mediapipe wheel, which is not installed"):
         model_file("detector")
+
+
+@pytest.mark.parametrize("role", ["detector", "landmarks"])
+def test_torch_compile_traces_each_network_as_one_graph(networks, crops, role):
+    """No operator reads its flatbuffer options while running, so torch.compile (BlazePose's stages
+    on a GPU) sees each network whole: one graph, no break, a compilation per shape rather than per
+    piece between breaks. Traced here without compiling."""
+    explained = torch._dynamo.explain(networks[role])(torch.from_numpy(crops[role]))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -116,6 +116,7 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     return {"pose": pose, "pose_precision": run.get("pose_precision"),
             "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None,
             "pose_graphs": graphs if pose == "blazepose" else None, "pose_process": run.get("pose_process"),
+            "pose_compiled": run.get("pose_compiled"),
             "classifier": run["backend"],
             "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
             "expected_windows": cameras * expected_windows(frames, stride),

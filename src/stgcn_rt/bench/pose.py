@@ -53,9 +53,13 @@ def pose_rows(device: str, batches: list[int], seconds: float, tick: Callable[[s
     skipped: list[str] = []
     frames = clip_frames()
     gpu = device.startswith("cuda")
-    for precision, graphs in itertools.product(PRECISIONS if gpu else ("fp32",), (False, True) if gpu else (False,)):
+    from stgcn_rt.pose.graphs import can_compile
+
+    # on a GPU: eagerly, through CUDA graphs, and through graphs of compiled stages where Triton is installed
+    ways = [(False, False), (True, False)] + [(True, True)] * can_compile() if gpu else [(False, False)]
+    for precision, (graphs, compiled) in itertools.product(PRECISIONS if gpu else ("fp32",), ways):
         try:
-            pose = blazepose(device, precision, graphs=graphs)
+            pose = blazepose(device, precision, graphs=graphs, compiled=compiled)
         except StgcnError as exc:
             skipped.append(f"blazepose: {first_line(exc)}")
             break
@@ -74,16 +78,16 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
     import torch
 
     from stgcn_rt.pose.blazepose import Tracks
-    from stgcn_rt.pose.graphs import GraphedCall
 
     networks = pose.networks
     sync: Callable[[], None] = torch.cuda.synchronize if networks.device.type == "cuda" else (lambda: None)
-    graphs = networks.graphs  # False on the CPU, where everything runs eagerly
-    label = f"{precision}{', CUDA graphs' if graphs else ''}"
+    graphs, compiled = networks.graphs, networks.compiled  # False on the CPU, where everything runs eagerly
+    label = f"{precision}{', CUDA graphs' if graphs else ''}{', compiled' if compiled else ''}"
+    way = {"cuda_graphs": graphs, "compiled": compiled}
     rows = []
 
     def network_call(network: Any, crops: torch.Tensor) -> Callable[[int], Any]:
-        timed = GraphedCall(network, graphs)  # the network alone, as the stages run it
+        timed = networks.staged(network)  # the network alone, as the stages run it
         return lambda i: networks._run(timed, (), crops)
 
     def graph_call(names: list[str]) -> Callable[[int], Any]:  # each camera at its own frame of the clip
@@ -95,14 +99,14 @@ def _blazepose_rows(pose: Any, precision: str, frames: np.ndarray, batches: list
             tick(f"pose: blazepose {stage} {label} batch {batch}")
             crops = torch.rand(batch, size, size, 3, device=networks.device).to(networks.dtype)
             per_s = _rate(network_call(network, crops), sync, batch, seconds)
-            rows.append({"backend": "blazepose", "stage": stage, "precision": precision, "cuda_graphs": graphs,
+            rows.append({"backend": "blazepose", "stage": stage, "precision": precision, **way,
                          "batch": batch, "unit": "crops", "per_s": per_s})
     for cameras in batches:
         tick(f"pose: blazepose whole graph {label}, {cameras} cameras")
         pose.tracks = Tracks()
         per_s = _rate(graph_call([f"camera{c}" for c in range(cameras)]), sync, cameras, seconds)
         rows.append({"backend": "blazepose", "stage": "whole graph, tracking", "precision": precision,
-                     "cuda_graphs": graphs, "batch": cameras, "unit": "frames", "per_s": per_s})
+                     **way, "batch": cameras, "unit": "frames", "per_s": per_s})
     return rows
 
 

@@ -184,8 +184,9 @@ def _pose_section(report: dict[str, Any]) -> list[str]:
              "| backend | stage | precision | " + " | ".join(f"batch {b}" for b in batches) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in batches) + " |"]
 
-    def key_of(row: dict[str, Any]) -> tuple[str, str, str]:  # a table row: CUDA graphs beside the precision
-        return row["backend"], row["stage"], row["precision"] + (", CUDA graphs" if row.get("cuda_graphs") else "")
+    def key_of(row: dict[str, Any]) -> tuple[str, str, str]:  # a table row: how it ran beside the precision
+        return row["backend"], row["stage"], (row["precision"] + (", CUDA graphs" if row.get("cuda_graphs") else "")
+                                              + (", compiled" if row.get("compiled") else ""))
 
     for key in dict.fromkeys(key_of(r) for r in rows):
         measured = {r["batch"]: r for r in rows if key_of(r) == key}
@@ -235,10 +236,11 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
 
 def _pose_label(row: dict[str, Any]) -> str:
     """A pipeline row's pose backend as the tables name it: with its precision, its lanes if several,
-    CUDA graphs where its stages ran through them, and its own process where it had one."""
+    CUDA graphs where its stages ran through them (compiled or not), and its own process where it had one."""
     lanes = row.get("pose_lanes") or 1
     return (row["pose"] + (f" {row['pose_precision']}" if row.get("pose_precision") else "")
             + (f", {lanes} lanes" if lanes > 1 else "") + (", CUDA graphs" if row.get("pose_graphs") else "")
+            + (", compiled" if row.get("pose_compiled") else "")
             + (", own process" if row.get("pose_process") else ""))
 
 

@@ -68,11 +68,12 @@ def person_slots(points: np.ndarray | None, persons: int = 1) -> np.ndarray:
 
 
 def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
-              models: str | None = None, graphs: bool | None = None) -> BlazePose:
+              models: str | None = None, graphs: bool | None = None, compiled: bool | None = None) -> BlazePose:
     """BlazePose's networks loaded on ``device`` (cpu, cuda, cuda:N) in ``precision``, with
     ``persons`` slots a camera; ``models``: a folder of exported networks to run instead (ONNX
     Runtime or TensorRT, :mod:`stgcn_rt.pose.runners`), in their own precision; ``graphs``: whether
-    its stages run through CUDA graphs on a GPU (None: BlazePose's default)."""
+    its stages run through CUDA graphs on a GPU, ``compiled``: whether those are compiled where
+    Triton is installed (None: BlazePose's defaults)."""
     import torch
 
     from stgcn_rt.pose.blazepose import BlazePose
@@ -81,7 +82,7 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
     if precision not in PRECISIONS:
         raise StgcnError(f"unknown pose precision {precision}: choose {' or '.join(PRECISIONS)}")
     return BlazePose(resolve_device(device), torch.float16 if precision == "fp16" else torch.float32,
-                     persons=persons, models=models, graphs=graphs)
+                     persons=persons, models=models, graphs=graphs, compiled=compiled)
 
 
 class BlazePoseStage:

@@ -316,7 +316,7 @@ class Pipeline:
             "backend": classifier.name, "device": classifier.device, "precision": classifier.precision,
             "classes": list(classifier.classes), "untrained": classifier.untrained,
             "pose": self.pose, "pose_precision": self.pose_precision, "pose_models": config.pose_models,
-            "pose_process": self.pose_process,
+            "pose_process": self.pose_process, "pose_compiled": self.pose_compiled,
             "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
             "threshold": config.threshold, "min_windows": config.min_windows,
             "alert_class": classifier.classes[self.alert_index],
@@ -375,6 +375,15 @@ class Pipeline:
         process = self.config.pose_process
         return self.config.pose_device.startswith("cuda") if process is None else process
 
+    @property
+    def pose_compiled(self) -> bool | None:
+        """Whether BlazePose's stages run compiled (None: the pose is MediaPipe's)."""
+        if self.pose != "blazepose":
+            return None
+        from stgcn_rt.pose.blazepose import stage_modes
+
+        return stage_modes(self.config.pose_device, self.config.pose_models, self.config.pose_graphs)[1]
+
     def _pose_stage(self, decoders: DecoderPool) -> PoseStage:
         """The pose stage for the cameras ``decoders`` decode (BlazePose reads their frames in place)."""
         config = self.config
@@ -382,7 +391,8 @@ class Pipeline:
             return PosePool(config.pose_workers, self.persons, config.detector)
         networks = self.pose_precision or f"from {config.pose_models}"
         where = " in a process of its own" if self.pose_process else ""
-        self._say(f"pose: BlazePose {networks} on {config.pose_device}{where}, warming up its networks")
+        compiling = " (compiling their stages first)" if self.pose_compiled else ""
+        self._say(f"pose: BlazePose {networks} on {config.pose_device}{where}, warming up its networks{compiling}")
         options: dict[str, Any] = {
             "device": config.pose_device, "precision": self.pose_precision or "fp32", "cameras": len(decoders.readers),
             "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,

@@ -28,7 +28,7 @@ from stgcn_rt.errors import StgcnError
 from stgcn_rt.pose import geometry
 from stgcn_rt.pose.filters import AUXILIARY_FILTER, FRAME_MICROSECONDS, LANDMARK_FILTER, LandmarkFilters
 from stgcn_rt.pose.geometry import DETECTOR_SIZE, LANDMARK_SIZE, WHOLE_FRAME
-from stgcn_rt.pose.graphs import GraphedCall
+from stgcn_rt.pose.graphs import CompiledCall, GraphedCall, can_compile
 from stgcn_rt.pose.models import OUTPUTS, model_file
 from stgcn_rt.pose.runners import PoseNetwork, load_network, model_path
 from stgcn_rt.pose.tflite_graph import TfliteNetwork
@@ -49,6 +49,9 @@ OPENCV_SUBPIXELS = 1 << SUBPIXEL_BITS
 #: default (:mod:`stgcn_rt.pose.graphs`): on an H100 they took the pipeline's 64 cameras from p99 260 to
 #: 35 ms (docs/benchmarks/pipeline-h100.md)
 CUDA_GRAPHS = True
+#: whether stages in CUDA graphs are compiled first (:class:`stgcn_rt.pose.graphs.CompiledCall`) where
+#: Triton is installed: on an H100 the landmark stage at 256 crops fp16 took 15.0 ms instead of 21.8
+COMPILE = True
 BUCKET_STEP = 64  # on a GPU, batches above this run at its next multiple (below it, the next power of two)
 
 
@@ -61,6 +64,15 @@ def batch_bucket(count: int) -> int:
     if count <= BUCKET_STEP:
         return 1 << max(count - 1, 0).bit_length()
     return -(-count // BUCKET_STEP) * BUCKET_STEP
+
+
+def stage_modes(device: str | torch.device, models: str | os.PathLike[str] | None = None, graphs: bool | None = None,
+                compiled: bool | None = None) -> tuple[bool, bool]:
+    """Whether BlazePose's stages run through CUDA graphs, and whether those are compiled, on
+    ``device`` (see :class:`BlazePoseNetworks` for the arguments): never on the CPU or with exported
+    networks, compiled only where Triton is installed."""
+    staged = (CUDA_GRAPHS if graphs is None else graphs) and models is None and torch.device(device).type == "cuda"
+    return staged, staged and (COMPILE if compiled is None else compiled) and can_compile()
 
 
 def warp(frames: torch.Tensor, index: torch.Tensor, affine: torch.Tensor, size: int, replicate: bool) -> torch.Tensor:
@@ -149,28 +161,33 @@ class BlazePoseNetworks:
     """The two networks on one device, and the batched stages around them (no per-camera state)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 models: str | os.PathLike[str] | None = None, graphs: bool | None = None) -> None:
+                 models: str | os.PathLike[str] | None = None, graphs: bool | None = None,
+                 compiled: bool | None = None) -> None:
         """``models``: a folder of exported networks (:mod:`stgcn_rt.pose.runners`) to run instead of
         the wheel's in PyTorch; they run in their own precision (``dtype`` is then fp32, their input's).
         ``graphs``: on a GPU, run each stage (crops, PyTorch network, refinement) through CUDA graphs
         (False: eagerly; None: :data:`CUDA_GRAPHS`). Exported networks, and everything on the CPU,
-        run eagerly (``self.graphs`` is then False)."""
+        run eagerly (``self.graphs`` is then False). ``compiled``: compile the stages in CUDA graphs
+        where Triton is installed (None: :data:`COMPILE`); ``self.compiled`` says whether they are."""
         self.device = torch.device(device)
         self.dtype = dtype if models is None else torch.float32
-        self.graphs = (CUDA_GRAPHS if graphs is None else graphs) and models is None and self.device.type == "cuda"
+        self.graphs, self.compiled = stage_modes(self.device, models, graphs, compiled)
         self.detector, self.landmarker = (self._torch_network(role) if models is None else
                                           load_network(model_path(models, role, self.device), role, self.device)
                                           for role in ("detector", "landmarks"))
         # the frames are read in place (resident): the graphs are captured for each stream's buffer
-        self._detector_stage = GraphedCall(functools.partial(detector_stage, self.detector, self.dtype),
-                                           self.graphs, resident=1)
-        self._landmark_stage = GraphedCall(functools.partial(landmark_stage, self.landmarker, self.dtype),
-                                           self.graphs, resident=1)
+        self._detector_stage = self.staged(functools.partial(detector_stage, self.detector, self.dtype), resident=1)
+        self._landmark_stage = self.staged(functools.partial(landmark_stage, self.landmarker, self.dtype), resident=1)
         self._buffers: dict[int, torch.Tensor] = {}  # each CUDA stream's frames
         self.anchors = geometry.ssd_anchors()
         self.max_batch: int | None = None  # set when a batch ran out of device memory
         self._launching = threading.Lock()
         self._pinned: np.ndarray | None = None
+
+    def staged(self, function: Callable[..., tuple[torch.Tensor, ...]], resident: int = 0) -> GraphedCall:
+        """``function`` run as the stages are: compiled and through CUDA graphs, as these networks do
+        (see :class:`~stgcn_rt.pose.graphs.GraphedCall` for ``resident``)."""
+        return GraphedCall(CompiledCall(function) if self.compiled else function, self.graphs, resident)
 
     def _torch_network(self, role: str) -> PoseNetwork:
         """``role``'s network from the wheel; on a GPU in channels-last layout."""
@@ -333,13 +350,13 @@ class BlazePose:
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE, persons: int = 1,
                  models: str | os.PathLike[str] | None = None, networks: BlazePoseNetworks | None = None,
-                 graphs: bool | None = None) -> None:
+                 graphs: bool | None = None, compiled: bool | None = None) -> None:
         """``networks``: another BlazePose's (see :meth:`sharing`), instead of loading them on ``device``;
-        ``graphs``: see :class:`BlazePoseNetworks`."""
+        ``graphs``, ``compiled``: see :class:`BlazePoseNetworks`."""
         if persons < 1:
             raise StgcnError(f"persons must be 1 or more, got {persons}")
         self.persons = persons
-        self.networks = networks or BlazePoseNetworks(device, dtype, models, graphs)
+        self.networks = networks or BlazePoseNetworks(device, dtype, models, graphs, compiled)
         self.min_tracking_confidence = min_tracking_confidence
         self.tracks = Tracks()
 

@@ -1,4 +1,5 @@
-"""BlazePose's stages as CUDA graphs: one captured per input signature and CUDA stream.
+"""BlazePose's stages as CUDA graphs (one captured per input signature and CUDA stream), of the
+stages compiled by torch.compile where Triton is installed.
 
 Eager PyTorch makes each operation a call from Python (188 in the landmark network, 162 in the
 detector, about 180 more for a step's crops and heatmap refinement), re-taking the interpreter lock
@@ -7,15 +8,23 @@ that lock too, so a step's host side may wait on them (docs/performance.md, sess
 launches a whole stage (crops, network, refinement) in one call. Graphs are kept per stream because
 a replay writes its graph's own memory: two lanes (threads on their own streams) replaying one graph
 at once would overwrite each other's crops.
+
+Compiled, a stage's element-wise work runs as fused Triton kernels instead of one kernel an
+operation: on an H100 the crops of 224 frames took 0.44 ms instead of 5.5 (the same bytes), and the
+landmark stage at 256 crops fp16 15.0 ms instead of 21.8 (docs/performance.md, session 33).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import logging
 from collections.abc import Callable, Hashable
 from typing import Any, Union
 
 import torch
+
+from stgcn_rt.errors import first_line
 
 #: the classifier's thread may use the device while a lane captures: only this thread's calls are
 #: checked during a capture (torch 2.1 and newer; older ones check every thread's)
@@ -23,6 +32,36 @@ _THREAD_LOCAL: dict[str, Any] = ({"capture_error_mode": "thread_local"}
                                  if "capture_error_mode" in inspect.signature(torch.cuda.graph).parameters else {})
 
 Argument = Union[torch.Tensor, Hashable]  # a tensor, or a constant the graph is captured for
+
+
+def can_compile() -> bool:
+    """Whether torch.compile can make GPU kernels here: PyTorch 2 and Triton (NVIDIA's Jetson wheels
+    of PyTorch come without Triton: there the stages run uncompiled, in CUDA graphs all the same)."""
+    return hasattr(torch, "compile") and importlib.util.find_spec("triton") is not None
+
+
+class CompiledCall:
+    """``function`` through torch.compile, for any batch size (compiled once, and once more for a
+    batch of one, rather than once a batch size). If compiling fails, a warning, and ``function``
+    itself from then on."""
+
+    def __init__(self, function: Callable[..., tuple[torch.Tensor, ...]]) -> None:
+        self.function = function
+        self._compiled: Callable[..., tuple[torch.Tensor, ...]] | None = torch.compile(function, dynamic=True)
+
+    def __call__(self, *inputs: Argument) -> tuple[torch.Tensor, ...]:
+        if self._compiled is not None:
+            from torch._dynamo.exc import BackendCompilerFailed
+
+            try:
+                return self._compiled(*inputs)
+            except BackendCompilerFailed as exc:
+                # the wrapper's own first line names only the backend
+                reason = getattr(exc, "inner_exception", None) or exc
+                logging.getLogger("stgcn_rt").warning("BlazePose runs uncompiled: torch.compile failed (%s: %s)",
+                                                      type(reason).__name__, first_line(reason))
+                self._compiled = None
+        return self.function(*inputs)
 
 
 class GraphedCall:

@@ -38,7 +38,10 @@ class _Operator:
     name: str  # the builtin operator's name, e.g. CONV_2D
     inputs: list[int]
     outputs: list[int]
-    options: Any  # the flatbuffer's options table, or None
+    #: the flatbuffer's options table (or None), which the operator's ``prepare`` replaces with what its
+    #: runs need in plain Python values: a run reads no flatbuffer, so torch.compile traces the whole
+    #: network as one graph
+    options: Any
 
 
 def _operator_names(tflite: Any) -> dict[int, str]:
@@ -256,10 +259,12 @@ class _Add:
             if tensor in network.constants:
                 network.keep(tensor, _nchw(network.constants[tensor]))
 
+        step.options = _ACTIVATIONS[step.options.FusedActivationFunction()]
+
     @staticmethod
     def run(network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
         a, b = (values[t] if t in values else network.weight(t) for t in step.inputs)
-        return _ACTIVATIONS[step.options.FusedActivationFunction()](a + b)
+        return step.options(a + b)
 
 
 def _nchw(value: np.ndarray) -> np.ndarray:
@@ -279,11 +284,15 @@ class _Pad:
         return F.pad(values[step.inputs[0]], step.options)
 
 
-class _DepthToSpace(_Stateless):
+class _DepthToSpace:
+    @staticmethod
+    def prepare(network: TfliteNetwork, step: _Operator) -> None:
+        step.options = step.options.BlockSize()
+
     @staticmethod
     def run(network: TfliteNetwork, step: _Operator, values: dict[int, torch.Tensor]) -> torch.Tensor:
         """TensorFlow's depth-to-space (DCR: channel (i * b + j) * C + c goes to offset (i, j) of channel c)."""
-        x, b = values[step.inputs[0]], step.options.BlockSize()
+        x, b = values[step.inputs[0]], step.options
         n, channels, h, w = x.shape
         c = channels // (b * b)
         return x.reshape(n, b, b, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * b, w * b)
