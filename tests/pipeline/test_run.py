@@ -288,6 +288,27 @@ def test_a_model_that_gives_nan_is_an_error_event_never_a_prediction(tmp_path, s
     assert summaries[0].windows == 4 and summaries[0].predictions == 0 and summaries[0].errors == [error["message"]]
 
 
+class Crashing(MeanClassifier):
+    """A model whose device fails as CUDA's do, with a message of several lines."""
+
+    def __init__(self):
+        super().__init__(shape=(None, 3, 150, 33, 1))
+
+    def _logits(self, windows):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\n"
+                           "CUDA kernel errors might be asynchronously reported at some other API call")
+
+
+def test_a_failed_classification_is_its_errors_first_line(tmp_path, short_clip):
+    from stgcn_rt.pipeline.runner import Pipeline, PipelineConfig
+
+    events = tmp_path / "events.jsonl"
+    config = PipelineConfig([str(short_clip)], events, stride=10, min_frames=10, pose_workers=1)
+    Pipeline(config, Crashing(), status=io.StringIO()).run()
+    assert [e["message"] for e in read_events(events, "error")] == [
+        "classification failed: CUDA error: an illegal memory access was encountered"]
+
+
 def quiet_pipeline(tmp_path, classifier=None):
     """A Pipeline (not run) whose events go to tmp_path/events.jsonl and whose console is a buffer."""
     from stgcn_rt.pipeline.events import EventLog
