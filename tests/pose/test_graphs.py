@@ -1,4 +1,5 @@
-"""CUDA graphs of the pose stages: what holds without a GPU (tests/pose/test_blazepose_gpu.py checks them on one)."""
+"""CUDA graphs and compiling of the pose stages: what holds without a GPU (tests/pose/test_blazepose_gpu.py checks
+them on one)."""
 
 import torch
 
@@ -23,7 +24,10 @@ def test_a_stage_that_cannot_compile_runs_uncompiled_after_one_warning(monkeypat
     """Where torch.compile fails (no working Triton, say), the stage runs its function itself from then on."""
     import torch._dynamo
 
+    from stgcn_rt.pose import graphs
     from stgcn_rt.pose.graphs import CompiledCall
+
+    graphs._warn_uncompiled.cache_clear()
 
     compilations = []
 
@@ -40,5 +44,6 @@ def test_a_stage_that_cannot_compile_runs_uncompiled_after_one_warning(monkeypat
         (out,) = compiled(torch.ones(3))
         assert torch.equal(out, torch.full((3,), 2.0))
     assert len(compilations) == 1
+    CompiledCall(lambda x: (x + 1,))(torch.ones(3))  # another stage failing for the same reason: no second warning
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         "BlazePose runs uncompiled: torch.compile failed (RuntimeError: Cannot find a working triton installation)"]

@@ -56,7 +56,7 @@ def pose_rows(device: str, batches: list[int], seconds: float, tick: Callable[[s
     from stgcn_rt.pose.graphs import can_compile
 
     # on a GPU: eagerly, through CUDA graphs, and through graphs of compiled stages where Triton is installed
-    ways = [(False, False), (True, False)] + [(True, True)] * can_compile() if gpu else [(False, False)]
+    ways = ([(False, False), (True, False)] + [(True, True)] * can_compile()) if gpu else [(False, False)]
     for precision, (graphs, compiled) in itertools.product(PRECISIONS if gpu else ("fp32",), ways):
         try:
             pose = blazepose(device, precision, graphs=graphs, compiled=compiled)

@@ -377,7 +377,8 @@ class Pipeline:
 
     @property
     def pose_compiled(self) -> bool | None:
-        """Whether BlazePose's stages run compiled (None: the pose is MediaPipe's)."""
+        """Whether BlazePose's stages are compiled (where compiling then fails, they run uncompiled
+        after a warning); None: the pose is MediaPipe's."""
         if self.pose != "blazepose":
             return None
         from stgcn_rt.pose.blazepose import stage_modes

@@ -16,6 +16,7 @@ landmark stage at 256 crops fp16 15.0 ms instead of 21.8 (docs/performance.md, s
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import logging
@@ -42,8 +43,8 @@ def can_compile() -> bool:
 
 class CompiledCall:
     """``function`` through torch.compile, for any batch size (compiled once, and once more for a
-    batch of one, rather than once a batch size). If compiling fails, a warning, and ``function``
-    itself from then on."""
+    batch of one, rather than once a batch size). If compiling fails, one warning (however many
+    stages fail for the same reason), and ``function`` itself from then on."""
 
     def __init__(self, function: Callable[..., tuple[torch.Tensor, ...]]) -> None:
         self.function = function
@@ -51,17 +52,21 @@ class CompiledCall:
 
     def __call__(self, *inputs: Argument) -> tuple[torch.Tensor, ...]:
         if self._compiled is not None:
-            from torch._dynamo.exc import BackendCompilerFailed
+            from torch._dynamo.exc import TorchDynamoException
 
             try:
                 return self._compiled(*inputs)
-            except BackendCompilerFailed as exc:
-                # the wrapper's own first line names only the backend
+            except TorchDynamoException as exc:  # tracing or compiling; not a failure while running
+                # a compiler's failure comes wrapped, the wrapper's first line naming only the backend
                 reason = getattr(exc, "inner_exception", None) or exc
-                logging.getLogger("stgcn_rt").warning("BlazePose runs uncompiled: torch.compile failed (%s: %s)",
-                                                      type(reason).__name__, first_line(reason))
+                _warn_uncompiled(f"{type(reason).__name__}: {first_line(reason)}")
                 self._compiled = None
         return self.function(*inputs)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_uncompiled(reason: str) -> None:
+    logging.getLogger("stgcn_rt").warning("BlazePose runs uncompiled: torch.compile failed (%s)", reason)
 
 
 class GraphedCall:
