@@ -48,13 +48,12 @@ def pose_rows(device: str, batches: list[int], seconds: float, tick: Callable[[s
               ) -> tuple[list[dict[str, Any]], list[str]]:
     """The section's rows and what could not be measured here (and why)."""
     from stgcn_rt.pipeline.pose_stage import PRECISIONS, blazepose
+    from stgcn_rt.pose.graphs import can_compile
 
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     frames = clip_frames()
     gpu = device.startswith("cuda")
-    from stgcn_rt.pose.graphs import can_compile
-
     # on a GPU: eagerly, through CUDA graphs, and through graphs of compiled stages where Triton is installed
     ways = ([(False, False), (True, False)] + [(True, True)] * can_compile()) if gpu else [(False, False)]
     for precision, (graphs, compiled) in itertools.product(PRECISIONS if gpu else ("fp32",), ways):
