@@ -54,9 +54,11 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     assert row["frames_dropped"] == 0 and row["errors"] == 0 and row["persons_found"] > 0.9
     assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]
     assert 0 < row["classify_p99_ms"] <= row["p99_ms"] and row["pose_ms"] > 0  # parts of it
+    assert row["pose_batch"] == 1.0  # one camera: a frame a step
     assert 0 < row["to_pose_p50_ms"] <= row["p50_ms"] and row["to_pose_p50_ms"] <= row["to_pose_p99_ms"]
     text = markdown(report, "pipeline")
     assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose fp32 1 camera " in text
+    assert "| pose ms | frames a pose step |" in text
     assert "Batch-1 latency" not in text and "baseline" not in text
 
 

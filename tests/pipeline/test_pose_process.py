@@ -40,6 +40,8 @@ def test_cameras_posed_in_the_process_get_what_blazepose_gives_them_here(clip_fr
     for name in "ab":
         assert all(r.error is None and r.found == 1 and r.milliseconds > 0 for r in results[name])
         assert tracked_distance(results[name], expected[name]) < 1e-3
+    # the frames of a's and b's that waited together were posed together, and the answers say so
+    assert {r.batch for name in "ab" for r in results[name]} <= {1, 2} and max(r.batch for r in results["b"]) == 2
     with pytest.raises(RuntimeError, match="closed"):
         process.submit("a", frames[0, 0])
 

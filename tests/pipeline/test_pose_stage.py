@@ -74,6 +74,29 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(frames):
     assert second.error is None and second.found == 1
 
 
+def test_each_answer_says_how_many_frames_its_step_posed(frames):
+    """A step takes the oldest waiting frame of every camera: the first step here takes a's first frame
+    alone, the next every camera's frame that waited meanwhile."""
+    import threading
+
+    from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+
+    with BlazePoseStage(cameras=3) as stage:
+        process, entered, gate = stage.pose.process_persons, threading.Event(), threading.Event()
+
+        def held(images, bgr=True):
+            entered.set()
+            gate.wait(60)
+            return process(images, bgr)
+
+        stage.pose.process_persons = held
+        first = stage.submit("a", frames[0])
+        assert entered.wait(60)
+        later = [stage.submit(name, frames[1]) for name in "abc"]
+        gate.set()
+        assert [f.result(timeout=120).batch for f in (first, *later)] == [1, 3, 3, 3]
+
+
 def test_closing_drops_the_frames_not_yet_posed(frames):
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 

@@ -126,6 +126,8 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
             "to_pose_p50_ms": float(np.percentile(posed, 50)), "to_pose_p99_ms": float(np.percentile(posed, 99)),
             "classify_p99_ms": float(np.percentile(classified, 99)),
             "pose_ms": float(np.mean([s.pose_ms for s in result.summaries])),
+            # frames a pose step carried: near the cameras where pose is what limits, far under where it waits
+            "pose_batch": float(np.mean([s.pose_batch for s in result.summaries])),
             "frames_dropped": sum(s.frames_dropped for s in result.summaries),
             "persons_found": float(np.mean([s.person_rate for s in result.summaries])),
             "errors": sum(len(s.errors) for s in result.summaries), "wall_s": wall}

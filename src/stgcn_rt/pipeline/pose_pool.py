@@ -33,6 +33,9 @@ class PoseResult:
     milliseconds: float
     error: str | None = None
     boxes: dict[int, Box] = field(default_factory=dict)
+    #: frames posed together with this one, itself included: BlazePose's step (every camera's frame
+    #: of it), 1 in MediaPipe's workers
+    batch: int = 1
 
     @property
     def found(self) -> int:

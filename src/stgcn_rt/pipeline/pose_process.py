@@ -119,10 +119,10 @@ class PoseProcess:
                 answers = self._answers.recv()
             except (EOFError, OSError):
                 break
-            for token, keypoints, milliseconds, error in answers:
+            for token, keypoints, milliseconds, error, batch in answers:
                 future = self._futures.pop(token, None)
                 if future is not None:
-                    future.set_result(PoseResult(keypoints, milliseconds, error))
+                    future.set_result(PoseResult(keypoints, milliseconds, error, batch=batch))
         if self._closing:  # close() waits for the process
             return
         self._process.join(CLOSE_TIMEOUT_S)
@@ -195,7 +195,7 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
 def _answer(outbox: queue.SimpleQueue, token: int, future: Future) -> None:
     if not future.cancelled():
         result = future.result()
-        outbox.put((token, result.keypoints, result.milliseconds, result.error))
+        outbox.put((token, result.keypoints, result.milliseconds, result.error, result.batch))
 
 
 def _send(outbox: queue.SimpleQueue, answers: Any) -> None:

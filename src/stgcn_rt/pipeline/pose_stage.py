@@ -195,11 +195,11 @@ class _Lane:
             for camera, (_, future) in due.items():
                 self.pose.forget(camera)
                 future.set_result(PoseResult(person_slots(None, self.pose.persons),
-                                             (time.perf_counter() - start) * 1000, error))
+                                             (time.perf_counter() - start) * 1000, error, batch=len(due)))
             return
         milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
         for camera, (_, future) in due.items():
-            future.set_result(PoseResult(person_slots(found[camera]), milliseconds))
+            future.set_result(PoseResult(person_slots(found[camera]), milliseconds, batch=len(due)))
 
     def close(self) -> None:
         with self._changed:

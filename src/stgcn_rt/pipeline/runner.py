@@ -146,6 +146,7 @@ class CameraState:
     alerts: int = 0
     dropped_windows: int = 0
     pose_ms: Timings = field(default_factory=Timings)
+    pose_batch: Timings = field(default_factory=Timings)  # frames posed together with each of its frames
     queue_ms: Timings = field(default_factory=Timings)  # a window's wait in the classification queue
     model_ms: Timings = field(default_factory=Timings)  # its batch's run
     errors: list[str] = field(default_factory=list)
@@ -200,6 +201,7 @@ class CameraSummary:
     windows_dropped: int
     alerts: int  # alerts raised
     pose_ms: float
+    pose_batch: float  # frames posed together with each of its frames, on average (BlazePose's steps)
     queue_ms: float
     model_ms: float
     errors: list[str]
@@ -467,6 +469,7 @@ class Pipeline:
         if pose.found:
             camera.persons_seen += 1
         camera.pose_ms.add(pose.milliseconds)
+        camera.pose_batch.add(pose.batch)
         camera.frames_done += 1
         if camera.ring.push(keypoints):
             window = camera.ring.window()
@@ -582,7 +585,8 @@ class Pipeline:
                 person_rate=camera.persons_seen / camera.frames_done if camera.frames_done else 0.0,
                 windows=camera.windows, predictions=camera.predictions,
                 windows_dropped=camera.dropped_windows, alerts=camera.alerts,
-                pose_ms=camera.pose_ms.mean(), queue_ms=camera.queue_ms.mean(), model_ms=camera.model_ms.mean(),
+                pose_ms=camera.pose_ms.mean(), pose_batch=camera.pose_batch.mean(), queue_ms=camera.queue_ms.mean(),
+                model_ms=camera.model_ms.mean(),
                 errors=list(camera.errors)))
         return out
 
