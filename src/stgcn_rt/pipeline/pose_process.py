@@ -24,7 +24,6 @@ from typing import Any, Tuple
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, first_line
-from stgcn_rt.pipeline.pose_pool import PoseResult
 from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
 #: how long closing waits for the process to finish its step and end before stopping it
@@ -119,10 +118,10 @@ class PoseProcess:
                 answers = self._answers.recv()
             except (EOFError, OSError):
                 break
-            for token, keypoints, milliseconds, error, batch in answers:
+            for token, result in answers:
                 future = self._futures.pop(token, None)
                 if future is not None:
-                    future.set_result(PoseResult(keypoints, milliseconds, error, batch=batch))
+                    future.set_result(result)
         if self._closing:  # close() waits for the process
             return
         self._process.join(CLOSE_TIMEOUT_S)
@@ -194,8 +193,7 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
 
 def _answer(outbox: queue.SimpleQueue, token: int, future: Future) -> None:
     if not future.cancelled():
-        result = future.result()
-        outbox.put((token, result.keypoints, result.milliseconds, result.error, result.batch))
+        outbox.put((token, future.result()))
 
 
 def _send(outbox: queue.SimpleQueue, answers: Any) -> None:
