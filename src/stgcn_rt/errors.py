@@ -36,3 +36,8 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
     if text:
         return text.splitlines()[0]
     return type(exc).__name__ if default is None else default
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected exception as one line: its type and its message's first line."""
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from stgcn_rt.bench.measure import percentiles_ms
-from stgcn_rt.errors import first_line
+from stgcn_rt.errors import one_line
 from stgcn_rt.runtime.classifier import Classifier
 from stgcn_rt.runtime.scheduler import BatchScheduler
 
@@ -99,7 +99,7 @@ def thread_design(run_one: Callable[[np.ndarray, Any], Any], make_stream: Callab
             stream, started = make_stream(), True
         except Exception as exc:  # every window of this camera is lost
             stream, started = None, False
-            failures.append(f"{type(exc).__name__}: {first_line(exc)}")
+            failures.append(one_line(exc))
         while due < seconds:
             count += 1
             now = time.perf_counter() - start
@@ -113,7 +113,7 @@ def thread_design(run_one: Callable[[np.ndarray, Any], Any], make_stream: Callab
                     mine.append(time.perf_counter() - start - due)
                 except Exception as exc:
                     lost += 1
-                    failures.append(f"{type(exc).__name__}: {first_line(exc)}")
+                    failures.append(one_line(exc))
             due += period
         with lock:
             latencies.extend(mine)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stgcn_rt.errors import first_line
+from stgcn_rt.errors import one_line
 from stgcn_rt.model.checkpoint import LoadedModel
 from stgcn_rt.runtime.configurations import CONFIGURATIONS
 
@@ -192,5 +192,5 @@ def available(loaded: LoadedModel, persons: int, names: list[str] | None, calibr
         try:
             chosen.append(make())
         except Exception as exc:  # a backend that cannot start here is reported, not fatal
-            skipped.append(f"{name}: {type(exc).__name__}: {first_line(exc)}")
+            skipped.append(f"{name}: {one_line(exc)}")
     return chosen, skipped

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from stgcn_rt.errors import first_line, require
+from stgcn_rt.errors import one_line, require
 
 FPS = 25.0
 P99_LIMIT_MS = 250.0
@@ -83,7 +83,7 @@ def pipeline_rows(model: Path, device: str, poses: list[str], counts: list[int],
                 row = _run(model, device, pose, cameras, stride, persons, clip, frames, work, fast, lane_count,
                            graphed)
             except Exception as exc:  # a pose backend that cannot run here is reported, not fatal
-                skipped.append(f"pipeline with {pose}: {type(exc).__name__}: {first_line(exc)}")
+                skipped.append(f"pipeline with {pose}: {one_line(exc)}")
                 break
             row["ok"] = bool(row["windows"] == row["expected_windows"] and row["p99_ms"] < p99_limit_ms
                              and not row["errors"])

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError, first_line, require
+from stgcn_rt.errors import StgcnError, first_line, one_line, require
 
 CLIP_FRAMES = 60  # frames of the shipped clip the whole-graph rows cycle through
 
@@ -120,7 +120,7 @@ def _mediapipe_rows(frames: np.ndarray, seconds: float, tick: Callable[[str], No
         with native_stderr_hidden(), PoseEstimator() as estimator:
             per_s = _rate(lambda i: estimator(frames[i % CLIP_FRAMES]), lambda: None, 1, seconds)
     except Exception as exc:  # not installed, or a wheel that cannot run here
-        skipped.append(f"mediapipe: {type(exc).__name__}: {first_line(exc)}")
+        skipped.append(f"mediapipe: {one_line(exc)}")
         return []
     return [{"backend": "mediapipe (CPU, one process)", "stage": "whole graph, tracking", "precision": "fp32",
              "cuda_graphs": False, "batch": 1, "unit": "frames", "per_s": per_s}]

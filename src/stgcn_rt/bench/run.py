@@ -19,7 +19,7 @@ from stgcn_rt.bench.candidates import available, fp32_onnx, torch_label
 from stgcn_rt.bench.measure import latency, throughput
 from stgcn_rt.bench.pipeline import pipeline_rows
 from stgcn_rt.bench.pose import pose_rows
-from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.errors import StgcnError, first_line, one_line
 from stgcn_rt.runtime.configurations import DEFAULT_FAST_MODE, DEFAULT_SCHEDULER_BACKEND, configuration
 from stgcn_rt.runtime.heap import startup_objects_frozen
 from stgcn_rt.window import FRAMES
@@ -164,7 +164,7 @@ def measure_candidate(candidate: Any, config: BenchConfig, windows: np.ndarray, 
         tick(f"latency: {label}")
         stats = latency(candidate, windows, config.iterations, config.warmup)
     except Exception as exc:
-        report["skipped"].append(f"{label}: failed while timing batch 1: {type(exc).__name__}: {first_line(exc)}")
+        report["skipped"].append(f"{label}: failed while timing batch 1: {one_line(exc)}")
         return
     report["latency"].append({"backend": candidate.name, "precision": candidate.precision,
                               "device": candidate.device, "baseline": candidate.baseline, **stats})
@@ -178,7 +178,7 @@ def measure_candidate(candidate: Any, config: BenchConfig, windows: np.ndarray, 
         try:
             rate = throughput(candidate, windows, batch, config.seconds)
         except Exception as exc:
-            report["skipped"].append(f"{label} batch {batch}: failed: {type(exc).__name__}: {first_line(exc)}")
+            report["skipped"].append(f"{label} batch {batch}: failed: {one_line(exc)}")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # what an out-of-memory batch left behind
             continue

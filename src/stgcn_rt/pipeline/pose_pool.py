@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stgcn_rt.errors import first_line
+from stgcn_rt.errors import one_line
 from stgcn_rt.pipeline.detect import Box, covered, iou
 from stgcn_rt.window import CHANNELS, JOINTS
 
@@ -139,7 +139,7 @@ def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> Po
         keypoints, boxes = _CAMERAS[camera](image)
     except Exception as exc:  # reported by the pipeline, once per camera
         return PoseResult(np.zeros((persons, JOINTS, CHANNELS), np.float32),
-                          (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {first_line(exc)}")
+                          (time.perf_counter() - start) * 1000, one_line(exc))
     return PoseResult(keypoints, (time.perf_counter() - start) * 1000, boxes=boxes)
 
 

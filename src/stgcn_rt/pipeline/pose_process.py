@@ -23,7 +23,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.errors import StgcnError, one_line
 from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
 #: how long closing waits for the process to finish its step and end before stopping it
@@ -167,7 +167,7 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
         stage = BlazePoseStage(**options)
         pinned = stage.pin(frames)
     except Exception as exc:  # told to the pipeline as its one line
-        reason = str(exc) if isinstance(exc, StgcnError) else f"{type(exc).__name__}: {first_line(exc)}"
+        reason = str(exc) if isinstance(exc, StgcnError) else one_line(exc)
         answers.send(("failed", reason))
         return
     answers.send(("ready", pinned))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.errors import StgcnError, one_line
 from stgcn_rt.pipeline.pose_pool import PoseResult
 from stgcn_rt.window import CHANNELS, JOINTS
 
@@ -191,7 +191,7 @@ class _Lane:
         try:
             found = self.pose.process_persons({camera: image for camera, (image, _) in due.items()})
         except Exception as exc:  # reported by the pipeline, once per camera and message
-            error = f"{type(exc).__name__}: {first_line(exc)}"  # a CUDA error is several lines
+            error = one_line(exc)  # a CUDA error is several lines
             for camera, (_, future) in due.items():
                 self.pose.forget(camera)
                 future.set_result(PoseResult(person_slots(None, self.pose.persons),

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from stgcn_rt import __version__
-from stgcn_rt.errors import StgcnError, first_line
+from stgcn_rt.errors import StgcnError, first_line, one_line
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
@@ -458,7 +458,7 @@ class Pipeline:
             result = future.result()
         except Exception as exc:  # a crashed worker: this frame counts as without a person
             result = PoseResult(np.zeros((self.persons, JOINTS, CHANNELS), np.float32), 0.0,
-                                f"pose worker failed: {type(exc).__name__}: {first_line(exc)}")
+                                f"pose worker failed: {one_line(exc)}")
         if result.error:
             self._camera_error(camera, "pose", f"{result.error} (frames continue without a person)")
         return result

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from stgcn_rt.errors import StgcnError, first_line, require
+from stgcn_rt.errors import StgcnError, one_line, require
 from stgcn_rt.urls import mask_url
 
 FRAME_SIZE = (640, 480)
@@ -155,7 +155,7 @@ class FrameReader(threading.Thread):
         try:
             self._read_with_retries()
         except Exception as exc:  # a reader must never take the pipeline down
-            self.counters.error = f"{type(exc).__name__}: {first_line(exc)}"
+            self.counters.error = one_line(exc)
         finally:
             self.counters.finished = True
 

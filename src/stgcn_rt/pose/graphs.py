@@ -25,7 +25,7 @@ from typing import Any, Union
 
 import torch
 
-from stgcn_rt.errors import first_line
+from stgcn_rt.errors import one_line
 
 #: the classifier's thread may use the device while a lane captures: only this thread's calls are
 #: checked during a capture (torch 2.1 and newer; older ones check every thread's)
@@ -59,7 +59,7 @@ class CompiledCall:
             except TorchDynamoException as exc:  # tracing or compiling; not a failure while running
                 # a compiler's failure comes wrapped, the wrapper's first line naming only the backend
                 reason = getattr(exc, "inner_exception", None) or exc
-                _warn_uncompiled(f"{type(reason).__name__}: {first_line(reason)}")
+                _warn_uncompiled(one_line(reason))
                 self._compiled = None
         return self.function(*inputs)
 
