@@ -54,6 +54,22 @@ def test_reader_reads_a_real_video_at_640x480(videos):
     assert reader.counters.error is None and reader.counters.dropped == 0
 
 
+def test_a_camera_decodes_in_one_ffmpeg_thread(videos):
+    """FFmpeg's default (a thread per core, frames side by side) would hold a live camera's frames back."""
+    import cv2
+
+    from stgcn_rt.pipeline.sources import DECODE_THREADS
+
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        pytest.skip("this OpenCV has no FFmpeg")
+    capture = FrameReader(parse_sources([str(videos["clean_and_jerk"])])[0])._open()
+    try:
+        assert capture.get(cv2.CAP_PROP_N_THREADS) == DECODE_THREADS == 1
+        assert capture.getBackendName() == "FFMPEG"
+    finally:
+        capture.release()
+
+
 def test_unreadable_and_truncated_files(tmp_path, videos):
     missing = FrameReader(parse_sources([str(tmp_path / "missing.mp4")])[0])
     assert drain(missing) == []

@@ -23,6 +23,11 @@ from stgcn_rt.errors import StgcnError, one_line, require
 from stgcn_rt.urls import mask_url
 
 FRAME_SIZE = (640, 480)
+#: FFmpeg's threads decoding one camera. Its default, a thread per core decoding frames side by side,
+#: holds back one frame per thread beyond the first (on a 16-core host 15 frames, 600 ms of a live
+#: camera at 25 fps, unseen in the frames' timestamps) and spends more CPU a frame when many cameras
+#: decode at once, each in a thread of its own already (docs/performance.md, session 34)
+DECODE_THREADS = 1
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,16 @@ def video_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
         capture.release()
         raise StgcnError(f"cannot open video {path}")
     return _frames_of(capture)
+
+
+def open_capture(cv2, location: str | int):  # noqa: ANN001, ANN201 - the cv2 module, a cv2.VideoCapture
+    """A capture of a camera's ``location``: a file or URL through FFmpeg in :data:`DECODE_THREADS`
+    where this OpenCV has FFmpeg and the option (4.6 on); a device index, a GStreamer pipeline (its
+    elements joined by ``!``, as on a Jetson) or another build's file as OpenCV picks."""
+    if (isinstance(location, str) and "!" not in location and hasattr(cv2, "CAP_PROP_N_THREADS")
+            and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG)):
+        return cv2.VideoCapture(location, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODE_THREADS])
+    return cv2.VideoCapture(location)
 
 
 def _frames_of(capture) -> Iterator[np.ndarray]:  # noqa: ANN001 - cv2.VideoCapture
@@ -160,7 +175,7 @@ class FrameReader(threading.Thread):
             self.counters.finished = True
 
     def _open(self):  # noqa: ANN202 - cv2.VideoCapture
-        capture = self._cv2.VideoCapture(self.spec.open_argument())
+        capture = open_capture(self._cv2, self.spec.open_argument())
         if not capture.isOpened():
             capture.release()
             return None
