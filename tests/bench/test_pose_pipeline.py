@@ -56,8 +56,14 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     assert 0 < row["classify_p99_ms"] <= row["p99_ms"] and row["pose_ms"] > 0  # parts of it
     assert row["pose_batch"] == 1.0  # one camera: a frame a step
     assert 0 < row["to_pose_p50_ms"] <= row["p50_ms"] and row["to_pose_p50_ms"] <= row["to_pose_p99_ms"]
+    # on the CPU BlazePose runs in the pipeline's process, which counts it; one decoding process
+    assert row["cores"]["decoding"] > 0 and row["cores"]["pipeline"] > 0.1 and row["cores"]["pose"] == 0
+    assert row["cores"]["host"] >= row["cores"]["decoding"]
     text = markdown(report, "pipeline")
     assert "## Pose" in text and "## Whole pipeline" in text and "Capacity: blazepose fp32 1 camera " in text
+    pipeline = text.split("## Whole pipeline")[1]
+    cells = {line.split(" | ")[10] for line in pipeline.splitlines() if line.startswith("| blazepose")}
+    assert cells == {" / ".join(f"{row['cores'][part]:.1f}" for part in ("decoding", "pose", "pipeline", "host"))}
     assert "| pose ms | frames a pose step |" in text
     assert "Batch-1 latency" not in text and "baseline" not in text
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stgcn_rt.bench.cores import CoreSampler
 from stgcn_rt.errors import one_line, require
 
 FPS = 25.0
@@ -102,9 +103,10 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
                             stride=stride, pose=pose, pose_device=device, pose_lanes=lanes, pose_graphs=graphs,
                             pace=True, status_interval=3600.0)
     start = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()):  # the pipeline's status lines
+    with contextlib.redirect_stderr(io.StringIO()), CoreSampler() as sampler:  # the pipeline's status lines
         result = run_with_model(config, str(model), device, fast, report=lambda text: None)
     wall = time.perf_counter() - start
+    cores = sampler.cores()
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     predictions = [line for line in lines if line["kind"] == "prediction"]
 
@@ -130,4 +132,6 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
             "pose_batch": float(np.mean([s.pose_batch for s in result.summaries])),
             "frames_dropped": sum(s.frames_dropped for s in result.summaries),
             "persons_found": float(np.mean([s.person_rate for s in result.summaries])),
-            "errors": sum(len(s.errors) for s in result.summaries), "wall_s": wall}
+            "errors": sum(len(s.errors) for s in result.summaries), "wall_s": wall,
+            # cores busy while the cameras ran, by part (None without psutil): which one a count runs out of
+            "cores": cores}

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from stgcn_rt.bench.cores import PARTS
 from stgcn_rt.bench.run import capacity
 from stgcn_rt.files import atomic_output
 from stgcn_rt.window import FRAMES, JOINTS
@@ -217,17 +218,19 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
              "classification (a window's wait for the classifier and its batch's run, p99) and pose itself (a "
              "step's mean: every camera's frame with BlazePose, one frame in a worker with MediaPipe), with the "
              "frames a step posed together (near the cameras where pose is what falls behind, far under them "
-             "where it waits for frames).", "",
+             "where it waits for frames). Cores busy while the cameras ran: the decoding processes, pose's own "
+             "processes (BlazePose's, MediaPipe's workers; where pose runs in the pipeline's process, it counts "
+             f"there), the pipeline's process (one interpreter) and the host (of {_cpu_count(report)}).", "",
              f"| pose | classifier | cameras | windows | frame-to-event p50 ms | p99 ms | frame to pose p50 ms | "
-             f"classification p99 ms | pose ms | frames a pose step | frames dropped | person found | every window, "
-             f"p99 < {limit:g} ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"classification p99 ms | pose ms | frames a pose step | cores: decoding / pose / pipeline / host | "
+             f"frames dropped | person found | every window, p99 < {limit:g} ms |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {_pose_label(r)} | {r['classifier']} | {r['cameras']} | "
                      f"{r['windows']}/{r['expected_windows']} | "
                      f"{r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['to_pose_p50_ms']:,.0f} | "
                      f"{r['classify_p99_ms']:,.0f} | {r['pose_ms']:,.0f} | "
-                     f"{format(r['pose_batch'], ',.0f') if 'pose_batch' in r else '-'} | "
+                     f"{format(r['pose_batch'], ',.0f') if 'pose_batch' in r else '-'} | {_cores(r.get('cores'))} | "
                      f"{r['frames_dropped']} | {r['persons_found']:.0%} | "
                      f"{'yes' if r['ok'] else 'no'} |")
     kept = {pose: max([r["cameras"] for r in rows if _pose_label(r) == pose and r["ok"]], default=0)
@@ -236,6 +239,16 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
               + f" (of those tried: {report['config']['pipeline_cameras']}; a pose backend is not tried "
               "further after its first failure)."]
     return lines
+
+
+def _cores(cores: dict[str, float] | None) -> str:
+    """A row's cores busy by part, as the table gives them."""
+    return " / ".join(f"{cores[part]:.1f}" for part in PARTS) if cores else "-"
+
+
+def _cpu_count(report: dict[str, Any]) -> str:
+    count = report.get("environment", {}).get("cpu_count")
+    return f"{count} cores" if count else "its cores"
 
 
 def _pose_label(row: dict[str, Any]) -> str:
