@@ -87,7 +87,7 @@ _sent_values = operator.attrgetter(*_SENT)
 def _counters(reader: FrameReader) -> tuple:
     """A camera's counters as its worker sends them: the values of :data:`_SENT`, then whether it is
     finished, only once its last frame is on its way. A plain tuple: compared every round for every
-    camera (a dataclass copy and ``astuple`` there cost 10 us a camera, a core's tenth a worker)."""
+    camera (a dataclass copy and ``astuple`` there cost 10 us a camera)."""
     return (*_sent_values(reader.counters), reader.done)
 
 
