@@ -70,6 +70,28 @@ def test_a_camera_decodes_in_one_ffmpeg_thread(videos):
         capture.release()
 
 
+def test_device_indices_and_gstreamer_pipelines_open_as_opencv_picks():
+    """Only files and URLs are pinned to FFmpeg (the option would fail a V4L2 or GStreamer capture)."""
+    import cv2
+
+    from stgcn_rt.pipeline.sources import open_capture
+
+    class Recorder:  # cv2 with a VideoCapture that records how it was opened
+        CAP_FFMPEG, CAP_PROP_N_THREADS, videoio_registry = cv2.CAP_FFMPEG, cv2.CAP_PROP_N_THREADS, cv2.videoio_registry
+        opened: list = []
+
+        def VideoCapture(self, *args):  # noqa: N802 - cv2's name
+            self.opened.append(args)
+
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        pytest.skip("this OpenCV has no FFmpeg")
+    recorder = Recorder()
+    for location in (0, "videotestsrc ! videoconvert ! appsink", "rtsp://cam/stream"):
+        open_capture(recorder, location)
+    assert recorder.opened == [(0,), ("videotestsrc ! videoconvert ! appsink",),
+                               ("rtsp://cam/stream", cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])]
+
+
 def test_unreadable_and_truncated_files(tmp_path, videos):
     missing = FrameReader(parse_sources([str(tmp_path / "missing.mp4")])[0])
     assert drain(missing) == []
