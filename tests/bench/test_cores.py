@@ -17,8 +17,8 @@ def _spin(seconds: float) -> None:
 
 
 def test_each_part_is_the_cpu_of_its_processes_while_the_decoders_run():
-    """A 'decoder' child spinning on a core is one core of decoding; a 'pose' child sleeping and the
-    sampling process idle are next to none; the host counts at least the spinning core."""
+    """A 'decoder' child spinning is (up to) a core of decoding; a 'pose' child sleeping is next to
+    none and the sampling process less; the host counts at least the spinning child."""
     context = multiprocessing.get_context("spawn")
     pose = context.Process(target=time.sleep, args=(3.0,), name="blazepose", daemon=True)
     decoder = context.Process(target=_spin, args=(2.0,), name="decoder-0", daemon=True)
@@ -31,9 +31,10 @@ def test_each_part_is_the_cpu_of_its_processes_while_the_decoders_run():
         pose.join()
     cores = sampler.cores()
     assert cores is not None and set(cores) == set(PARTS)
-    assert 0.7 < cores["decoding"] < 1.1
-    assert cores["pose"] < 0.2 and cores["pipeline"] < 0.3
-    assert cores["host"] > 0.7
+    # a busy machine (CI) gives the spinning child less than its core, never more
+    assert 0.2 < cores["decoding"] < 1.1
+    assert cores["pose"] < 0.1 and cores["pipeline"] < cores["decoding"]
+    assert cores["host"] > 0.9 * cores["decoding"]
 
 
 def test_no_span_without_decoding_processes():
