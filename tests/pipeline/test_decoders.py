@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("cv2")
 
 from stgcn_rt.pipeline.decoders import DecoderPool, default_workers  # noqa: E402
-from stgcn_rt.pipeline.sources import FrameReader, parse_sources  # noqa: E402
+from stgcn_rt.pipeline.sources import FrameReader, SourceSpec, parse_sources  # noqa: E402
 
 
 def drain(pool, copy=True, timeout=60.0):
@@ -108,3 +108,77 @@ def test_shared_memory_is_shared_with_a_spawned_process(monkeypatch, memfd):
     process.start()
     process.join(60)
     assert process.exitcode == 0 and (np.frombuffer(memory, np.uint8) == 7).all()
+
+
+class LiveSpec(SourceSpec):
+    """A file read as a live camera is: no waiting for the pipeline, frames dropped instead; at its end
+    it reconnects, i.e. plays again."""
+
+    @property
+    def live(self) -> bool:
+        return True
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_live_camera_without_free_slots_drops_frames_and_keeps_its_slots(videos):
+    """Its reader decodes into its two slots, then aside; the full queue drops the oldest frame and
+    gives its slot back: no slot is ever lost, every image is the frame decoded."""
+    import threading
+
+    from stgcn_rt.pipeline.decoders import _SlotReader
+
+    reference = FrameReader(parse_sources([str(videos["clean_and_jerk"])])[0], queue_size=400)
+    reference.start()
+    reference.join(60)
+    expected = [reference.frames.get_nowait().image for _ in range(reference.frames.qsize())]
+    slots = np.zeros((2, 480, 640, 3), np.uint8)
+    reader = _SlotReader(LiveSpec(str(videos["clean_and_jerk"]), "door"), False, slots, threading.Condition())
+    reader.start()
+    wait_for(lambda: reader.counters.read >= 300)
+    reader.stop()
+    reader.join(10)
+    left = [reader.frames.get_nowait() for _ in range(reader.frames.qsize())]
+    read = reader.counters.read
+    assert [f.index for f in left] == [read - 2, read - 1] and reader.counters.dropped == read - 2
+    assert sorted([f.slot for f in left if f.slot is not None] + list(reader.idle)) == [0, 1]
+    for frame in left:
+        assert np.array_equal(frame.image, expected[frame.index % 300])
+        assert (frame.slot is None) != np.shares_memory(frame.image, slots)
+
+
+def test_a_live_cameras_frames_beyond_its_slots_are_dropped_and_counted(videos):
+    """In the worker: two slots never handed back; two frames sent, the others dropped (by the
+    reader's queue or for want of a slot) and counted."""
+    import queue
+    import threading
+
+    from stgcn_rt.pipeline.decoders import _decode, _received
+
+    shape = (1, 2, 480, 640, 3)
+    out: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    messages: list = []
+
+    def counters():
+        while not out.empty():
+            messages.extend(out.get_nowait())
+        return [_received(message[1]) for message in messages if len(message) == 2]
+
+    worker = threading.Thread(target=_decode, args=([(0, LiveSpec(str(videos["clean_and_jerk"]), "door"))],
+                                                    bytearray(int(np.prod(shape))), shape, False, queue.Queue(),
+                                                    out, stop))
+    with pytest.MonkeyPatch.context() as patch:  # signals are the main thread's, where a worker process has it
+        patch.setattr("signal.signal", lambda *args: None)
+        worker.start()
+        wait_for(lambda: any(c.read >= 300 for c in counters()))
+        stop.set()
+        worker.join(10)
+    last = counters()[-1]
+    assert sorted(message[1] for message in messages if len(message) == 4) == [0, 1]
+    assert last.read - 3 <= last.dropped <= last.read - 2  # a frame may be between its decoding and the queue

@@ -2,17 +2,17 @@
 
 In the pipeline's own process every decoding thread would share one interpreter lock with the pose
 stage, the main loop and the scheduler: at tens of cameras that contention, not the GPU, set the
-pace. Here each worker process reads its share of the cameras with :class:`FrameReader` (a thread
-per camera there), writes every frame into one of its camera's slots of a shared-memory block and
-sends the pipeline a few numbers. The pipeline sees a :class:`RemoteReader` per camera, with a
+pace. Here each worker process reads its share of the cameras (a :class:`FrameReader` thread per
+camera there), each decoding every frame straight into one of its camera's slots of a shared-memory
+block, and sends the pipeline a few numbers. The pipeline sees a :class:`RemoteReader` per camera, with a
 :class:`FrameReader`'s ``frames``, ``counters`` and ``done``; a frame's image is a view of its slot,
 valid until the pipeline hands the slot back with :meth:`RemoteReader.release` (the slots released
 go back to the workers together, at :meth:`DecoderPool.flush`: one message a worker, not one a
 frame). Frames arrive in order per camera; the counters follow them, ``finished`` only after a
 camera's last frame.
 
-A camera whose slots are all in use waits, as a full queue does: files block (no frame lost), live
-sources drop their oldest frame and count it.
+A camera whose slots are all in use waits: a file blocks (no frame lost); a live camera goes on
+reading, and each frame that finds no slot free is dropped and counted.
 """
 
 from __future__ import annotations
@@ -51,21 +51,26 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
     """One worker process: read ``cameras`` (index in the block, spec) until each ends or ``stop``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle: it stops the workers
     slots = np.frombuffer(block, np.uint8).reshape(shape)
-    readers = {index: FrameReader(spec, queue_size=2, pace=pace) for index, spec in cameras}
-    idle = {index: deque(range(shape[1])) for index in readers}
+    returned = threading.Condition()  # notified when the pipeline hands slots back
+    readers = {index: _SlotReader(spec, pace, slots[index], returned) for index, spec in cameras}
+    dropped = dict.fromkeys(readers, 0)  # live frames decoded while every slot was taken
     sent: dict[int, tuple] = {}
     for reader in readers.values():
         reader.start()
     while readers and not stop.is_set():
-        _take_free(free, idle)
+        _take_free(free, readers, returned)
         messages: list[tuple] = []
         for index, reader in list(readers.items()):
-            while idle[index] and not reader.frames.empty():
+            while not reader.frames.empty():
                 frame = reader.frames.get_nowait()
-                slot = idle[index].popleft()
-                slots[index, slot] = frame.image
-                messages.append((index, slot, frame.index, frame.timestamp))
-            state = _counters(reader)
+                if frame.slot is None:  # a live camera's, decoded aside: a slot freed since, or dropped
+                    if not reader.idle:
+                        dropped[index] += 1
+                        continue
+                    frame.slot = reader.idle.popleft()
+                    slots[index, frame.slot] = frame.image
+                messages.append((index, frame.slot, frame.index, frame.timestamp))
+            state = _counters(reader, dropped[index])
             if state != sent.get(index):
                 sent[index] = state
                 messages.append((index, state))
@@ -84,11 +89,45 @@ _SENT = tuple(field.name for field in dataclasses.fields(SourceCounters) if fiel
 _sent_values = operator.attrgetter(*_SENT)
 
 
-def _counters(reader: FrameReader) -> tuple:
-    """A camera's counters as its worker sends them: the values of :data:`_SENT`, then whether it is
-    finished, only once its last frame is on its way. A plain tuple: compared every round for every
-    camera (a dataclass copy and ``astuple`` there cost 10 us a camera)."""
-    return (*_sent_values(reader.counters), reader.done)
+_DROPPED = _SENT.index("dropped")
+
+
+def _counters(reader: FrameReader, dropped: int) -> tuple:
+    """A camera's counters as its worker sends them: the values of :data:`_SENT` (with ``dropped``
+    more frames dropped, by the worker), then whether it is finished, only once its last frame is on
+    its way. A plain tuple: compared every round for every camera (a dataclass copy and ``astuple``
+    there cost 10 us a camera)."""
+    values = _sent_values(reader.counters)
+    if dropped:
+        values = (*values[:_DROPPED], values[_DROPPED] + dropped, *values[_DROPPED + 1:])
+    return (*values, reader.done)
+
+
+class _SlotReader(FrameReader):
+    """A camera in a worker process, decoding each frame straight into one of its ``slots`` of the
+    shared block (no copy, no image of its own a frame), those free in ``idle``. A file waits for a
+    slot (``returned`` is notified when slots come back); a live camera with none free decodes into an
+    image of its own, which the worker copies into a slot if one has come back, or drops."""
+
+    def __init__(self, spec: SourceSpec, pace: bool, slots: np.ndarray, returned: threading.Condition) -> None:
+        super().__init__(spec, queue_size=2, pace=pace)
+        self.slots = slots
+        self.idle: deque[int] = deque(range(len(slots)))
+        self._returned = returned
+
+    def _buffer(self) -> tuple[np.ndarray | None, int | None]:
+        with self._returned:  # looked at under the lock, so that a notification cannot come in between
+            while not self.idle and not self.spec.live and not self._stop_event.is_set():
+                self._returned.wait(0.1)
+        try:
+            slot = self.idle.popleft()
+        except IndexError:  # a live camera's slots all taken, or stopping
+            return None, None
+        return self.slots[slot], slot
+
+    def _unused(self, slot: int | None) -> None:
+        if slot is not None:
+            self.idle.append(slot)
 
 
 def _received(state: tuple) -> SourceCounters:
@@ -141,10 +180,17 @@ def _map_memory_file(size: int, fd: Any) -> mmap.mmap:
         os.close(handle)
 
 
-def _take_free(free: Any, idle: dict[int, deque]) -> None:
+def _take_free(free: Any, readers: dict[int, _SlotReader], returned: threading.Condition) -> None:
+    """The slots the pipeline handed back, to their cameras' readers (those still reading)."""
+    came = False
     while not free.empty():
         for index, slot in free.get():
-            idle[index].append(slot)
+            if index in readers:
+                readers[index].idle.append(slot)
+                came = True
+    if came:
+        with returned:
+            returned.notify_all()
 
 
 class RemoteReader:

@@ -162,6 +162,15 @@ class FrameReader(threading.Thread):
     def release(self, frame: Frame) -> None:
         """Nothing to hand back: this reader's frames own their images (see RemoteReader.release)."""
 
+    def _buffer(self) -> tuple[np.ndarray | None, int | None]:
+        """Where the next frame is decoded: a (480, 640, 3) array and the slot it is, or (None, None)
+        for an image of the frame's own (here always; a decoding process's reader decodes into the
+        slots it shares with the pipeline)."""
+        return None, None
+
+    def _unused(self, slot: int | None) -> None:
+        """The frame decoded into ``slot`` (:meth:`_buffer`) went nowhere: failed, dropped or stopped."""
+
     @property
     def done(self) -> bool:
         return self.counters.finished and self.frames.empty()
@@ -213,8 +222,13 @@ class FrameReader(threading.Thread):
         failed_in_a_row = 0
         start = time.perf_counter()
         while not self._stop_event.is_set():
-            ok, image = capture.read()
+            buffer, slot = self._buffer()
+            if self._stop_event.is_set():
+                self._unused(slot)
+                break
+            ok, image = capture.read(buffer)
             if not ok or image is None:
+                self._unused(slot)
                 position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
                 if not self.spec.live and (total <= 0 or position >= total):
                     return True  # end of file
@@ -227,12 +241,15 @@ class FrameReader(threading.Thread):
                 continue
             failed_in_a_row = 0
             if image.shape[1::-1] != FRAME_SIZE:
-                image = cv2.resize(image, FRAME_SIZE)
+                image = cv2.resize(image, FRAME_SIZE, dst=buffer)
+            elif buffer is not None and image is not buffer:  # OpenCV gave an image of its own
+                buffer[...] = image
+                image = buffer
             if self.pace and not self.spec.live:
                 delay = start + self.counters.read / fps - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            frame = Frame(self.counters.read, time.time(), image)  # stamped when a camera would have given it
+            frame = Frame(self.counters.read, time.time(), image, slot)  # stamped when a camera would have given it
             self.counters.read += 1
             self._put(frame)
         return True
@@ -245,6 +262,7 @@ class FrameReader(threading.Thread):
                     return
                 except queue.Full:
                     continue
+            self._unused(frame.slot)
             return
         while True:
             try:
@@ -252,7 +270,7 @@ class FrameReader(threading.Thread):
                 return
             except queue.Full:
                 try:
-                    self.frames.get_nowait()
+                    self._unused(self.frames.get_nowait().slot)
                     self.counters.dropped += 1
                 except queue.Empty:
                     pass
