@@ -64,10 +64,11 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
             while not reader.frames.empty():
                 frame = reader.frames.get_nowait()
                 if frame.slot is None:  # a live camera's, decoded aside: a slot freed since, or dropped
-                    if not reader.idle:
+                    try:
+                        frame.slot = reader.idle.popleft()  # its reader takes slots too: no look first
+                    except IndexError:
                         dropped[index] += 1
                         continue
-                    frame.slot = reader.idle.popleft()
                     slots[index, frame.slot] = frame.image
                 messages.append((index, frame.slot, frame.index, frame.timestamp))
             state = _counters(reader, dropped[index])
