@@ -88,8 +88,6 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
 #: the counters a worker sends, ``finished`` apart (it sends the reader's ``done`` in its place)
 _SENT = tuple(field.name for field in dataclasses.fields(SourceCounters) if field.name != "finished")
 _sent_values = operator.attrgetter(*_SENT)
-
-
 _DROPPED = _SENT.index("dropped")
 
 
@@ -102,6 +100,11 @@ def _counters(reader: FrameReader, dropped: int) -> tuple:
     if dropped:
         values = (*values[:_DROPPED], values[_DROPPED] + dropped, *values[_DROPPED + 1:])
     return (*values, reader.done)
+
+
+def _received(state: tuple) -> SourceCounters:
+    """The counters :func:`_counters` sent, as the pipeline's reader of the camera keeps them."""
+    return SourceCounters(**dict(zip(_SENT, state)), finished=state[-1])
 
 
 class _SlotReader(FrameReader):
@@ -129,10 +132,6 @@ class _SlotReader(FrameReader):
     def _unused(self, slot: int | None) -> None:
         if slot is not None:
             self.idle.append(slot)
-
-
-def _received(state: tuple) -> SourceCounters:
-    return SourceCounters(**dict(zip(_SENT, state)), finished=state[-1])
 
 
 def shared_memory(size: int, context: Any) -> tuple[Any, Any]:
