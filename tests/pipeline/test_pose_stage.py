@@ -27,7 +27,8 @@ def test_cameras_posed_together_get_what_each_gets_alone(frames, lanes):
     expected = [alone.process({"a": image})["a"] for image in frames]
     # b runs the clip backwards: were its frames mixed with a's or c's, their tracks would move
     with BlazePoseStage(cameras=3, lanes=lanes) as stage:
-        assert len({id(lane.pose.networks) for lane in stage._lanes}) == 1 and len(stage._lanes) == lanes
+        dealt = stage._lanes._lanes
+        assert len({id(lane.pose.networks) for lane in dealt}) == 1 and len(dealt) == lanes
         futures = {name: [stage.submit(name, image) for image in images]
                    for name, images in (("a", frames), ("b", frames[::-1]), ("c", frames))}
         results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}
@@ -74,27 +75,62 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(frames):
     assert second.error is None and second.found == 1
 
 
+def held_steps(pose):
+    """``pose``'s steps held until the gate (returned with the event set when a step enters) opens."""
+    import threading
+
+    process, entered, gate = pose.process_persons, threading.Event(), threading.Event()
+
+    def held(images, bgr=True):
+        entered.set()
+        gate.wait(60)
+        return process(images, bgr)
+
+    pose.process_persons = held
+    return entered, gate
+
+
 def test_each_answer_says_how_many_frames_its_step_posed(frames):
     """A step takes the oldest waiting frame of every camera: the first step here takes a's first frame
     alone, the next every camera's frame that waited meanwhile."""
-    import threading
 
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
     with BlazePoseStage(cameras=3) as stage:
-        process, entered, gate = stage.pose.process_persons, threading.Event(), threading.Event()
-
-        def held(images, bgr=True):
-            entered.set()
-            gate.wait(60)
-            return process(images, bgr)
-
-        stage.pose.process_persons = held
+        entered, gate = held_steps(stage.pose)
         first = stage.submit("a", frames[0])
         assert entered.wait(60)
         later = [stage.submit(name, frames[1]) for name in "abc"]
         gate.set()
         assert [f.result(timeout=120).batch for f in (first, *later)] == [1, 3, 3, 3]
+
+
+def test_lanes_answer_a_step_once_for_all_its_frames_and_closing_gives_back_the_jobs_left(frames):
+    """BlazePose's process hands the lanes tokens, not futures: each step comes back as one answer,
+    its jobs in the order of its keypoints; closing finishes the step under way and gives back the
+    jobs still waiting."""
+    import threading
+    import time
+
+    from stgcn_rt.pipeline.pose_stage import BlazePoseLanes
+
+    answers = []
+    lanes = BlazePoseLanes(lambda jobs, step: answers.append((jobs, step)), cameras=2)
+    entered, gate = held_steps(lanes.pose)
+    lanes.post([("a", frames[0], "a0"), ("b", frames[0][:, ::-1].copy(), "b0"), ("a", frames[1], "a1")])
+    assert entered.wait(60)
+    dropped = []
+    closing = threading.Thread(target=lambda: dropped.extend(lanes.close()))
+    closing.start()
+    while not lanes._lanes[0]._closed:
+        time.sleep(0.01)
+    gate.set()
+    closing.join(120)
+    assert dropped == ["a1"] and len(answers) == 1
+    jobs, step = answers[0]
+    assert jobs == ["a0", "b0"] and step.error is None and step.keypoints.shape == (2, 1, 33, 3)
+    assert [step.result(i).batch for i in range(2)] == [2, 2] and step.result(1).found == 1
+    np.testing.assert_array_equal(step.result(0).keypoints, step.keypoints[0])
 
 
 def test_closing_drops_the_frames_not_yet_posed(frames):

@@ -3,11 +3,11 @@
 In the pipeline's process BlazePose's lane shares one interpreter lock with the decoders' router,
 the main loop and the scheduler: on an H100 host at 256 cameras that stretched a step (upload,
 ROIs, filters, launching) from 30 ms alone to 42 ms there, longer than a camera's 40 ms between
-frames (docs/performance.md). Here a spawned process runs a :class:`BlazePoseStage` on the frames
+frames (docs/performance.md). Here a spawned process runs :class:`BlazePoseLanes` on the frames
 in the decoders' shared block (page-locked in that process), told only where each frame lies
-(camera row, slot), and answers with the keypoints. The pipeline sees a pose stage as before:
-``submit`` gives a future; the requests go out together at :meth:`PoseProcess.flush`, once a loop
-round, as the decoders' released slots do.
+(camera row, slot), and answers each step with its frames' keypoints in one message. The pipeline
+sees a pose stage as before: ``submit`` gives a future; the requests go out together at
+:meth:`PoseProcess.flush`, once a loop round, as the decoders' released slots do.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Tuple
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
-from stgcn_rt.pipeline.pose_stage import BlazePoseStage
+from stgcn_rt.pipeline.pose_stage import BlazePoseLanes, PosedStep
 
 #: how long closing waits for the process to finish its step and end before stopping it
 CLOSE_TIMEOUT_S = 10.0
@@ -33,8 +33,8 @@ Request = Tuple[int, str, int, int]  # token, camera, the frame's row and slot i
 
 
 class PoseProcess:
-    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseStage`, whose arguments
-    ``options`` are) in a spawned process over ``frames``, the view of a shared block that ``shared``
+    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseLanes`, whose arguments
+    ``options`` are but the answer) in a spawned process over ``frames``, the view of a shared block that ``shared``
     hands a process (:func:`stgcn_rt.pipeline.decoders.shared_frames`). Only images that are whole
     slots of ``frames`` (rows of its first two axes) can be submitted. A context manager.
 
@@ -45,6 +45,9 @@ class PoseProcess:
     def __init__(self, shared: Any, frames: np.ndarray, **options: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self._frames = frames
+        self._start = frames.ctypes.data
+        self._slot_bytes = frames[0, 0].nbytes
+        self._slots = frames.shape[0] * frames.shape[1]
         requests, self._requests = context.Pipe(duplex=False)
         self._answers, answers = context.Pipe(duplex=False)
         self._process = context.Process(target=_serve, name="blazepose", daemon=True,
@@ -93,9 +96,8 @@ class PoseProcess:
     def _place(self, image: np.ndarray) -> tuple[int, int]:
         """The (row, slot) of the shared frames that ``image`` is."""
         frames = self._frames
-        offset = image.__array_interface__["data"][0] - frames.__array_interface__["data"][0]
-        slot, rest = divmod(offset, frames[0, 0].nbytes)
-        if (offset < 0 or rest or slot >= frames.shape[0] * frames.shape[1] or image.shape != frames.shape[2:]
+        slot, rest = divmod(image.ctypes.data - self._start, self._slot_bytes)
+        if (rest or not 0 <= slot < self._slots or image.shape != frames.shape[2:]
                 or image.dtype != frames.dtype or not image.flags.c_contiguous):
             raise ValueError("BlazePose's process reads frames in the decoders' shared block: "
                              "this image is not one of its slots")
@@ -118,10 +120,11 @@ class PoseProcess:
                 answers = self._answers.recv()
             except (EOFError, OSError):
                 break
-            for token, result in answers:
-                future = self._futures.pop(token, None)
-                if future is not None:
-                    future.set_result(result)
+            for tokens, step in answers:
+                for frame, token in enumerate(tokens):
+                    future = self._futures.pop(token, None)
+                    if future is not None:
+                        future.set_result(step.result(frame))
         if self._closing:  # close() waits for the process
             return
         self._process.join(CLOSE_TIMEOUT_S)
@@ -160,18 +163,18 @@ class PoseProcess:
 
 
 def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], requests: Any, answers: Any) -> None:
-    """The process: a BlazePoseStage over the shared frames, until the pipeline sends None or goes."""
+    """The process: BlazePoseLanes over the shared frames, until the pipeline sends None or goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle: it closes this
     frames = np.frombuffer(shared, np.uint8).reshape(shape)
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
     try:
-        stage = BlazePoseStage(**options)
-        pinned = stage.pin(frames)
+        lanes = BlazePoseLanes(functools.partial(_answer, outbox), **options)
+        pinned = lanes.pin(frames)
     except Exception as exc:  # told to the pipeline as its one line
         reason = str(exc) if isinstance(exc, StgcnError) else one_line(exc)
         answers.send(("failed", reason))
         return
     answers.send(("ready", pinned))
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
     sender = threading.Thread(target=_send, args=(outbox, answers), name="answers", daemon=True)
     sender.start()
     try:
@@ -182,22 +185,20 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
                 break
             if batch is None:
                 break
-            for token, camera, row, slot in batch:
-                future = stage.submit(camera, frames[row, slot])
-                future.add_done_callback(functools.partial(_answer, outbox, token))
+            lanes.post([(camera, frames[row, slot], token) for token, camera, row, slot in batch])
     finally:
-        stage.close()
+        lanes.close()
         outbox.put(None)
         sender.join()
 
 
-def _answer(outbox: queue.SimpleQueue, token: int, future: Future) -> None:
-    if not future.cancelled():
-        outbox.put((token, future.result()))
+def _answer(outbox: queue.SimpleQueue, tokens: list[int], step: PosedStep) -> None:
+    """A step's answer, for the sender (the lane goes on to its next step)."""
+    outbox.put((tokens, step))
 
 
 def _send(outbox: queue.SimpleQueue, answers: Any) -> None:
-    """Send the answers as they come, those ready together in one message, until None."""
+    """Send the steps' answers as they come, those ready together in one message, until None."""
     done = False
     while not done:
         batch = [outbox.get()]

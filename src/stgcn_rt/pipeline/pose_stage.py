@@ -12,8 +12,10 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, List
 
 import numpy as np
 
@@ -85,16 +87,38 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
                      persons=persons, models=models, graphs=graphs, compiled=compiled)
 
 
-class BlazePoseStage:
+@dataclass
+class PosedStep:
+    """One BlazePose step's answer for all of its frames: their person slots (frames, M, 33, 3) in
+    [0, 1] (all zero where nobody was found, and for every frame of a step that failed), how long
+    the step took (each of its frames waited for all of it) and a failed step's error."""
+
+    keypoints: np.ndarray
+    milliseconds: float
+    error: str | None = None
+
+    def result(self, frame: int) -> PoseResult:
+        """The step's ``frame``-th frame as the pipeline takes a pose."""
+        return PoseResult(self.keypoints[frame], self.milliseconds, self.error, batch=len(self.keypoints))
+
+
+#: what a step's frames are answered with: their jobs (whatever each frame was posted with), in the
+#: order of the step's keypoints, and the step
+Answer = Callable[[List[Any], PosedStep], None]
+
+
+class BlazePoseLanes:
     """BlazePose for every camera in one or more lanes: each lane is a thread (with its own CUDA
     stream on a GPU) that owns a share of the cameras, and each of its steps takes the oldest
     waiting frame of every one of them and poses them together (one detector call for the cameras
     that must detect, one landmark call for all), so that the device sees many cameras at once and
-    each camera's frames stay in order. The lanes share the networks. A failed step answers its
-    frames without a person, with the error, and those cameras detect afresh; the others go on."""
+    each camera's frames stay in order. The lanes share the networks. Each step is answered once,
+    for all its frames (``answer``, on the lane's thread: it should only hand the answer on). A
+    failed step answers its frames without a person, with the error, and those cameras detect
+    afresh; the others go on."""
 
-    def __init__(self, device: str = "cpu", precision: str = "fp32", cameras: int = 1, persons: int = 1,
-                 models: str | None = None, lanes: int = 1, graphs: bool | None = None) -> None:
+    def __init__(self, answer: Answer, device: str = "cpu", precision: str = "fp32", cameras: int = 1,
+                 persons: int = 1, models: str | None = None, lanes: int = 1, graphs: bool | None = None) -> None:
         """``lanes``: threads that pose a share of the cameras each. More than one lets one lane's host
         work (ROIs, filters, launching kernels) run while another's networks keep the GPU busy; at
         256 cameras that host work is about 14 of a step's 44 ms (docs/performance.md). In the
@@ -106,7 +130,7 @@ class BlazePoseStage:
         # stages in CUDA graphs need each lane's stream warmed up (its own graphs); eager ones once
         # (the device's first-call costs are the process's)
         self._lanes = [_Lane(first if i == 0 else first.sharing(), f"blazepose-{i}",
-                             share if i == 0 or first.networks.graphs else 0) for i in range(count)]
+                             share if i == 0 or first.networks.graphs else 0, answer) for i in range(count)]
         self._lane_of: dict[str, _Lane] = {}
 
     @property
@@ -114,24 +138,60 @@ class BlazePoseStage:
         """The first lane's BlazePose (all lanes share its networks)."""
         return self._lanes[0].pose
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
-        lane = self._lane_of.get(camera)
-        if lane is None:  # cameras dealt to the lanes in turn as they first come
-            lane = self._lane_of.setdefault(camera, self._lanes[len(self._lane_of) % len(self._lanes)])
-        return lane.submit(camera, image)
-
-    def flush(self) -> None:
-        """Nothing to send: the lanes take each frame as it is submitted."""
+    def post(self, frames: Iterable[tuple[str, np.ndarray, Any]]) -> None:
+        """Frames to pose, as (camera, image, job): each camera's in the order posted."""
+        shares: dict[_Lane, list[tuple[str, np.ndarray, Any]]] = {}
+        for frame in frames:
+            lane = self._lane_of.get(frame[0])
+            if lane is None:  # cameras dealt to the lanes in turn as they first come
+                lane = self._lane_of.setdefault(frame[0], self._lanes[len(self._lane_of) % len(self._lanes)])
+            shares.setdefault(lane, []).append(frame)
+        for lane, share in shares.items():
+            lane.post(share)
 
     def pin(self, block: np.ndarray) -> bool:
         """Let frames decoded into ``block`` reach the GPU by DMA (see BlazePoseNetworks.pin); undone by close."""
         return self.pose.networks.pin(block)
 
+    def close(self) -> list[Any]:
+        """Finish the steps under way; the jobs of the frames not yet posed, dropped."""
+        dropped = [job for lane in self._lanes for job in lane.close()]
+        self.pose.networks.unpin()
+        return dropped
+
+
+class BlazePoseStage:
+    """:class:`BlazePoseLanes` (whose arguments ``options`` are) as the pipeline's pose stage: a
+    future :class:`~stgcn_rt.pipeline.pose_pool.PoseResult` a frame."""
+
+    def __init__(self, **options: Any) -> None:
+        self._lanes = BlazePoseLanes(self._answer, **options)
+
+    @property
+    def pose(self) -> BlazePose:
+        return self._lanes.pose
+
+    def submit(self, camera: str, image: np.ndarray) -> Future:
+        future: Future = Future()
+        self._lanes.post([(camera, image, future)])
+        return future
+
+    @staticmethod
+    def _answer(futures: list[Future], step: PosedStep) -> None:
+        for frame, future in enumerate(futures):
+            if future.set_running_or_notify_cancel():
+                future.set_result(step.result(frame))
+
+    def flush(self) -> None:
+        """Nothing to send: the lanes take each frame as it is submitted."""
+
+    def pin(self, block: np.ndarray) -> bool:
+        return self._lanes.pin(block)
+
     def close(self) -> None:
         """Drop the frames not yet posed, finish the steps under way."""
-        for lane in self._lanes:
-            lane.close()
-        self.pose.networks.unpin()
+        for future in self._lanes.close():
+            future.cancel()
 
     def __enter__(self) -> BlazePoseStage:
         return self
@@ -143,31 +203,31 @@ class BlazePoseStage:
 class _Lane:
     """One thread posing its cameras, a step at a time, on its own CUDA stream where there is one."""
 
-    def __init__(self, pose: BlazePose, name: str, warm_up: int) -> None:
+    def __init__(self, pose: BlazePose, name: str, warm_up: int, answer: Answer) -> None:
         """Warms ``pose`` up for ``warm_up`` cameras (0: not at all) on the lane's stream: where its
         stages run through CUDA graphs, each stream captures its own (and sizes its frame buffer)."""
         import torch
 
         self.pose = pose
+        self._answer = answer
         device = pose.networks.device
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         if warm_up:
             with self._on_stream():
                 pose.warm_up(warm_up)
-        self._waiting: dict[str, deque[tuple[np.ndarray, Future]]] = {}
+        self._waiting: dict[str, deque[tuple[np.ndarray, Any]]] = {}
         self._changed = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
-        future: Future = Future()
+    def post(self, frames: list[tuple[str, np.ndarray, Any]]) -> None:
         with self._changed:
             if self._closed:
                 raise RuntimeError("the BlazePose stage is closed")
-            self._waiting.setdefault(camera, deque()).append((image, future))
+            for camera, image, job in frames:
+                self._waiting.setdefault(camera, deque()).append((image, job))
             self._changed.notify()
-        return future
 
     def _on_stream(self) -> contextlib.AbstractContextManager:
         import torch
@@ -182,31 +242,28 @@ class _Lane:
                     if self._closed:
                         return
                     due = {camera: queue.popleft() for camera, queue in self._waiting.items() if queue}
-                due = {camera: job for camera, job in due.items() if job[1].set_running_or_notify_cancel()}
-                if due:
-                    self._step(due)
+                self._step(due)
 
-    def _step(self, due: dict[str, tuple[np.ndarray, Future]]) -> None:
+    def _step(self, due: dict[str, tuple[np.ndarray, Any]]) -> None:
         start = time.perf_counter()
+        persons = self.pose.persons
         try:
             found = self.pose.process_persons({camera: image for camera, (image, _) in due.items()})
+            keypoints, error = np.clip(np.stack([found[camera] for camera in due]), 0.0, 1.0), None
         except Exception as exc:  # reported by the pipeline, once per camera and message
             error = one_line(exc)  # a CUDA error is several lines
-            for camera, (_, future) in due.items():
+            for camera in due:
                 self.pose.forget(camera)
-                future.set_result(PoseResult(person_slots(None, self.pose.persons),
-                                             (time.perf_counter() - start) * 1000, error, batch=len(due)))
-            return
+            keypoints = np.zeros((len(due), persons, JOINTS, CHANNELS), np.float32)
         milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
-        for camera, (_, future) in due.items():
-            future.set_result(PoseResult(person_slots(found[camera]), milliseconds, batch=len(due)))
+        self._answer([job for _, job in due.values()], PosedStep(keypoints, milliseconds, error))
 
-    def close(self) -> None:
+    def close(self) -> list[Any]:
+        """Stop after the step under way; the jobs of the frames left waiting."""
         with self._changed:
             self._closed = True
-            for queue in self._waiting.values():
-                for _, future in queue:
-                    future.cancel()
-                queue.clear()
+            dropped = [job for queue in self._waiting.values() for _, job in queue]
+            self._waiting.clear()
             self._changed.notify()
         self._thread.join()
+        return dropped
