@@ -55,6 +55,7 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     assert 0 < row["p50_ms"] <= row["p99_ms"] < 60_000 and row["ok"]
     assert 0 < row["classify_p99_ms"] <= row["p99_ms"] and row["pose_ms"] > 0  # parts of it
     assert row["pose_batch"] == 1.0  # one camera: a frame a step
+    assert 0 < row["pose_ready_s"] <= row["start_s"] < row["wall_s"]  # the classifier's warm-up, then pose's
     assert 0 < row["to_pose_p50_ms"] <= row["p50_ms"] and row["to_pose_p50_ms"] <= row["to_pose_p99_ms"]
     # on the CPU BlazePose runs in the pipeline's process, which counts it; one decoding process
     assert row["cores"]["decoding"] > 0 and row["cores"]["pipeline"] > 0.1 and row["cores"]["pose"] == 0
@@ -65,6 +66,8 @@ def test_the_pipeline_section_runs_every_window_of_a_paced_camera(report):
     cells = {line.split(" | ")[10] for line in pipeline.splitlines() if line.startswith("| blazepose")}
     assert cells == {" / ".join(f"{row['cores'][part]:.1f}" for part in ("decoding", "pose", "pipeline", "host"))}
     assert "| pose ms | frames a pose step |" in text
+    starts = {line.split(" | ")[13] for line in pipeline.splitlines() if line.startswith("| blazepose")}
+    assert starts == {f"{row['start_s']:.0f} / {row['pose_ready_s']:.0f}"}
     assert "Batch-1 latency" not in text and "baseline" not in text
 
 

@@ -20,8 +20,8 @@ from stgcn_rt.cli import cli  # noqa: E402
 FIELDS = {"kind", "run", "time", "camera", "frames", "persons", "class", "probabilities", "latency_ms", "queue_ms",
           "frame_to_pose_ms", "frame_to_event_ms", "batch"}
 RUN_FIELDS = {"kind", "run", "time", "stgcn_rt", "model", "model_sha256", "backend", "device", "precision", "classes",
-              "untrained", "pose", "pose_precision", "pose_models", "pose_process", "pose_compiled", "persons",
-              "stride", "min_frames", "threshold", "min_windows", "alert_class", "cameras", "command"}
+              "untrained", "pose", "pose_precision", "pose_models", "pose_process", "pose_compiled", "pose_ready_s",
+              "persons", "stride", "min_frames", "threshold", "min_windows", "alert_class", "cameras", "command"}
 
 
 def read_events(path, kind=None):

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
     config = PipelineConfig(sources=[str(camera_folder(clip, cameras, work))], events=events, persons=persons,
                             stride=stride, pose=pose, pose_device=device, pose_lanes=lanes, pose_graphs=graphs,
                             pace=True, status_interval=3600.0)
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     with contextlib.redirect_stderr(io.StringIO()), CoreSampler() as sampler:  # the pipeline's status lines
         result = run_with_model(config, str(model), device, fast, report=lambda text: None)
     wall = time.perf_counter() - start
@@ -119,6 +120,9 @@ def _run(model: Path, device: str, pose: str, cameras: int, stride: int, persons
             "pose_lanes": min(lanes, cameras) if pose == "blazepose" else None,
             "pose_graphs": graphs if pose == "blazepose" else None, "pose_process": run.get("pose_process"),
             "pose_compiled": run.get("pose_compiled"),
+            # the start the cameras waited for: the classifier's load and warm-up, then pose's (its share)
+            "start_s": datetime.fromisoformat(run["time"]).timestamp() - started_at,
+            "pose_ready_s": run.get("pose_ready_s"),
             "classifier": run["backend"],
             "persons": persons, "cameras": cameras, "fps": FPS, "stride": stride, "windows": len(predictions),
             "expected_windows": cameras * expected_windows(frames, stride),

@@ -220,18 +220,20 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
              "frames a step posed together (near the cameras where pose is what falls behind, far under them "
              "where it waits for frames). Cores busy while the cameras ran: the decoding processes, pose's own "
              "processes (BlazePose's, MediaPipe's workers; where pose runs in the pipeline's process, it counts "
-             f"there), the pipeline's process (one interpreter) and the host (of {_cpu_count(report)}).", "",
+             f"there), the pipeline's process (one interpreter) and the host (of {_cpu_count(report)}). Start: the "
+             "seconds before the cameras started (loading and warming up the classifier, then pose: loading, "
+             "compiling, warming up), and pose's part of it.", "",
              f"| pose | classifier | cameras | windows | frame-to-event p50 ms | p99 ms | frame to pose p50 ms | "
              f"classification p99 ms | pose ms | frames a pose step | cores: decoding / pose / pipeline / host | "
-             f"frames dropped | person found | every window, p99 < {limit:g} ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"frames dropped | person found | start s: all / pose | every window, p99 < {limit:g} ms |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {_pose_label(r)} | {r['classifier']} | {r['cameras']} | "
                      f"{r['windows']}/{r['expected_windows']} | "
                      f"{r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['to_pose_p50_ms']:,.0f} | "
                      f"{r['classify_p99_ms']:,.0f} | {r['pose_ms']:,.0f} | "
                      f"{format(r['pose_batch'], ',.0f') if 'pose_batch' in r else '-'} | {_cores(r.get('cores'))} | "
-                     f"{r['frames_dropped']} | {r['persons_found']:.0%} | "
+                     f"{r['frames_dropped']} | {r['persons_found']:.0%} | {_start(r)} | "
                      f"{'yes' if r['ok'] else 'no'} |")
     kept = {pose: max([r["cameras"] for r in rows if _pose_label(r) == pose and r["ok"]], default=0)
             for pose in dict.fromkeys(_pose_label(r) for r in rows)}
@@ -239,6 +241,13 @@ def _pipeline_section(report: dict[str, Any]) -> list[str]:
               + f" (of those tried: {report['config']['pipeline_cameras']}; a pose backend is not tried "
               "further after its first failure)."]
     return lines
+
+
+def _start(row: dict[str, Any]) -> str:
+    """A row's start-up, all and pose's share, as the table gives them ('-' in reports from before)."""
+    if row.get("start_s") is None:
+        return "-"
+    return f"{row['start_s']:.0f} / {row['pose_ready_s']:.0f}"
 
 
 def _cores(cores: dict[str, float] | None) -> str:

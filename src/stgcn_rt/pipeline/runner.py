@@ -319,6 +319,7 @@ class Pipeline:
             "classes": list(classifier.classes), "untrained": classifier.untrained,
             "pose": self.pose, "pose_precision": self.pose_precision, "pose_models": config.pose_models,
             "pose_process": self.pose_process, "pose_compiled": self.pose_compiled,
+            "pose_ready_s": self.pose_ready_s,  # seconds its start took: loading, compiling, warming up
             "persons": self.persons, "stride": config.stride, "min_frames": self.min_frames,
             "threshold": config.threshold, "min_windows": config.min_windows,
             "alert_class": classifier.classes[self.alert_index],
@@ -340,6 +341,8 @@ class Pipeline:
         except BaseException:
             decoders.close()
             raise
+        self.pose_ready_s = round(time.perf_counter() - self.started, 1)
+        self._say(f"pose: ready after {self.pose_ready_s:g} s")
         self.run_id = new_run_id()
         self.events = EventLog(config.events, {"run": self.run_id,
                                                **({"untrained": True} if self.classifier.untrained else {})})
