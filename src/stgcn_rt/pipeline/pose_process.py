@@ -33,10 +33,10 @@ Request = Tuple[int, str, int, int]  # token, camera, the frame's row and slot i
 
 
 class PoseProcess:
-    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseLanes`, whose arguments
-    ``options`` are but the answer) in a spawned process over ``frames``, the view of a shared block that ``shared``
-    hands a process (:func:`stgcn_rt.pipeline.decoders.shared_frames`). Only images that are whole
-    slots of ``frames`` (rows of its first two axes) can be submitted. A context manager.
+    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseLanes`, whose arguments but the
+    answer ``options`` are) in a spawned process over ``frames``, the view of a shared block that
+    ``shared`` hands a process (:func:`stgcn_rt.pipeline.decoders.shared_frames`). Only images that
+    are whole slots of ``frames`` (rows of its first two axes) can be submitted. A context manager.
 
     Starting waits until the process has its networks warmed up; one that cannot start raises its
     reason as one line. If the process dies, the frames waiting for it and every later one fail
