@@ -161,6 +161,7 @@ def test_run_with_blazepose(tmp_path, short_clip, demo_models, request, networks
     networks_line = f"from {folder}" if folder else "fp32"
     where = " in a process of its own" if process else ""
     assert f"pose: BlazePose {networks_line} on cpu{where}, warming up its networks" in result.stderr
+    assert f"pose: ready after {run['pose_ready_s']:g} s" in result.stderr and run["pose_ready_s"] > 0
     assert (run["pose"], run["pose_precision"], run["pose_models"], run["pose_process"], run["pose_compiled"]) == (
         "blazepose", None if folder else "fp32", folder, process, False)  # nothing compiles on the CPU
     predictions = [e for e in rest if e["kind"] == "prediction"]

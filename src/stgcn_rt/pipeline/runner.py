@@ -342,7 +342,8 @@ class Pipeline:
             decoders.close()
             raise
         self.pose_ready_s = round(time.perf_counter() - self.started, 1)
-        self._say(f"pose: ready after {self.pose_ready_s:g} s")
+        if self.pose == "blazepose":  # after its 'warming up' line (MediaPipe's workers start as they go)
+            self._say(f"pose: ready after {self.pose_ready_s:g} s")
         self.run_id = new_run_id()
         self.events = EventLog(config.events, {"run": self.run_id,
                                                **({"untrained": True} if self.classifier.untrained else {})})
