@@ -336,12 +336,13 @@ class Pipeline:
         self.interrupted = False
         specs = parse_sources(config.sources)
         decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put)
+        began = time.perf_counter()
         try:  # before the run line: a pose backend that cannot start writes nothing
             pose = self._pose_stage(decoders)
         except BaseException:
             decoders.close()
             raise
-        self.pose_ready_s = round(time.perf_counter() - self.started, 1)
+        self.pose_ready_s = round(time.perf_counter() - began, 1)
         if self.pose == "blazepose":  # after its 'warming up' line (MediaPipe's workers start as they go)
             self._say(f"pose: ready after {self.pose_ready_s:g} s")
         self.run_id = new_run_id()
