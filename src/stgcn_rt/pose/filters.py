@@ -36,6 +36,11 @@ class LandmarkFilters:
     def __init__(self, parameters: np.ndarray) -> None:
         self.parameters = np.asarray(parameters, np.float64)  # (L, 3)
         landmarks = len(self.parameters)
+        # each parameter for every coordinate, (L, 3) contiguous: numpy runs an operation with it
+        # over a track's L x 3 values in one inner loop (broadcast along the last axis alone, it
+        # runs one of 3 values per landmark: several times slower at 256 tracks)
+        self._min_cutoff, self._beta, self._derivate_cutoff = (
+            np.repeat(self.parameters[:, k, None], 3, axis=1) for k in range(3))
         self.last_time = np.zeros(0, np.int64)  # ns; -1 when reset, MediaPipe's uninitialised stamp
         self.frequency = np.zeros(0)
         self.started = np.zeros(0, bool)  # a first value went through (the low-passes hold one)
@@ -64,31 +69,48 @@ class LandmarkFilters:
               object_scale: np.ndarray) -> np.ndarray:
         """Smoothed landmarks (R, L, 4) of tracks ``rows`` for their frames' ``landmarks`` (R, L, 4),
         stamped ``microseconds`` (R,); ``object_scale`` (R,): each object's size in pixels
-        (MediaPipe's OBJECT_SCALE_ROI)."""
-        out = landmarks.astype(np.float64)
-        seen = self.seen[rows, None]
-        out[..., 3] = np.where(seen, VISIBILITY_ALPHA * out[..., 3] + (1 - VISIBILITY_ALPHA) * self.visibility[rows],
-                               out[..., 3])
-        self.visibility[rows], self.seen[rows] = out[..., 3], True
+        (MediaPipe's OBJECT_SCALE_ROI). The arithmetic is MediaPipe's, in its order (a rounding
+        moves the next ROI, and tracking carries that on); the rows whose filters start are mended
+        after the step rather than selected in every operation."""
+        visibility = landmarks[..., 3].astype(np.float64)
+        seen = self.seen[rows]
+        visibility[seen] = VISIBILITY_ALPHA * visibility[seen] + (1 - VISIBILITY_ALPHA) * self.visibility[rows[seen]]
+        self.visibility[rows], self.seen[rows] = visibility, True
         nanoseconds = np.asarray(microseconds, np.int64) * 1000
+        object_scale = np.asarray(object_scale, np.float64)
         # a repeated (or older) stamp passes its values through; so does a too small object
-        live = (self.last_time[rows] < nanoseconds) & (np.asarray(object_scale) >= MIN_OBJECT_SCALE)
-        rows, nanoseconds = rows[live], nanoseconds[live]
-        pixels = out[live, :, :3] * np.array([width, height, width])
+        live = (self.last_time[rows] < nanoseconds) & (object_scale >= MIN_OBJECT_SCALE)
+        coordinates = landmarks[..., :3].astype(np.float64)  # (R, L, 3) contiguous
+        size = np.tile(np.array([width, height, width], np.float64), (coordinates.shape[1], 1))
+        rows, nanoseconds, object_scale = rows[live], nanoseconds[live], object_scale[live]
+        pixels = coordinates[live] * size
         last = self.last_time[rows]
         measured = (last != 0) & (nanoseconds != 0)
-        self.frequency[rows] = np.where(measured, 1.0 / ((nanoseconds - last) * 1e-9), self.frequency[rows])
-        self.last_time[rows] = nanoseconds
-        frequency = self.frequency[rows, None, None]
-        started = self.started[rows, None, None]
-        scale = 1.0 / np.asarray(object_scale, np.float64)[live, None, None]
-        change = np.where(started, (pixels - self.value[rows]) * scale * frequency, 0.0)
-        min_cutoff, beta, derivate_cutoff = (self.parameters[None, :, k, None] for k in range(3))
-        derivative = np.where(started, smoothing_alpha(derivate_cutoff, frequency) * change
-                              + (1 - smoothing_alpha(derivate_cutoff, frequency)) * self.derivative[rows], change)
-        alpha = smoothing_alpha(min_cutoff + beta * np.abs(derivative), frequency)
-        smoothed = np.where(started, alpha * pixels + (1 - alpha) * self.smoothed[rows], pixels)
+        frequency = self.frequency[rows]
+        frequency[measured] = 1.0 / ((nanoseconds[measured] - last[measured]) * 1e-9)
+        self.frequency[rows], self.last_time[rows] = frequency, nanoseconds
+        frequency = frequency[:, None, None]
+        change = pixels - self.value[rows]
+        change *= (1.0 / object_scale)[:, None, None]
+        change *= frequency
+        keep = smoothing_alpha(self._derivate_cutoff, frequency)
+        derivative = keep * change
+        derivative += (1 - keep) * self.derivative[rows]
+        alpha = np.abs(derivative)
+        alpha *= self._beta
+        alpha += self._min_cutoff
+        alpha = smoothing_alpha(alpha, frequency)
+        smoothed = alpha * pixels
+        alpha -= 1.0  # 1 - alpha, negated exactly
+        alpha *= -1.0
+        alpha *= self.smoothed[rows]
+        smoothed += alpha
+        fresh = ~self.started[rows]  # a filter's first value passes through
+        derivative[fresh], smoothed[fresh] = 0.0, pixels[fresh]
         self.value[rows], self.smoothed[rows], self.derivative[rows] = pixels, smoothed, derivative
         self.started[rows] = True
-        out[live, :, :3] = smoothed / np.array([width, height, width])
-        return out.astype(np.float32)
+        smoothed /= size
+        coordinates[live] = smoothed
+        out = np.empty(landmarks.shape, np.float32)
+        out[..., :3], out[..., 3] = coordinates, visibility
+        return out
