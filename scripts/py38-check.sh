@@ -31,7 +31,13 @@ if [ "${PY38_INSTALL_ONLY:-}" = 1 ]; then exit 0; fi
 pip install -e ".[pipeline]"
 .venv-py38/bin/python -c "import stgcn_rt, torch, onnxruntime, mediapipe; print('py38-check:', 'torch', torch.__version__, \
 'onnxruntime', onnxruntime.__version__, 'mediapipe', mediapipe.__version__)" >&2
+# Left to the main suite: three long runs whose code the others here cover on this Python (M=5
+# parity is checked by the export's own validation in their fixture; the pipeline on real videos by
+# the other runs of tests/pipeline). CI runs this pass beside the main suite, on the same two cores.
 .venv-py38/bin/python -m pytest -q -p no:cacheprovider tests/model tests/export/test_onnx_export.py \
     tests/onnx/test_tidy.py tests/runtime/test_classifier.py tests/runtime/test_environment.py \
     tests/runtime/test_predict.py tests/runtime/test_scheduler.py tests/pipeline tests/test_cli.py \
-    tests/test_files.py tests/test_layers.py "$@"
+    tests/test_files.py tests/test_layers.py \
+    --deselect "tests/export/test_onnx_export.py::test_parity_on_random_and_real_windows[5]" \
+    --deselect tests/pipeline/test_run.py::test_multi_person_windows_on_a_real_video \
+    --deselect tests/pipeline/test_run.py::test_two_videos_at_once "$@"
