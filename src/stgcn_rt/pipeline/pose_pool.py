@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -42,10 +44,93 @@ class PoseResult:
         return int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
 
 
+class PendingPose(Protocol):
+    """A frame's pose to come: a :class:`concurrent.futures.Future` or a :class:`PoseFuture`."""
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> PoseResult: ...
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None: ...
+
+
+#: guards every PoseFuture's settling and callbacks (each holds it for a few attribute writes)
+_SETTLING = threading.Lock()
+
+
+class PoseFuture:
+    """A frame's pose to come, for a stage that answers many frames at once: the part of
+    :class:`concurrent.futures.Future` the pipeline uses (done, result, callbacks, cancel), with
+    callbacks run once each, by the thread that settles it (or the one adding it, if settled). A
+    Future builds a condition and locks for every frame: made, given a callback, settled and read,
+    it took 4.5 us on a 2-core Xeon, this 1.6 (docs/performance.md); here an event is made only for
+    a wait on a pose not yet come."""
+
+    __slots__ = ("_done", "_result", "_error", "_callbacks", "_waiter")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: PoseResult | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[PoseFuture], object]] = []
+        self._waiter: threading.Event | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return isinstance(self._error, CancelledError)
+
+    def result(self, timeout: float | None = None) -> PoseResult:
+        """The pose, waiting at most ``timeout`` seconds (None: until it comes); raises the stage's
+        error, CancelledError if dropped, TimeoutError if it does not come in time."""
+        if not self._done:
+            with _SETTLING:
+                if not self._done and self._waiter is None:
+                    self._waiter = threading.Event()
+            if self._waiter is not None and not self._waiter.wait(timeout):
+                raise FutureTimeoutError("the pose did not come in time")
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # set whenever there is no error
+
+    def add_done_callback(self, fn: Callable[[PoseFuture], object]) -> None:
+        with _SETTLING:
+            if not self._done:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def set_result(self, result: PoseResult) -> None:
+        self._result = result
+        self._settle()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._settle()
+
+    def cancel(self) -> bool:
+        """Drop a pose not yet come (its result raises CancelledError); False if it had come."""
+        if self._done:
+            return False
+        self.set_exception(CancelledError())
+        return True
+
+    def _settle(self) -> None:
+        with _SETTLING:
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, []
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.set()
+        for callback in callbacks:
+            callback(self)
+
+
 class PoseStage(Protocol):
     """What the pipeline poses its frames with: each camera's frames in the order submitted."""
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
+    def submit(self, camera: str, image: np.ndarray) -> PendingPose:
         """A future PoseResult of ``camera``'s next frame."""
 
     def flush(self) -> None:

@@ -18,12 +18,12 @@ import multiprocessing
 import queue
 import signal
 import threading
-from concurrent.futures import Future
 from typing import Any, Tuple
 
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
+from stgcn_rt.pipeline.pose_pool import PoseFuture
 from stgcn_rt.pipeline.pose_stage import BlazePoseLanes, PosedStep
 
 #: how long closing waits for the process to finish its step and end before stopping it
@@ -58,7 +58,7 @@ class PoseProcess:
         #: whether the process page-locked the frames for the GPU's DMA
         self.pinned: bool = self._started()
         self._lock = threading.Lock()
-        self._futures: dict[int, Future] = {}
+        self._futures: dict[int, PoseFuture] = {}
         self._failure: str | None = None
         self._closing = False
         self._waiting: list[Request] = []
@@ -78,10 +78,10 @@ class PoseProcess:
             raise StgcnError(value)
         return bool(value)
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
+    def submit(self, camera: str, image: np.ndarray) -> PoseFuture:
         """``camera``'s next frame, ``image`` a slot of the shared frames; sent at the next :meth:`flush`."""
         row, slot = self._place(image)
-        future: Future = Future()
+        future = PoseFuture()
         with self._lock:
             if self._closing:
                 raise RuntimeError("the BlazePose stage is closed")

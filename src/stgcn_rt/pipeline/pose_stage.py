@@ -13,14 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List
 
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
-from stgcn_rt.pipeline.pose_pool import PoseResult
+from stgcn_rt.pipeline.pose_pool import PoseFuture, PoseResult
 from stgcn_rt.window import CHANNELS, JOINTS
 
 if TYPE_CHECKING:
@@ -162,7 +161,8 @@ class BlazePoseLanes:
 
 class BlazePoseStage:
     """:class:`BlazePoseLanes` (whose arguments ``options`` are) as the pipeline's pose stage: a
-    future :class:`~stgcn_rt.pipeline.pose_pool.PoseResult` a frame."""
+    :class:`~stgcn_rt.pipeline.pose_pool.PoseFuture` a frame (cancelled only by closing, once the
+    lanes have stopped: a frame is answered or dropped, never both)."""
 
     def __init__(self, **options: Any) -> None:
         self._lanes = BlazePoseLanes(self._answer, **options)
@@ -171,16 +171,15 @@ class BlazePoseStage:
     def pose(self) -> BlazePose:
         return self._lanes.pose
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
-        future: Future = Future()
+    def submit(self, camera: str, image: np.ndarray) -> PoseFuture:
+        future = PoseFuture()
         self._lanes.post([(camera, image, future)])
         return future
 
     @staticmethod
-    def _answer(futures: list[Future], step: PosedStep) -> None:
+    def _answer(futures: list[PoseFuture], step: PosedStep) -> None:
         for frame, future in enumerate(futures):
-            if future.set_running_or_notify_cancel():
-                future.set_result(step.result(frame))
+            future.set_result(step.result(frame))
 
     def flush(self) -> None:
         """Nothing to send: the lanes take each frame as it is submitted."""

@@ -29,7 +29,7 @@ from stgcn_rt.errors import StgcnError, first_line, one_line
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
-from stgcn_rt.pipeline.pose_pool import PosePool, PoseResult, PoseStage
+from stgcn_rt.pipeline.pose_pool import PendingPose, PosePool, PoseResult, PoseStage
 from stgcn_rt.pipeline.pose_process import PoseProcess
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
@@ -137,7 +137,7 @@ class CameraState:
     spec: SourceSpec
     reader: RemoteReader | FrameReader
     ring: SkeletonWindow
-    pending: deque = field(default_factory=deque)  # (Frame, Future[PoseResult])
+    pending: deque = field(default_factory=deque)  # (Frame, PendingPose)
     video: VideoOutput | None = None
     frames_done: int = 0
     persons_seen: int = 0
@@ -458,7 +458,7 @@ class Pipeline:
             finally:
                 camera.reader.release(frame)
 
-    def _pose_result(self, camera: CameraState, future: Future) -> PoseResult:
+    def _pose_result(self, camera: CameraState, future: PendingPose) -> PoseResult:
         try:
             result = future.result()
         except Exception as exc:  # a crashed worker: this frame counts as without a person
