@@ -201,3 +201,20 @@ def test_pose_options_a_backend_cannot_take_are_one_line(tmp_path, short_clip, d
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not (tmp_path / "e.jsonl").exists()
+
+
+def test_a_step_counts_each_frames_persons_once_and_keeps_them_through_pickling():
+    """The persons found a frame are counted for a whole step in the process that posed it; a pose
+    made elsewhere counts its own."""
+    import pickle
+
+    from stgcn_rt.pipeline.pose_pool import PoseResult
+    from stgcn_rt.pipeline.pose_stage import PosedStep
+
+    keypoints = np.zeros((3, 2, 33, 3), np.float32)
+    keypoints[1, 0, 5] = 0.5
+    keypoints[2, :, 7] = 0.5
+    step = pickle.loads(pickle.dumps(PosedStep(keypoints, 4.0)))
+    assert [step.result(i).found for i in range(3)] == [0, 1, 2]
+    assert PoseResult(keypoints[2], 1.0).found == 2 and PoseResult(keypoints[2], 1.0, found=0).found == 0
+    assert len(PosedStep(np.zeros((0, 1, 33, 3), np.float32), 1.0).keypoints) == 0  # an empty step counts too

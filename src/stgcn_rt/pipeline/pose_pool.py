@@ -38,10 +38,14 @@ class PoseResult:
     #: frames posed together with this one, itself included: BlazePose's step (every camera's frame
     #: of it), 1 in MediaPipe's workers
     batch: int = 1
+    #: the slots holding someone; counted from the keypoints where not given (a BlazePose step counts
+    #: all of its frames' at once, MediaPipe's workers in their own processes: the pipeline's loop
+    #: counts none, 3 us a frame)
+    found: int = -1
 
-    @property
-    def found(self) -> int:
-        return int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
+    def __post_init__(self) -> None:
+        if self.found < 0:
+            self.found = int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
 
 
 class PendingPose(Protocol):

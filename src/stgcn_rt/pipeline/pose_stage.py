@@ -96,9 +96,14 @@ class PosedStep:
     milliseconds: float
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        # the persons found in each frame, counted for the whole step at once
+        self._found = self.keypoints.any(axis=(2, 3)).sum(axis=1).tolist()
+
     def result(self, frame: int) -> PoseResult:
         """The step's ``frame``-th frame as the pipeline takes a pose."""
-        return PoseResult(self.keypoints[frame], self.milliseconds, self.error, batch=len(self.keypoints))
+        return PoseResult(self.keypoints[frame], self.milliseconds, self.error, batch=len(self.keypoints),
+                          found=self._found[frame])
 
 
 #: what a step's frames are answered with: their jobs (whatever each frame was posted with), in the
