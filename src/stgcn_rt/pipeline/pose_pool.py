@@ -29,6 +29,11 @@ OVERLAP = 0.3  # a detection overlapping the main person this much is that perso
 COVERED = 0.8  # so is one around this much of the main person (a detector's box is looser than a pose's)
 
 
+def persons_found(keypoints: np.ndarray) -> np.ndarray:
+    """The slots holding someone in person slots (..., M, 33, 3): one count per pose."""
+    return keypoints.any(axis=(-2, -1)).sum(axis=-1)
+
+
 @dataclass
 class PoseResult:
     keypoints: np.ndarray  # (M, 33, 3) in [0, 1]; all-zero rows for empty slots
@@ -45,7 +50,7 @@ class PoseResult:
 
     def __post_init__(self) -> None:
         if self.found < 0:
-            self.found = int(self.keypoints.reshape(len(self.keypoints), -1).any(axis=1).sum())
+            self.found = int(persons_found(self.keypoints))
 
 
 class PendingPose(Protocol):

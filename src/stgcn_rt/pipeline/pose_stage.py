@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, List
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
-from stgcn_rt.pipeline.pose_pool import PoseFuture, PoseResult
+from stgcn_rt.pipeline.pose_pool import PoseFuture, PoseResult, persons_found
 from stgcn_rt.window import CHANNELS, JOINTS
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class PosedStep:
 
     def __post_init__(self) -> None:
         # the persons found in each frame, counted for the whole step at once
-        self._found = self.keypoints.any(axis=(2, 3)).sum(axis=1).tolist()
+        self._found = persons_found(self.keypoints).tolist()
 
     def result(self, frame: int) -> PoseResult:
         """The step's ``frame``-th frame as the pipeline takes a pose."""

@@ -101,10 +101,7 @@ class LandmarkFilters:
         alpha += self._min_cutoff
         alpha = smoothing_alpha(alpha, frequency)
         smoothed = alpha * pixels
-        alpha -= 1.0  # 1 - alpha, negated exactly
-        alpha *= -1.0
-        alpha *= self.smoothed[rows]
-        smoothed += alpha
+        smoothed += (1 - alpha) * self.smoothed[rows]
         fresh = ~self.started[rows]  # a filter's first value passes through
         derivative[fresh], smoothed[fresh] = 0.0, pixels[fresh]
         self.value[rows], self.smoothed[rows], self.derivative[rows] = pixels, smoothed, derivative
