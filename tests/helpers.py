@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -174,11 +175,52 @@ def gpu_report(name: str, **figures: Any) -> None:
             handle.write(line + "\n")
 
 
-def tracked_distance(results: list[Any], expected: list[np.ndarray | None]) -> float:
-    """How far a camera's posed frames (PoseResults, one person) lie from the poses it gets alone:
+@dataclass
+class Posed:
+    """One frame as a pose stage answered it: its slots (M, 33, 3), the persons found, and its step's
+    error, milliseconds and frames (``batch``)."""
+
+    keypoints: np.ndarray
+    found: int
+    error: str | None
+    milliseconds: float
+    batch: int
+
+
+class Answers:
+    """A pose stage's ``answer``, collecting each job's frame as a :class:`Posed`."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[list[Any], Any]] = []
+        self._got: dict[Any, Posed] = {}
+        self._changed = threading.Condition()
+
+    def __call__(self, jobs: list[Any], step: Any) -> None:
+        with self._changed:
+            self.steps.append((jobs, step))
+            for i, job in enumerate(jobs):
+                assert job not in self._got, f"{job} answered twice"
+                self._got[job] = Posed(step.keypoints[i], int(step.found[i]), step.error, step.milliseconds,
+                                       len(jobs))
+            self._changed.notify_all()
+
+    def wait(self, jobs: list[Any], timeout: float = 120) -> list[Posed]:
+        """``jobs``' frames, once all are answered (fails after ``timeout`` seconds)."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: all(job in self._got for job in jobs), timeout), \
+                f"not answered in {timeout} s: {[job for job in jobs if job not in self._got]}"
+            return [self._got[job] for job in jobs]
+
+    def answered(self, job: Any) -> bool:
+        with self._changed:
+            return job in self._got
+
+
+def tracked_distance(keypoints: list[np.ndarray], expected: list[np.ndarray | None]) -> float:
+    """How far a camera's posed frames (slots (1, 33, 3) each) lie from the poses it gets alone:
     the mean over frames of the landmarks' mean x, y distance (fractions of the frame). Not
     landmark by landmark: on some CPUs a batch of cameras rounds otherwise than one camera, and
     tracking carries that on (on an AMD EPYC up to 8e-4 a frame, 0.02 for one landmark, over 40
     frames of the demo clip, where the clip run backwards lies 1e-2 away)."""
-    return float(np.mean([np.abs(result.keypoints[0] - np.clip(points, 0, 1))[:, :2].mean()
-                          for result, points in zip(results, expected)]))
+    return float(np.mean([np.abs(slots[0] - np.clip(points, 0, 1))[:, :2].mean()
+                          for slots, points in zip(keypoints, expected)]))

@@ -1,45 +1,43 @@
-"""A pose to come (PoseFuture): what the pipeline and a waiting caller see of it."""
+"""MediaPipe's workers as a pose stage: each frame a step of its own, a crashed worker's frame
+answered without a person, and closing gives back the frames no worker took, never answered."""
 
-import threading
-from concurrent.futures import CancelledError
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-import pytest
+from helpers import Answers
 
-from stgcn_rt.pipeline.pose_pool import PoseFuture, PoseResult
-
-
-def pose() -> PoseResult:
-    return PoseResult(np.zeros((1, 33, 3), np.float32), 1.0)
+from stgcn_rt.pipeline.pose_pool import PosePool
+from stgcn_rt.pipeline.posed import PosedStep
 
 
-def test_callbacks_run_once_whether_added_before_or_after_the_pose_came():
-    future, calls = PoseFuture(), []
-    future.add_done_callback(calls.append)
-    assert not future.done() and calls == []
-    result = pose()
-    future.set_result(result)
-    future.add_done_callback(calls.append)  # already settled: run at once, by the adding thread
-    assert future.done() and calls == [future, future] and future.result() is result
+def test_each_frame_is_answered_as_a_step_of_its_own_and_a_crash_without_a_person():
+    answers = Answers()
+    pool = PosePool(answers, workers=1, persons=5)
+    try:
+        posed, crashed = Future(), Future()
+        pool._pending.update({posed: "posed", crashed: "crashed"})
+        step = PosedStep.failed(1, 5, "none")
+        step.keypoints[0, 0, 3] = 0.5
+        step.error = None
+        posed.add_done_callback(pool._settled)
+        crashed.add_done_callback(pool._settled)
+        posed.set_result(step)
+        crashed.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+        first, second = answers.wait(["posed", "crashed"], timeout=0)
+    finally:
+        pool.close()
+    assert [jobs for jobs, _ in answers.steps] == [["posed"], ["crashed"]]
+    assert first.error is None and first.found == 0 and first.keypoints[0, 3, 0] == 0.5  # counted where posed
+    assert second.error == ("pose worker failed: BrokenProcessPool: A process in the process pool was "
+                            "terminated abruptly")
+    assert second.keypoints.shape == (5, 33, 3) and not second.keypoints.any() and second.found == 0
 
 
-def test_a_failed_pose_raises_its_error_and_a_dropped_one_is_cancelled():
-    failed = PoseFuture()
-    failed.set_exception(RuntimeError("BlazePose's process stopped"))
-    with pytest.raises(RuntimeError, match="process stopped"):
-        failed.result(timeout=0)
-    dropped = PoseFuture()
-    assert dropped.cancel() and dropped.cancelled() and dropped.done() and not dropped.cancel()
-    with pytest.raises(CancelledError):
-        dropped.result()
-    assert not failed.cancelled()
-
-
-def test_result_waits_for_a_pose_settled_by_another_thread_or_times_out():
-    future = PoseFuture()
-    with pytest.raises(FutureTimeoutError):
-        future.result(timeout=0.01)
-    result = pose()
-    threading.Timer(0.05, future.set_result, (result,)).start()
-    assert future.result(timeout=30) is result
+def test_closing_gives_back_the_frames_no_worker_took_and_never_answers_them():
+    answers = Answers()
+    pool = PosePool(answers, workers=1)
+    waiting = Future()
+    pool._pending[waiting] = "waiting"
+    waiting.add_done_callback(pool._settled)
+    assert pool.close() == ["waiting"]
+    assert waiting.cancelled() and not answers.steps and not pool._pending

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import cli_runner, tracked_distance
+from helpers import Answers, cli_runner, tracked_distance
 
 from stgcn_rt.cli import cli
 
@@ -26,16 +26,23 @@ def test_cameras_posed_together_get_what_each_gets_alone(frames, lanes):
     alone = blazepose()
     expected = [alone.process({"a": image})["a"] for image in frames]
     # b runs the clip backwards: were its frames mixed with a's or c's, their tracks would move
-    with BlazePoseStage(cameras=3, lanes=lanes) as stage:
+    answers = Answers()
+    with BlazePoseStage(answers, cameras=3, lanes=lanes) as stage:
         dealt = stage._lanes._lanes
         assert len({id(lane.pose.networks) for lane in dealt}) == 1 and len(dealt) == lanes
-        futures = {name: [stage.submit(name, image) for image in images]
-                   for name, images in (("a", frames), ("b", frames[::-1]), ("c", frames))}
-        results = {name: [f.result(timeout=120) for f in fs] for name, fs in futures.items()}
+        for name, images in (("a", frames), ("b", frames[::-1]), ("c", frames)):
+            for k, image in enumerate(images):
+                stage.submit(name, image, (name, k))
+        results = {name: answers.wait([(name, k) for k in range(len(frames))]) for name in "abc"}
+    # every step holds at most one frame of a camera, each camera's in order
+    for name in "abc":
+        order = [job[1] for jobs, _ in answers.steps for job in jobs if job[0] == name]
+        assert order == list(range(len(frames)))
+    assert all(len({job[0] for job in jobs}) == len(jobs) for jobs, _ in answers.steps)
     for name in ("a", "c"):
         assert all(r.error is None and r.found == 1 and r.milliseconds > 0 and r.keypoints.shape == (1, 33, 3)
                    for r in results[name])
-        assert tracked_distance(results[name], expected) < 1e-3
+        assert tracked_distance([r.keypoints for r in results[name]], expected) < 1e-3
     # a and c, the same frames in the same steps, get the same keypoints
     np.testing.assert_array_equal([r.keypoints for r in results["a"]], [r.keypoints for r in results["c"]])
 
@@ -51,7 +58,7 @@ def test_the_stage_asks_for_cuda_graphs_as_told_and_they_never_apply_on_the_cpu(
         return original(*args)
 
     monkeypatch.setattr(pose_stage, "blazepose", recording)
-    with pose_stage.BlazePoseStage(graphs=graphs) as stage:
+    with pose_stage.BlazePoseStage(Answers(), graphs=graphs) as stage:
         assert asked == [graphs] and stage.pose.networks.graphs is False
 
 
@@ -59,7 +66,8 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(frames):
     """The frames of a step that raised are answered without a person, with the error's first line."""
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
-    with BlazePoseStage() as stage:
+    answers = Answers()
+    with BlazePoseStage(answers) as stage:
         process, calls = stage.pose.process_persons, []
 
         def failing_once(images, bgr=True):
@@ -69,8 +77,9 @@ def test_a_failed_step_is_answered_and_the_cameras_go_on(frames):
             return process(images, bgr)
 
         stage.pose.process_persons = failing_once
-        first = stage.submit("a", frames[0]).result(timeout=120)
-        second = stage.submit("a", frames[1]).result(timeout=120)
+        stage.submit("a", frames[0], 0)
+        stage.submit("a", frames[1], 1)
+        first, second = answers.wait([0, 1])
     assert first.error == "RuntimeError: device lost" and first.found == 0 and not first.keypoints.any()
     assert second.error is None and second.found == 1
 
@@ -96,19 +105,20 @@ def test_each_answer_says_how_many_frames_its_step_posed(frames):
 
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
-    with BlazePoseStage(cameras=3) as stage:
+    answers = Answers()
+    with BlazePoseStage(answers, cameras=3) as stage:
         entered, gate = held_steps(stage.pose)
-        first = stage.submit("a", frames[0])
+        stage.submit("a", frames[0], "a0")
         assert entered.wait(60)
-        later = [stage.submit(name, frames[1]) for name in "abc"]
+        for name in "abc":
+            stage.submit(name, frames[1], f"{name}1")
         gate.set()
-        assert [f.result(timeout=120).batch for f in (first, *later)] == [1, 3, 3, 3]
+        assert [r.batch for r in answers.wait(["a0", "a1", "b1", "c1"])] == [1, 3, 3, 3]
 
 
 def test_lanes_answer_a_step_once_for_all_its_frames_and_closing_gives_back_the_jobs_left(frames):
-    """BlazePose's process hands the lanes tokens, not futures: each step comes back as one answer,
-    its jobs in the order of its keypoints; closing finishes the step under way and gives back the
-    jobs still waiting."""
+    """Each step comes back as one answer, its jobs in the order of its keypoints; closing finishes
+    the step under way and gives back the jobs still waiting."""
     import threading
     import time
 
@@ -129,19 +139,21 @@ def test_lanes_answer_a_step_once_for_all_its_frames_and_closing_gives_back_the_
     assert dropped == ["a1"] and len(answers) == 1
     jobs, step = answers[0]
     assert jobs == ["a0", "b0"] and step.error is None and step.keypoints.shape == (2, 1, 33, 3)
-    assert [step.result(i).batch for i in range(2)] == [2, 2] and step.result(1).found == 1
-    np.testing.assert_array_equal(step.result(0).keypoints, step.keypoints[0])
+    assert step.found.tolist() == [1, 1] and step.milliseconds > 0
 
 
-def test_closing_drops_the_frames_not_yet_posed(frames):
+def test_closing_drops_the_frames_not_yet_posed_and_never_answers_them(frames):
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
 
-    stage = BlazePoseStage()
-    futures = [stage.submit("a", image) for image in frames]
-    stage.close()
-    assert all(f.done() for f in futures) and any(f.cancelled() for f in futures)
+    answers = Answers()
+    stage = BlazePoseStage(answers)
+    for k, image in enumerate(frames):
+        stage.submit("a", image, k)
+    dropped = stage.close()
+    answered = [k for k in range(len(frames)) if answers.answered(k)]
+    assert dropped and sorted(answered + dropped) == list(range(len(frames)))
     with pytest.raises(RuntimeError, match="closed"):
-        stage.submit("a", frames[0])
+        stage.submit("a", frames[0], 0)
 
 
 @pytest.mark.parametrize("networks", ["pytorch", "exported", "process"])
@@ -204,17 +216,17 @@ def test_pose_options_a_backend_cannot_take_are_one_line(tmp_path, short_clip, d
 
 
 def test_a_step_counts_each_frames_persons_once_and_keeps_them_through_pickling():
-    """The persons found a frame are counted for a whole step in the process that posed it; a pose
-    made elsewhere counts its own."""
+    """The persons found a frame are counted for a whole step in the process that posed it."""
     import pickle
 
-    from stgcn_rt.pipeline.pose_pool import PoseResult
-    from stgcn_rt.pipeline.pose_stage import PosedStep
+    from stgcn_rt.pipeline.posed import PosedStep
 
     keypoints = np.zeros((3, 2, 33, 3), np.float32)
     keypoints[1, 0, 5] = 0.5
     keypoints[2, :, 7] = 0.5
     step = pickle.loads(pickle.dumps(PosedStep(keypoints, 4.0)))
-    assert [step.result(i).found for i in range(3)] == [0, 1, 2]
-    assert PoseResult(keypoints[2], 1.0).found == 2 and PoseResult(keypoints[2], 1.0, found=0).found == 0
-    assert len(PosedStep(np.zeros((0, 1, 33, 3), np.float32), 1.0).keypoints) == 0  # an empty step counts too
+    assert step.found.tolist() == [0, 1, 2] and step.milliseconds == 4.0
+    assert len(PosedStep(np.zeros((0, 1, 33, 3), np.float32), 1.0).found) == 0  # an empty step counts too
+    failed = PosedStep.failed(2, 5, "RuntimeError: device lost", 3.0)
+    assert failed.keypoints.shape == (2, 5, 33, 3) and not failed.keypoints.any() and failed.found.tolist() == [0, 0]
+    assert (failed.error, failed.milliseconds) == ("RuntimeError: device lost", 3.0)

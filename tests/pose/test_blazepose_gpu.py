@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import gpu_report
+from helpers import Answers, gpu_report
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 pytest.importorskip("tflite")
@@ -106,10 +106,13 @@ def test_two_lanes_on_their_own_streams_pose_as_one_does(frames, graphs, monkeyp
     monkeypatch.setattr(blazepose, "CUDA_GRAPHS", graphs)
     results = {}
     for lanes in (1, 2):
-        with BlazePoseStage("cuda", "fp32", cameras=8, lanes=lanes) as stage:
-            futures = {c: [stage.submit(f"cam{c}", frames[(k + 5 * c) % len(frames)]) for k in range(20)]
-                       for c in range(8)}
-            results[lanes] = {c: np.stack([f.result(timeout=300).keypoints for f in fs]) for c, fs in futures.items()}
+        answers = Answers()
+        with BlazePoseStage(answers, "cuda", "fp32", cameras=8, lanes=lanes) as stage:
+            for c in range(8):
+                for k in range(20):
+                    stage.submit(f"cam{c}", frames[(k + 5 * c) % len(frames)], (c, k))
+            results[lanes] = {c: np.stack([r.keypoints for r in answers.wait([(c, k) for k in range(20)], 300)])
+                              for c in range(8)}
     for c in range(8):
         assert results[1][c].any(axis=(1, 2, 3)).all()
         np.testing.assert_allclose(results[2][c], results[1][c], atol=1e-3)
@@ -127,11 +130,16 @@ def test_blazepose_in_a_process_of_its_own_pins_the_frames_there_and_poses_as_he
     for c in range(4):
         block[c] = np.stack([frames[(k + 9 * c) % len(frames)] for k in range(20)])
     results = []
-    for stage in (PoseProcess(shared, block, device="cuda", cameras=4), BlazePoseStage("cuda", cameras=4)):
+    for answers in (Answers(), Answers()):
+        stage = (PoseProcess(answers, shared, block, device="cuda", cameras=4) if not results
+                 else BlazePoseStage(answers, "cuda", cameras=4))
         with stage:
-            futures = {c: [stage.submit(f"cam{c}", block[c, k]) for k in range(20)] for c in range(4)}
+            for c in range(4):
+                for k in range(20):
+                    stage.submit(f"cam{c}", block[c, k], (c, k))
             stage.flush()
-            results.append({c: np.stack([f.result(timeout=300).keypoints for f in fs]) for c, fs in futures.items()})
+            results.append({c: np.stack([r.keypoints for r in answers.wait([(c, k) for k in range(20)], 300)])
+                            for c in range(4)})
         if isinstance(stage, PoseProcess):
             assert stage.pinned
     for c in range(4):

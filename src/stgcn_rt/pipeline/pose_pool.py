@@ -11,142 +11,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import time
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from stgcn_rt.errors import one_line
 from stgcn_rt.pipeline.detect import Box, covered, iou
+from stgcn_rt.pipeline.posed import Answer, PosedStep
 from stgcn_rt.window import CHANNELS, JOINTS
 
 CROP_MARGIN = 0.15
 OVERLAP = 0.3  # a detection overlapping the main person this much is that person
 COVERED = 0.8  # so is one around this much of the main person (a detector's box is looser than a pose's)
-
-
-def persons_found(keypoints: np.ndarray) -> np.ndarray:
-    """The slots holding someone in person slots (..., M, 33, 3): one count per pose."""
-    return keypoints.any(axis=(-2, -1)).sum(axis=-1)
-
-
-@dataclass
-class PoseResult:
-    keypoints: np.ndarray  # (M, 33, 3) in [0, 1]; all-zero rows for empty slots
-    milliseconds: float
-    error: str | None = None
-    boxes: dict[int, Box] = field(default_factory=dict)
-    #: frames posed together with this one, itself included: BlazePose's step (every camera's frame
-    #: of it), 1 in MediaPipe's workers
-    batch: int = 1
-    #: the slots holding someone; counted from the keypoints where not given (a BlazePose step counts
-    #: all of its frames' at once, MediaPipe's workers in their own processes: the pipeline's loop
-    #: counts none, 3 us a frame)
-    found: int = -1
-
-    def __post_init__(self) -> None:
-        if self.found < 0:
-            self.found = int(persons_found(self.keypoints))
-
-
-class PendingPose(Protocol):
-    """A frame's pose to come: a :class:`concurrent.futures.Future` or a :class:`PoseFuture`."""
-
-    def done(self) -> bool: ...
-
-    def result(self, timeout: float | None = None) -> PoseResult: ...
-
-    def add_done_callback(self, fn: Callable[[Any], object]) -> None: ...
-
-
-#: guards every PoseFuture's settling and callbacks (each holds it for a few attribute writes)
-_SETTLING = threading.Lock()
-
-
-class PoseFuture:
-    """A frame's pose to come, for a stage that answers many frames at once: the part of
-    :class:`concurrent.futures.Future` the pipeline uses (done, result, callbacks, cancel), with
-    callbacks run once each, by the thread that settles it (or the one adding it, if settled). A
-    Future builds a condition and locks for every frame: made, given a callback, settled and read,
-    it took 4.5 us on a 2-core Xeon, this 1.6 (docs/performance.md); here an event is made only for
-    a wait on a pose not yet come."""
-
-    __slots__ = ("_done", "_result", "_error", "_callbacks", "_waiter")
-
-    def __init__(self) -> None:
-        self._done = False
-        self._result: PoseResult | None = None
-        self._error: BaseException | None = None
-        self._callbacks: list[Callable[[PoseFuture], object]] = []
-        self._waiter: threading.Event | None = None
-
-    def done(self) -> bool:
-        return self._done
-
-    def cancelled(self) -> bool:
-        return isinstance(self._error, CancelledError)
-
-    def result(self, timeout: float | None = None) -> PoseResult:
-        """The pose, waiting at most ``timeout`` seconds (None: until it comes); raises the stage's
-        error, CancelledError if dropped, TimeoutError if it does not come in time."""
-        if not self._done:
-            with _SETTLING:
-                if not self._done and self._waiter is None:
-                    self._waiter = threading.Event()
-            if self._waiter is not None and not self._waiter.wait(timeout):
-                raise FutureTimeoutError("the pose did not come in time")
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]  # set whenever there is no error
-
-    def add_done_callback(self, fn: Callable[[PoseFuture], object]) -> None:
-        with _SETTLING:
-            if not self._done:
-                self._callbacks.append(fn)
-                return
-        fn(self)
-
-    def set_result(self, result: PoseResult) -> None:
-        self._result = result
-        self._settle()
-
-    def set_exception(self, error: BaseException) -> None:
-        self._error = error
-        self._settle()
-
-    def cancel(self) -> bool:
-        """Drop a pose not yet come (its result raises CancelledError); False if it had come."""
-        if self._done:
-            return False
-        self.set_exception(CancelledError())
-        return True
-
-    def _settle(self) -> None:
-        with _SETTLING:
-            self._done = True
-            callbacks, self._callbacks = self._callbacks, []
-            waiter = self._waiter
-        if waiter is not None:
-            waiter.set()
-        for callback in callbacks:
-            callback(self)
-
-
-class PoseStage(Protocol):
-    """What the pipeline poses its frames with: each camera's frames in the order submitted."""
-
-    def submit(self, camera: str, image: np.ndarray) -> PendingPose:
-        """A future PoseResult of ``camera``'s next frame."""
-
-    def flush(self) -> None:
-        """Send what was submitted since the last flush, where a stage sends frames together."""
-
-    def close(self) -> None:
-        """Drop the frames not yet posed; finish those under way."""
 
 
 def box_of(keypoints: np.ndarray, width: int, height: int) -> Box:
@@ -225,21 +103,21 @@ class CameraPose:
 _CAMERAS: dict[str, CameraPose] = {}
 
 
-def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> PoseResult:
+def _estimate(camera: str, image: np.ndarray, persons: int, detector: str) -> PosedStep:
+    """``camera``'s next frame posed in this worker, as a step of one frame."""
     start = time.perf_counter()
     try:
         if camera not in _CAMERAS:
             _CAMERAS[camera] = CameraPose(persons, detector)
-        keypoints, boxes = _CAMERAS[camera](image)
+        keypoints, _ = _CAMERAS[camera](image)
     except Exception as exc:  # reported by the pipeline, once per camera
-        return PoseResult(np.zeros((persons, JOINTS, CHANNELS), np.float32),
-                          (time.perf_counter() - start) * 1000, one_line(exc))
-    return PoseResult(keypoints, (time.perf_counter() - start) * 1000, boxes=boxes)
+        return PosedStep.failed(1, persons, one_line(exc), (time.perf_counter() - start) * 1000)
+    return PosedStep(keypoints[None], (time.perf_counter() - start) * 1000)
 
 
 def _quiet_worker() -> None:
     """MediaPipe's C++ logging writes to the process's stderr; failures reach the pipeline as
-    PoseResult.error instead, so the workers' stderr is silenced (unless STGCN_RT_DEBUG is set)."""
+    their steps' errors instead, so the workers' stderr is silenced (unless STGCN_RT_DEBUG is set)."""
     from stgcn_rt.quiet import native_logs_shown, native_stderr_to_devnull
 
     if not native_logs_shown():
@@ -247,34 +125,45 @@ def _quiet_worker() -> None:
 
 
 class PosePool:
-    """``workers`` single-process executors; the k-th camera seen always uses executor k % workers."""
+    """``workers`` single-process executors; the k-th camera seen always uses executor k % workers.
+    Each frame is a step of its own, answered (``answer``) on the thread that settles its future."""
 
-    def __init__(self, workers: int | None = None, persons: int = 1, detector: str = "hog") -> None:
+    def __init__(self, answer: Answer, workers: int | None = None, persons: int = 1, detector: str = "hog") -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.persons = persons
         self.detector = detector
+        self._answer = answer
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
         self._executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_worker)
                            for _ in range(self.workers)]
         self._slots: dict[str, int] = {}
-        self._pending: set[Future] = set()  # to cancel on close (shutdown's cancel_futures needs Python 3.9)
+        self._pending: dict[Future, Any] = {}  # to cancel on close (shutdown's cancel_futures needs Python 3.9)
 
-    def submit(self, camera: str, image: np.ndarray) -> Future:
+    def submit(self, camera: str, image: np.ndarray, job: Any) -> None:
         slot = self._slots.setdefault(camera, len(self._slots) % self.workers)
         future = self._executors[slot].submit(_estimate, camera, image, self.persons, self.detector)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        return future
+        self._pending[future] = job
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: Future) -> None:
+        job = self._pending.pop(future, None)
+        if future.cancelled() or job is None:  # dropped by close
+            return
+        try:
+            step = future.result()
+        except Exception as exc:  # a crashed worker: this frame counts as without a person
+            step = PosedStep.failed(1, self.persons, f"pose worker failed: {one_line(exc)}")
+        self._answer([job], step)
 
     def flush(self) -> None:
         """Nothing to send: each frame goes to its worker as it is submitted."""
 
-    def close(self) -> None:
-        """Drop the frames no worker has started, then wait for the running ones."""
-        for future in list(self._pending):
-            future.cancel()
+    def close(self) -> list[Any]:
+        """Drop the frames no worker has started (their jobs returned), then wait for the running ones."""
+        dropped = [job for future, job in list(self._pending.items()) if future.cancel()]
         for executor in self._executors:
             executor.shutdown(wait=True)
+        return dropped
 
     def __enter__(self) -> PosePool:
         return self

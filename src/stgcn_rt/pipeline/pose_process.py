@@ -6,7 +6,7 @@ ROIs, filters, launching) from 30 ms alone to 42 ms there, longer than a camera'
 frames (docs/performance.md). Here a spawned process runs :class:`BlazePoseLanes` on the frames
 in the decoders' shared block (page-locked in that process), told only where each frame lies
 (camera row, slot), and answers each step with its frames' keypoints in one message. The pipeline
-sees a pose stage as before: ``submit`` gives a future; the requests go out together at
+sees a pose stage as in its own process: each step answered once; the requests go out together at
 :meth:`PoseProcess.flush`, once a loop round, as the decoders' released slots do.
 """
 
@@ -23,8 +23,8 @@ from typing import Any, Tuple
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
-from stgcn_rt.pipeline.pose_pool import PoseFuture
-from stgcn_rt.pipeline.pose_stage import BlazePoseLanes, PosedStep
+from stgcn_rt.pipeline.pose_stage import BlazePoseLanes
+from stgcn_rt.pipeline.posed import Answer, PosedStep
 
 #: how long closing waits for the process to finish its step and end before stopping it
 CLOSE_TIMEOUT_S = 10.0
@@ -33,17 +33,19 @@ Request = Tuple[int, str, int, int]  # token, camera, the frame's row and slot i
 
 
 class PoseProcess:
-    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseLanes`, whose arguments but the
-    answer ``options`` are) in a spawned process over ``frames``, the view of a shared block that
+    """BlazePose (see :class:`~stgcn_rt.pipeline.pose_stage.BlazePoseLanes`, whose arguments
+    ``answer`` and ``options`` are) in a spawned process over ``frames``, the view of a shared block that
     ``shared`` hands a process (:func:`stgcn_rt.pipeline.decoders.shared_frames`). Only images that
     are whole slots of ``frames`` (rows of its first two axes) can be submitted. A context manager.
 
     Starting waits until the process has its networks warmed up; one that cannot start raises its
-    reason as one line. If the process dies, the frames waiting for it and every later one fail
-    with that reason (the pipeline counts them without a person and goes on)."""
+    reason as one line. If the process dies, the frames waiting for it and every later one are
+    answered without a person, with that reason (the pipeline goes on)."""
 
-    def __init__(self, shared: Any, frames: np.ndarray, **options: Any) -> None:
+    def __init__(self, answer: Answer, shared: Any, frames: np.ndarray, **options: Any) -> None:
         context = multiprocessing.get_context("spawn")
+        self._answer = answer
+        self._persons = options.get("persons", 1)
         self._frames = frames
         self._start = frames.ctypes.data
         self._slot_bytes = frames[0, 0].nbytes
@@ -58,7 +60,7 @@ class PoseProcess:
         #: whether the process page-locked the frames for the GPU's DMA
         self.pinned: bool = self._started()
         self._lock = threading.Lock()
-        self._futures: dict[int, PoseFuture] = {}
+        self._jobs: dict[int, Any] = {}  # by token, until answered
         self._failure: str | None = None
         self._closing = False
         self._waiting: list[Request] = []
@@ -78,20 +80,21 @@ class PoseProcess:
             raise StgcnError(value)
         return bool(value)
 
-    def submit(self, camera: str, image: np.ndarray) -> PoseFuture:
-        """``camera``'s next frame, ``image`` a slot of the shared frames; sent at the next :meth:`flush`."""
+    def submit(self, camera: str, image: np.ndarray, job: Any) -> None:
+        """``camera``'s next frame, ``image`` a slot of the shared frames; sent at the next :meth:`flush`
+        (answered at once, without a person, once the process has died)."""
         row, slot = self._place(image)
-        future = PoseFuture()
         with self._lock:
             if self._closing:
                 raise RuntimeError("the BlazePose stage is closed")
-            if self._failure is not None:
-                future.set_exception(RuntimeError(self._failure))
-                return future
-            token = next(self._tokens)
-            self._futures[token] = future
+            failure = self._failure
+            if failure is None:
+                token = next(self._tokens)
+                self._jobs[token] = job
+        if failure is not None:
+            self._answer([job], PosedStep.failed(1, self._persons, failure))
+            return
         self._waiting.append((token, camera, row, slot))
-        return future
 
     def _place(self, image: np.ndarray) -> tuple[int, int]:
         """The (row, slot) of the shared frames that ``image`` is."""
@@ -114,31 +117,30 @@ class PoseProcess:
             self._receiver.join()
 
     def _receive(self) -> None:
-        """Settle each answered frame's future; when the process ends, fail those still waiting."""
+        """Answer each step with its frames' jobs; when the process ends, answer those still waiting
+        without a person, with the reason."""
+        jobs = self._jobs
         while True:
             try:
                 answers = self._answers.recv()
             except (EOFError, OSError):
                 break
             for tokens, step in answers:
-                for frame, token in enumerate(tokens):
-                    future = self._futures.pop(token, None)
-                    if future is not None:
-                        future.set_result(step.result(frame))
+                self._answer([jobs.pop(token) for token in tokens], step)
         if self._closing:  # close() waits for the process
             return
         self._process.join(CLOSE_TIMEOUT_S)
         with self._lock:
             self._failure = f"BlazePose's process stopped (exit code {self._process.exitcode})"
-            futures, self._futures = self._futures, {}
-        for future in futures.values():
-            future.set_exception(RuntimeError(self._failure))
+            waiting, self._jobs = list(self._jobs.values()), {}
+        for job in waiting:  # a step holds one frame of a camera: one each
+            self._answer([job], PosedStep.failed(1, self._persons, self._failure))
 
-    def close(self) -> None:
-        """Drop the frames not yet posed, let the process finish its step and end."""
+    def close(self) -> list[Any]:
+        """Let the process finish its step and end; the jobs of the frames not yet posed."""
         with self._lock:
             if self._closing:
-                return
+                return []
             self._closing = True
         try:
             self._requests.send(None)
@@ -151,9 +153,8 @@ class PoseProcess:
         self._receiver.join()
         self._requests.close()
         self._answers.close()
-        for future in self._futures.values():
-            future.cancel()
-        self._futures.clear()
+        dropped, self._jobs = list(self._jobs.values()), {}
+        return dropped
 
     def __enter__(self) -> PoseProcess:
         return self

@@ -2,8 +2,8 @@
 
 ``mediapipe`` is MediaPipe's own CPU solution in worker processes (:mod:`stgcn_rt.pipeline.pose_pool`);
 ``blazepose`` is the same networks and graph in PyTorch (:mod:`stgcn_rt.pose`), which on a GPU
-pose all cameras in one call per stage. Both take frames with ``submit(camera, image)`` and answer
-each with a future :class:`~stgcn_rt.pipeline.pose_pool.PoseResult`.
+pose all cameras in one call per stage. Both take frames with ``submit(camera, image, job)`` and
+answer each step with its frames' jobs and a :class:`~stgcn_rt.pipeline.posed.PosedStep`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stgcn_rt.errors import StgcnError, one_line
-from stgcn_rt.pipeline.pose_pool import PoseFuture, PoseResult, persons_found
+from stgcn_rt.pipeline.posed import Answer, PosedStep
 from stgcn_rt.window import CHANNELS, JOINTS
 
 if TYPE_CHECKING:
@@ -86,31 +85,6 @@ def blazepose(device: str = "cpu", precision: str = "fp32", persons: int = 1,
                      persons=persons, models=models, graphs=graphs, compiled=compiled)
 
 
-@dataclass
-class PosedStep:
-    """One BlazePose step's answer for all of its frames: their person slots (frames, M, 33, 3) in
-    [0, 1] (all zero where nobody was found, and for every frame of a step that failed), how long
-    the step took (each of its frames waited for all of it) and a failed step's error."""
-
-    keypoints: np.ndarray
-    milliseconds: float
-    error: str | None = None
-
-    def __post_init__(self) -> None:
-        # the persons found in each frame, counted for the whole step at once
-        self._found = persons_found(self.keypoints).tolist()
-
-    def result(self, frame: int) -> PoseResult:
-        """The step's ``frame``-th frame as the pipeline takes a pose."""
-        return PoseResult(self.keypoints[frame], self.milliseconds, self.error, batch=len(self.keypoints),
-                          found=self._found[frame])
-
-
-#: what a step's frames are answered with: their jobs (whatever each frame was posted with), in the
-#: order of the step's keypoints, and the step
-Answer = Callable[[List[Any], PosedStep], None]
-
-
 class BlazePoseLanes:
     """BlazePose for every camera in one or more lanes: each lane is a thread (with its own CUDA
     stream on a GPU) that owns a share of the cameras, and each of its steps takes the oldest
@@ -165,26 +139,18 @@ class BlazePoseLanes:
 
 
 class BlazePoseStage:
-    """:class:`BlazePoseLanes` (whose arguments ``options`` are) as the pipeline's pose stage: a
-    :class:`~stgcn_rt.pipeline.pose_pool.PoseFuture` a frame (cancelled only by closing, once the
-    lanes have stopped: a frame is answered or dropped, never both)."""
+    """:class:`BlazePoseLanes` (whose arguments these are) as the pipeline's pose stage in its own
+    process: a frame is answered or, by closing, dropped, never both."""
 
-    def __init__(self, **options: Any) -> None:
-        self._lanes = BlazePoseLanes(self._answer, **options)
+    def __init__(self, answer: Answer, *args: Any, **options: Any) -> None:
+        self._lanes = BlazePoseLanes(answer, *args, **options)
 
     @property
     def pose(self) -> BlazePose:
         return self._lanes.pose
 
-    def submit(self, camera: str, image: np.ndarray) -> PoseFuture:
-        future = PoseFuture()
-        self._lanes.post([(camera, image, future)])
-        return future
-
-    @staticmethod
-    def _answer(futures: list[PoseFuture], step: PosedStep) -> None:
-        for frame, future in enumerate(futures):
-            future.set_result(step.result(frame))
+    def submit(self, camera: str, image: np.ndarray, job: Any) -> None:
+        self._lanes.post([(camera, image, job)])
 
     def flush(self) -> None:
         """Nothing to send: the lanes take each frame as it is submitted."""
@@ -192,10 +158,9 @@ class BlazePoseStage:
     def pin(self, block: np.ndarray) -> bool:
         return self._lanes.pin(block)
 
-    def close(self) -> None:
-        """Drop the frames not yet posed, finish the steps under way."""
-        for future in self._lanes.close():
-            future.cancel()
+    def close(self) -> list[Any]:
+        """Finish the steps under way; the jobs of the frames not yet posed."""
+        return self._lanes.close()
 
     def __enter__(self) -> BlazePoseStage:
         return self
@@ -250,17 +215,17 @@ class _Lane:
 
     def _step(self, due: dict[str, tuple[np.ndarray, Any]]) -> None:
         start = time.perf_counter()
-        persons = self.pose.persons
         try:
             found = self.pose.process_persons({camera: image for camera, (image, _) in due.items()})
-            keypoints, error = np.clip(np.stack([found[camera] for camera in due]), 0.0, 1.0), None
+            keypoints = np.clip(np.stack([found[camera] for camera in due]), 0.0, 1.0)
         except Exception as exc:  # reported by the pipeline, once per camera and message
-            error = one_line(exc)  # a CUDA error is several lines
             for camera in due:
                 self.pose.forget(camera)
-            keypoints = np.zeros((len(due), persons, JOINTS, CHANNELS), np.float32)
-        milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
-        self._answer([job for _, job in due.values()], PosedStep(keypoints, milliseconds, error))
+            step = PosedStep.failed(len(due), self.pose.persons, one_line(exc))  # a CUDA error is several lines
+        else:
+            step = PosedStep(keypoints, 0.0)
+        step.milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
+        self._answer([job for _, job in due.values()], step)
 
     def close(self) -> list[Any]:
         """Stop after the step under way; the jobs of the frames left waiting."""

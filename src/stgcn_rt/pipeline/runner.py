@@ -25,11 +25,11 @@ from typing import Any, TextIO
 import numpy as np
 
 from stgcn_rt import __version__
-from stgcn_rt.errors import StgcnError, first_line, one_line
+from stgcn_rt.errors import StgcnError, first_line
 from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
-from stgcn_rt.pipeline.pose_pool import PendingPose, PosePool, PoseResult, PoseStage
+from stgcn_rt.pipeline.pose_pool import PosePool
 from stgcn_rt.pipeline.pose_process import PoseProcess
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
@@ -38,6 +38,7 @@ from stgcn_rt.pipeline.pose_stage import (
     default_pose,
     default_precision,
 )
+from stgcn_rt.pipeline.posed import PosedStep, PoseStage
 from stgcn_rt.pipeline.sources import Frame, FrameReader, SourceSpec, parse_sources
 from stgcn_rt.runtime.classifier import Classifier, fast_torch_options, is_checkpoint
 from stgcn_rt.runtime.predict import SkeletonWindow
@@ -137,7 +138,7 @@ class CameraState:
     spec: SourceSpec
     reader: RemoteReader | FrameReader
     ring: SkeletonWindow
-    pending: deque = field(default_factory=deque)  # (Frame, PendingPose)
+    inflight: int = 0  # frames at the pose stage
     video: VideoOutput | None = None
     frames_done: int = 0
     persons_seen: int = 0
@@ -161,7 +162,7 @@ class CameraState:
 
     @property
     def finished(self) -> bool:
-        return self.reader.done and not self.pending
+        return self.reader.done and not self.inflight
 
     def status(self, elapsed: float) -> str:
         """This camera's part of the periodic status line, ``elapsed`` seconds into the run."""
@@ -244,7 +245,8 @@ class Pipeline:
         self.alert_index = classifier.classes.index(alert_name)
         self.policy = AlertPolicy(self.alert_index, config.threshold, config.min_windows)
         self.cameras: dict[str, CameraState] = {}
-        self._inbox: queue.SimpleQueue[str] = queue.SimpleQueue()  # names of cameras with news (see _loop)
+        #: news for the loop: names of cameras with news of their decoders, posed steps (see _loop)
+        self._inbox: queue.SimpleQueue[str | tuple[list[tuple[CameraState, Frame]], PosedStep]] = queue.SimpleQueue()
         self._noted_mp4v = False  # said that annotated video falls back to mp4v
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
@@ -396,7 +398,7 @@ class Pipeline:
         """The pose stage for the cameras ``decoders`` decode (BlazePose reads their frames in place)."""
         config = self.config
         if self.pose != "blazepose":
-            return PosePool(config.pose_workers, self.persons, config.detector)
+            return PosePool(self._posed, config.pose_workers, self.persons, config.detector)
         networks = self.pose_precision or f"from {config.pose_models}"
         where = " in a process of its own" if self.pose_process else ""
         compiling = " (compiling their stages first)" if self.pose_compiled else ""
@@ -406,14 +408,14 @@ class Pipeline:
             "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,
             "graphs": config.pose_graphs}
         if self.pose_process:
-            return PoseProcess(decoders.shared, decoders.frames, **options)
-        stage = BlazePoseStage(**options)
+            return PoseProcess(self._posed, decoders.shared, decoders.frames, **options)
+        stage = BlazePoseStage(self._posed, **options)
         stage.pin(decoders.frames)
         return stage
 
     def _loop(self, pose: PoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
-        """Works on a camera when there is news of it (a frame or counters from its decoder, a pose of
-        its frames done) and on that camera alone, waiting in between; then hands the slots of the
+        """Works when there is news (a camera's frame or counters from its decoder, a step of poses
+        done), on the cameras it concerns alone, waiting in between; then hands the slots of the
         frames done back to the decoders, and the frames taken to the pose stage, all at once. A loop
         that polled every camera would hold the interpreter lock most of the time at hundreds of
         cameras, and the threads that need it (the decoders' router, a pose lane between its GPU
@@ -421,16 +423,20 @@ class Pipeline:
         waiting = {name for name, camera in self.cameras.items() if not camera.finished}
         last_status = time.perf_counter()
         while waiting:
-            news = set()
+            news: set[str] = set()
             try:
-                news.add(self._inbox.get(timeout=STATUS_WAKE_S))
+                item = self._inbox.get(timeout=STATUS_WAKE_S)
                 while True:
-                    news.add(self._inbox.get_nowait())
+                    if isinstance(item, str):
+                        news.add(item)
+                    else:
+                        self._handle_step(*item, scheduler)
+                        news.update(camera.spec.name for camera, _ in item[0])
+                    item = self._inbox.get_nowait()
             except queue.Empty:
                 pass
             for name in news:
                 camera = self.cameras[name]
-                self._collect_pose(camera, scheduler)
                 self._feed_pose(camera, pose)
                 self._report_reader_error(camera)
                 self._report_reconnects(camera)
@@ -443,38 +449,36 @@ class Pipeline:
                 last_status = time.perf_counter()
 
     def _feed_pose(self, camera: CameraState, pose: PoseStage) -> None:
-        name = camera.spec.name
-        while len(camera.pending) < self.config.max_inflight and not camera.reader.frames.empty():
-            frame = camera.reader.frames.get_nowait()
-            future = pose.submit(name, frame.image)
-            camera.pending.append((frame, future))
-            future.add_done_callback(lambda _: self._inbox.put(name))
+        name, frames = camera.spec.name, camera.reader.frames
+        while camera.inflight < self.config.max_inflight and not frames.empty():
+            frame = frames.get_nowait()
+            camera.inflight += 1  # first: a stage may answer at once
+            pose.submit(name, frame.image, (camera, frame))
 
-    def _collect_pose(self, camera: CameraState, scheduler: BatchScheduler) -> None:
-        while camera.pending and camera.pending[0][1].done():
-            frame, future = camera.pending.popleft()
+    def _posed(self, jobs: list[tuple[CameraState, Frame]], step: PosedStep) -> None:
+        """A pose stage's answer (on its thread): for the loop."""
+        self._inbox.put((jobs, step))
+
+    def _handle_step(self, jobs: list[tuple[CameraState, Frame]], step: PosedStep, scheduler: BatchScheduler) -> None:
+        """A step's frames, one of a camera each, in its windows; their slots handed back."""
+        keypoints = step.keypoints.transpose(0, 3, 2, 1)  # (frames, M, V, C) -> (frames, C, V, M), a view
+        found, posed = step.found, time.time()
+        for i, (camera, frame) in enumerate(jobs):
+            camera.inflight -= 1
             try:
-                self._handle_frame(camera, frame, self._pose_result(camera, future), scheduler)
+                if step.error:
+                    self._camera_error(camera, "pose", f"{step.error} (frames continue without a person)")
+                self._handle_frame(camera, frame, keypoints[i], bool(found[i]), step, posed, scheduler)
             finally:
                 camera.reader.release(frame)
 
-    def _pose_result(self, camera: CameraState, future: PendingPose) -> PoseResult:
-        try:
-            result = future.result()
-        except Exception as exc:  # a crashed worker: this frame counts as without a person
-            result = PoseResult(np.zeros((self.persons, JOINTS, CHANNELS), np.float32), 0.0,
-                                f"pose worker failed: {one_line(exc)}")
-        if result.error:
-            self._camera_error(camera, "pose", f"{result.error} (frames continue without a person)")
-        return result
-
-    def _handle_frame(self, camera: CameraState, frame: Frame, pose: PoseResult,
-                      scheduler: BatchScheduler) -> None:
-        keypoints = np.ascontiguousarray(pose.keypoints.transpose(2, 1, 0))  # (M, V, C) -> (C, V, M)
-        if pose.found:
-            camera.persons_seen += 1
-        camera.pose_ms.add(pose.milliseconds)
-        camera.pose_batch.add(pose.batch)
+    def _handle_frame(self, camera: CameraState, frame: Frame, keypoints: np.ndarray, found: bool, step: PosedStep,
+                      posed: float, scheduler: BatchScheduler) -> None:
+        """``keypoints``: the frame's (C, V, M), ``found``: whether anyone is in them; ``posed``: when
+        the pipeline had them."""
+        camera.persons_seen += found
+        camera.pose_ms.add(step.milliseconds)
+        camera.pose_batch.add(len(step.keypoints))
         camera.frames_done += 1
         if camera.ring.push(keypoints):
             window = camera.ring.window()
@@ -482,7 +486,7 @@ class Pipeline:
             present = window.reshape(-1, window.shape[-1]).any(axis=0)
             meta = {"frames": [first, camera.ring.count - 1],
                     "persons": [int(slot) for slot in np.flatnonzero(present)], "read": frame.timestamp,
-                    "posed": time.time()}
+                    "posed": posed}
             camera.windows += 1
             future = scheduler.submit(camera.spec.name, window, meta)
             future.add_done_callback(functools.partial(self._on_window_done, camera))
