@@ -45,6 +45,38 @@ def test_frames_decoded_in_processes_equal_a_reader_threads_in_order(videos):
         assert c.fps == pytest.approx(30, abs=0.1)
 
 
+def test_with_a_feed_the_frames_go_there_in_order_and_the_counters_say_how_many(videos, tmp_path):
+    """The readers get no frames, only counters (those of frames read alone, now and then, not a
+    message a frame); the feed gets every frame's place, each camera's in order, readable in the block."""
+    import queue
+
+    specs = parse_sources([str(videos["clean_and_jerk"]), str(tmp_path / "gone.mp4")])
+    reference = FrameReader(specs[0], queue_size=400)
+    reference.start()
+    reference.join(60)
+    expected = [reference.frames.get_nowait().image for _ in range(reference.frames.qsize())]
+    fed, notified = [], []
+    with DecoderPool(specs, workers=1, slots=3, feed=True, notify=notified.append) as pool:
+        reader = pool.readers["clean_and_jerk"]
+        deadline = time.monotonic() + 60
+        while not (reader.counters.finished and len(fed) == reader.sent):
+            assert time.monotonic() < deadline, "the decoders did not finish"
+            try:
+                batch = pool.feed.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            for row, slot, index, timestamp in batch:
+                assert np.array_equal(pool.frames[row, slot], expected[index]) and timestamp > 0
+                fed.append((row, index))
+                pool.release(row, slot)
+            pool.flush()
+        assert reader.frames.empty() and pool.readers["gone"].frames.empty()
+        gone = pool.readers["gone"]
+    assert fed == [(0, index) for index in range(300)] and reader.sent == 300
+    assert (gone.sent, gone.counters.finished) == (0, True)
+    assert notified.count("clean_and_jerk") < 30  # 300 frames read in about 2 s here: counters a few times
+
+
 def test_a_missing_file_fails_its_camera_alone(videos, tmp_path):
     specs = parse_sources([str(tmp_path / "gone.mp4"), str(videos["clean_and_jerk"])])
     with DecoderPool(specs, workers=2) as pool:

@@ -396,11 +396,13 @@ def test_timings_keep_the_mean_of_all_and_of_the_last_few_in_bounded_memory():
     assert len(timings.recent) == RECENT_TIMINGS
 
 
-@pytest.mark.parametrize(("pose", "device"), [("blazepose", "cuda"), ("blazepose", "cpu"), ("mediapipe", "cpu")])
-def test_blazepose_on_a_gpu_runs_with_a_short_switch_interval_given_back_after(tmp_path, monkeypatch, short_clip,
-                                                                                pose, device):
+@pytest.mark.parametrize(("pose", "device", "process"), [
+    ("blazepose", "cuda", False), ("blazepose", "cuda", None), ("blazepose", "cpu", None), ("mediapipe", "cpu", None)])
+def test_blazepose_on_a_gpu_in_this_process_runs_with_a_short_switch_interval_given_back_after(
+        tmp_path, monkeypatch, short_clip, pose, device, process):
     """BlazePose's lane gets the interpreter lock back within POSE_SWITCH_INTERVAL_S of asking after
-    each GPU call; the stage itself is a stand-in here (no GPU needed)."""
+    each GPU call; in a process of its own (by default on a GPU) no lane is here to ask. The stage
+    itself is a stand-in here (no GPU needed)."""
     from stgcn_rt.pipeline import runner
 
     class Stage:
@@ -408,10 +410,11 @@ def test_blazepose_on_a_gpu_runs_with_a_short_switch_interval_given_back_after(t
             pass
 
     before, seen = sys.getswitchinterval(), []
-    config = runner.PipelineConfig([str(short_clip)], tmp_path / "events.jsonl", pose=pose, pose_device=device)
+    config = runner.PipelineConfig([str(short_clip)], tmp_path / "events.jsonl", pose=pose, pose_device=device,
+                                   pose_process=process)
     pipeline = runner.Pipeline(config, MeanClassifier(shape=(None, 3, 150, 33, 1)), status=io.StringIO())
     monkeypatch.setattr(pipeline, "_pose_stage", lambda cameras: Stage())
     monkeypatch.setattr(pipeline, "_loop", lambda *args: seen.append(sys.getswitchinterval()))
     pipeline.run()
-    assert seen == [pytest.approx(runner.POSE_SWITCH_INTERVAL_S if device == "cuda" else before)]
+    assert seen == [pytest.approx(runner.POSE_SWITCH_INTERVAL_S if process is False else before)]
     assert sys.getswitchinterval() == before

@@ -120,8 +120,10 @@ def test_two_lanes_on_their_own_streams_pose_as_one_does(frames, graphs, monkeyp
 
 def test_blazepose_in_a_process_of_its_own_pins_the_frames_there_and_poses_as_here(frames):
     """The pipeline's stage on a GPU: four cameras' frames in a block shared as the decoders share
-    it, posed by a spawned process (which page-locks the block) and by the stage in this process
-    (fp32, CUDA graphs in both): the same keypoints, frame by frame."""
+    it, fed to a spawned process (which page-locks the block) as the decoders feed it, and posed by
+    the stage in this process (fp32, CUDA graphs in both): the same keypoints, frame by frame."""
+    import multiprocessing
+
     from stgcn_rt.pipeline.decoders import shared_frames
     from stgcn_rt.pipeline.pose_process import PoseProcess
     from stgcn_rt.pipeline.pose_stage import BlazePoseStage
@@ -129,22 +131,21 @@ def test_blazepose_in_a_process_of_its_own_pins_the_frames_there_and_poses_as_he
     shared, block = shared_frames((4, 20, *frames[0].shape))
     for c in range(4):
         block[c] = np.stack([frames[(k + 9 * c) % len(frames)] for k in range(20)])
-    results = []
-    for answers in (Answers(), Answers()):
-        stage = (PoseProcess(answers, shared, block, device="cuda", cameras=4) if not results
-                 else BlazePoseStage(answers, "cuda", cameras=4))
-        with stage:
-            for c in range(4):
-                for k in range(20):
-                    stage.submit(f"cam{c}", block[c, k], (c, k))
-            stage.flush()
-            results.append({c: np.stack([r.keypoints for r in answers.wait([(c, k) for k in range(20)], 300)])
-                            for c in range(4)})
-        if isinstance(stage, PoseProcess):
-            assert stage.pinned
+    fed, here = Answers(), Answers()
+    feed = multiprocessing.get_context("spawn").Queue()
+    with PoseProcess(fed, shared, block, feed, device="cuda", cameras=4) as process:
+        assert process.pinned
+        feed.put([(c, k, k, 0.0) for k in range(20) for c in range(4)])
+        posed = {c: np.stack([r.keypoints for r in fed.wait([(c, k, k, 0.0) for k in range(20)], 300)])
+                 for c in range(4)}
+    with BlazePoseStage(here, "cuda", cameras=4) as stage:
+        for c in range(4):
+            for k in range(20):
+                stage.submit(c, block[c, k], (c, k))
+        expected = {c: np.stack([r.keypoints for r in here.wait([(c, k) for k in range(20)], 300)]) for c in range(4)}
     for c in range(4):
-        assert results[1][c].any(axis=(1, 2, 3)).all()
-        np.testing.assert_allclose(results[0][c], results[1][c], atol=1e-4)
+        assert expected[c].any(axis=(1, 2, 3)).all()
+        np.testing.assert_allclose(posed[c], expected[c], atol=1e-4)
 
 
 def test_cuda_graphs_give_the_eager_stages_outputs_on_each_stream(frames):

@@ -13,6 +13,11 @@ camera's last frame.
 
 A camera whose slots are all in use waits: a file blocks (no frame lost); a live camera goes on
 reading, and each frame that finds no slot free is dropped and counted.
+
+With a ``feed`` the workers send the frames (where each lies) to a process of the pipeline's
+instead, BlazePose's (:mod:`stgcn_rt.pipeline.pose_process`), which reads them in the block: the
+pipeline's process then routes none of them, only the counters, and each camera's final counters
+say how many frames went to the feed.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ _ROUND_S = 0.005
 #: how often the router looks whether a worker has died: a process's exit code is a system call (5.7
 #: us; 45 us for 8 workers, at every message more than routing its frames took)
 _LOOK_S = 0.1
+#: a camera's counters go to the pipeline as they change, but only every so often for frames read
+#: alone: a message a frame cost the pipeline's router and loop as much as the frame itself
+_COUNTERS_S = 0.5
 
 
 def default_workers(cameras: int) -> int:
@@ -55,20 +63,24 @@ def default_workers(cameras: int) -> int:
 
 
 def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int, ...], pace: bool,
-            free: Any, out: Any, stop: Any) -> None:
-    """One worker process: read ``cameras`` (index in the block, spec) until each ends or ``stop``."""
+            free: Any, out: Any, stop: Any, feed: Any = None) -> None:
+    """One worker process: read ``cameras`` (index in the block, spec) until each ends or ``stop``;
+    the frames to ``out`` with the counters, or to ``feed`` where there is one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle: it stops the workers
     slots = np.frombuffer(block, np.uint8).reshape(shape)
     returned = threading.Condition()  # notified when the pipeline hands slots back
     readers = {index: _SlotReader(spec, pace, slots[index], returned) for index, spec in cameras}
     dropped = dict.fromkeys(readers, 0)  # live frames decoded while every slot was taken
-    sent: dict[int, tuple] = {}
+    handed = dict.fromkeys(readers, 0)  # frames sent on
+    sent: dict[int, tuple] = {}  # the counters last sent, and when
+    sent_at: dict[int, float] = {}
     for reader in readers.values():
         reader.start()
     while readers and not stop.is_set():
         began = time.monotonic()
         _take_free(free, readers, returned)
         messages: list[tuple] = []
+        frames: list[tuple] = messages if feed is None else []
         for index, reader in list(readers.items()):
             while not reader.frames.empty():
                 frame = reader.frames.get_nowait()
@@ -79,13 +91,18 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
                         dropped[index] += 1
                         continue
                     slots[index, frame.slot] = frame.image
-                messages.append((index, frame.slot, frame.index, frame.timestamp))
-            state = _counters(reader, dropped[index])
-            if state != sent.get(index):
-                sent[index] = state
+                frames.append((index, frame.slot, frame.index, frame.timestamp))
+                handed[index] += 1
+            state = _counters(reader, dropped[index], handed[index])
+            last = sent.get(index)
+            if state != last and (last is None or state[_READ + 1:] != last[_READ + 1:]
+                                  or began - sent_at[index] >= _COUNTERS_S):
+                sent[index], sent_at[index] = state, began
                 messages.append((index, state))
-            if state[-1]:
+            if state[-2]:  # done
                 del readers[index]
+        if frames is not messages and frames:  # before the counters: a camera's last frames are on their way first
+            feed.put(frames)
         if messages:
             out.put(messages)
         time.sleep(max(0.0, began + _ROUND_S - time.monotonic()))
@@ -96,23 +113,24 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
 #: the counters a worker sends, ``finished`` apart (it sends the reader's ``done`` in its place)
 _SENT = tuple(field.name for field in dataclasses.fields(SourceCounters) if field.name != "finished")
 _sent_values = operator.attrgetter(*_SENT)
-_DROPPED = _SENT.index("dropped")
+_DROPPED, _READ = _SENT.index("dropped"), _SENT.index("read")
 
 
-def _counters(reader: FrameReader, dropped: int) -> tuple:
+def _counters(reader: FrameReader, dropped: int, handed: int) -> tuple:
     """A camera's counters as its worker sends them: the values of :data:`_SENT` (with ``dropped``
     more frames dropped, by the worker), then whether it is finished, only once its last frame is on
-    its way. A plain tuple: compared every round for every camera (a dataclass copy and ``astuple``
-    there cost 10 us a camera)."""
+    its way, and then the frames it was ``handed`` on in all (None before). A plain tuple: compared
+    every round for every camera (a dataclass copy and ``astuple`` there cost 10 us a camera)."""
     values = _sent_values(reader.counters)
     if dropped:
         values = (*values[:_DROPPED], values[_DROPPED] + dropped, *values[_DROPPED + 1:])
-    return (*values, reader.done)
+    done = reader.done
+    return (*values, done, handed if done else None)
 
 
 def _received(state: tuple) -> SourceCounters:
     """The counters :func:`_counters` sent, as the pipeline's reader of the camera keeps them."""
-    return SourceCounters(**dict(zip(_SENT, state)), finished=state[-1])
+    return SourceCounters(**dict(zip(_SENT, state)), finished=state[-2])
 
 
 class _SlotReader(FrameReader):
@@ -208,6 +226,8 @@ class RemoteReader:
         self.spec, self.index, self._pool = spec, index, pool
         self.frames: queue.SimpleQueue[Frame] = queue.SimpleQueue()
         self.counters = SourceCounters()
+        #: the frames its worker sent on in all (to ``frames`` or the pool's feed), once finished
+        self.sent: int | None = None
 
     @property
     def done(self) -> bool:
@@ -225,9 +245,10 @@ class DecoderPool:
     block of ``slots`` frames per camera; ``readers`` by camera name. A context manager."""
 
     def __init__(self, specs: list[SourceSpec], workers: int | None = None, pace: bool = False,
-                 slots: int = SLOTS, notify: Callable[[str], None] | None = None) -> None:
+                 slots: int = SLOTS, notify: Callable[[str], None] | None = None, feed: bool = False) -> None:
         """``notify``: called with a camera's name (on the routing thread) after each frame or change
-        of counters handed to its reader, so that a consumer can wait for news instead of polling."""
+        of counters handed to its reader, so that a consumer can wait for news instead of polling.
+        ``feed``: the workers send the frames to :attr:`feed`, not to the readers."""
         self.workers = max(1, min(len(specs), workers or default_workers(len(specs))))
         shape = (len(specs), slots, *FRAME_SHAPE)
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
@@ -239,11 +260,14 @@ class DecoderPool:
         self._free = [context.SimpleQueue() for _ in range(self.workers)]
         self._released: list[list[tuple[int, int]]] = [[] for _ in range(self.workers)]
         self._out = context.Queue()
+        #: where the workers send lists of frames as (camera index, slot, frame index, timestamp)
+        #: when asked to, for a process of the pipeline's to read; None: to the readers
+        self.feed = context.Queue() if feed else None
         self._stop = context.Event()
         self._processes = [
             context.Process(target=_decode, name=f"decoder-{w}", daemon=True,
                             args=([(k, s) for k, s in enumerate(specs) if k % self.workers == w],
-                                  self.shared, shape, pace, self._free[w], self._out, self._stop))
+                                  self.shared, shape, pace, self._free[w], self._out, self._stop, self.feed))
             for w in range(self.workers)]
         self._by_index = list(self.readers.values())
         self._notify = notify or (lambda name: None)
@@ -285,6 +309,7 @@ class DecoderPool:
                     reader.frames.put(Frame(index, timestamp, self.frames[message[0], slot], slot))
                 else:
                     reader.counters = _received(message[1])
+                    reader.sent = message[1][-1]
                 self._notify(reader.spec.name)
             if self._stop.is_set():  # closing: the workers end because they were told to
                 return
@@ -321,8 +346,10 @@ class DecoderPool:
                     process.terminate()
         if self._dispatcher.is_alive():
             self._dispatcher.join()
-        self._out.cancel_join_thread()
-        self._out.close()
+        for queue_ in (self._out, self.feed):
+            if queue_ is not None:
+                queue_.cancel_join_thread()
+                queue_.close()
 
     def __enter__(self) -> DecoderPool:
         return self.start()

@@ -30,7 +30,7 @@ from stgcn_rt.pipeline.annotate import MP4V_NOTE, VideoOutput, draw
 from stgcn_rt.pipeline.decoders import DecoderPool, RemoteReader
 from stgcn_rt.pipeline.events import AlertPolicy, EventLog, new_run_id, now_iso
 from stgcn_rt.pipeline.pose_pool import PosePool
-from stgcn_rt.pipeline.pose_process import PoseProcess
+from stgcn_rt.pipeline.pose_process import Fed, PoseProcess
 from stgcn_rt.pipeline.pose_stage import (
     BlazePoseStage,
     check_pose,
@@ -57,11 +57,12 @@ BEHIND_RATE = 0.9
 RECENT_TIMINGS = 50
 #: the loop waits at most this long for news, so that status lines come on time
 STATUS_WAKE_S = 0.1
-#: while BlazePose runs on a GPU, how long a thread holding the interpreter lock keeps it from another that
-#: waits for it (Python's default: 5 ms). BlazePose's lane lets go of the lock at every GPU call and
-#: wait, a step's worth of times, and with the loop busy handling frames it would otherwise wait up to
-#: that long to get it back each time. On an H100 host, 192 cameras through CUDA graphs: p99 488 ms
-#: at 0.5 ms, 124 ms at 0.1 (docs/performance.md, session 31)
+#: while BlazePose runs on a GPU in the pipeline's process (not in one of its own), how long a thread
+#: holding the interpreter lock keeps it from another that waits for it (Python's default: 5 ms).
+#: BlazePose's lane lets go of the lock at every GPU call and wait, a step's worth of times, and with
+#: the loop busy handling frames it would otherwise wait up to that long to get it back each time. On
+#: an H100 host, 192 cameras through CUDA graphs: p99 488 ms at 0.5 ms, 124 ms at 0.1
+#: (docs/performance.md, session 31)
 POSE_SWITCH_INTERVAL_S = 0.0001
 BEHIND_ADVICE = ("fewer cameras, a larger --stride, an INT8 model (stgcn-rt quantize) or the GPU (--device cuda) "
                  "would let it keep up")
@@ -94,7 +95,7 @@ class PipelineConfig:
     max_batch: int = 32
     max_wait_ms: float = 10.0
     status_interval: float = 2.0
-    max_inflight: int = 4  # frames per camera queued at the pose stage
+    max_inflight: int = 4  # frames per camera queued at a pose stage the loop feeds (BlazePose's process: the slots bound them)
     command: str | None = None  # the command line, for the events file's run line (URLs masked)
 
 
@@ -138,7 +139,7 @@ class CameraState:
     spec: SourceSpec
     reader: RemoteReader | FrameReader
     ring: SkeletonWindow
-    inflight: int = 0  # frames at the pose stage
+    submitted: int = 0  # frames handed to a pose stage by the loop (none where the decoders feed BlazePose's process)
     video: VideoOutput | None = None
     frames_done: int = 0
     persons_seen: int = 0
@@ -162,7 +163,10 @@ class CameraState:
 
     @property
     def finished(self) -> bool:
-        return self.reader.done and not self.inflight
+        """Its source ended and each frame it gave was posed and handled (those the loop handed to a
+        pose stage, and those its decoder sent BlazePose's process, once it says how many)."""
+        reader = self.reader
+        return reader.done and self.frames_done >= max(self.submitted, reader.sent or 0)
 
     def status(self, elapsed: float) -> str:
         """This camera's part of the periodic status line, ``elapsed`` seconds into the run."""
@@ -247,6 +251,8 @@ class Pipeline:
         self.cameras: dict[str, CameraState] = {}
         #: news for the loop: names of cameras with news of their decoders, posed steps (see _loop)
         self._inbox: queue.SimpleQueue[str | tuple[list[tuple[CameraState, Frame]], PosedStep]] = queue.SimpleQueue()
+        self._rows: list[CameraState] = []  # the cameras by their row in the decoders' block
+        self._block = np.empty((0, 0, 0, 0, 0), np.uint8)  # that block, where BlazePose's process reads it
         self._noted_mp4v = False  # said that annotated video falls back to mp4v
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
@@ -337,7 +343,8 @@ class Pipeline:
         self.started = time.perf_counter()
         self.interrupted = False
         specs = parse_sources(config.sources)
-        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put)
+        decoders = DecoderPool(specs, config.decode_workers, pace=config.pace, notify=self._inbox.put,
+                               feed=bool(self.pose_process))
         began = time.perf_counter()
         try:  # before the run line: a pose backend that cannot start writes nothing
             pose = self._pose_stage(decoders)
@@ -357,9 +364,10 @@ class Pipeline:
             for spec in specs:
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
                 self.cameras[spec.name] = CameraState(spec, decoders.readers[spec.name], ring)
+            self._rows = list(self.cameras.values())  # in the decoders' order
             decoders.start()
-            on_gpu = self.pose == "blazepose" and config.pose_device.startswith("cuda")
-            with _switch_interval(POSE_SWITCH_INTERVAL_S if on_gpu else None):
+            lane_here = self.pose == "blazepose" and config.pose_device.startswith("cuda") and not self.pose_process
+            with _switch_interval(POSE_SWITCH_INTERVAL_S if lane_here else None):
                 self._loop(pose, scheduler, decoders)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -394,7 +402,7 @@ class Pipeline:
 
         return stage_modes(self.config.pose_device, self.config.pose_models, self.config.pose_graphs)[1]
 
-    def _pose_stage(self, decoders: DecoderPool) -> PoseStage:
+    def _pose_stage(self, decoders: DecoderPool) -> PoseStage | PoseProcess:
         """The pose stage for the cameras ``decoders`` decode (BlazePose reads their frames in place)."""
         config = self.config
         if self.pose != "blazepose":
@@ -408,15 +416,17 @@ class Pipeline:
             "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,
             "graphs": config.pose_graphs}
         if self.pose_process:
-            return PoseProcess(self._posed, decoders.shared, decoders.frames, **options)
+            self._block = decoders.frames
+            return PoseProcess(self._posed_fed, decoders.shared, decoders.frames, decoders.feed, **options)
         stage = BlazePoseStage(self._posed, **options)
         stage.pin(decoders.frames)
         return stage
 
-    def _loop(self, pose: PoseStage, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
+    def _loop(self, pose: PoseStage | PoseProcess, scheduler: BatchScheduler, decoders: DecoderPool) -> None:
         """Works when there is news (a camera's frame or counters from its decoder, a step of poses
         done), on the cameras it concerns alone, waiting in between; then hands the slots of the
-        frames done back to the decoders, and the frames taken to the pose stage, all at once. A loop
+        frames done back to the decoders, and the frames taken to the pose stage, all at once (none
+        where the decoders feed BlazePose's process; one that died ends the run). A loop
         that polled every camera would hold the interpreter lock most of the time at hundreds of
         cameras, and the threads that need it (the decoders' router, a pose lane between its GPU
         calls) would wait for it."""
@@ -437,34 +447,45 @@ class Pipeline:
                 pass
             for name in news:
                 camera = self.cameras[name]
-                self._feed_pose(camera, pose)
+                if not isinstance(pose, PoseProcess):
+                    self._feed_pose(camera, pose)
                 self._report_reader_error(camera)
                 self._report_reconnects(camera)
                 if camera.finished:
                     waiting.discard(name)
             decoders.flush()
-            pose.flush()
+            if not isinstance(pose, PoseProcess):
+                pose.flush()
+            elif pose.failure:
+                raise StgcnError(f"{pose.failure}: no camera's frames can be posed, so the run ends (its events so far "
+                                 f"are in {self.config.events}); start it again, and if it stops again the system's "
+                                 "log says why (out of memory?)")
             if time.perf_counter() - last_status >= self.config.status_interval:
                 self._print_status(scheduler)
                 last_status = time.perf_counter()
 
     def _feed_pose(self, camera: CameraState, pose: PoseStage) -> None:
         name, frames = camera.spec.name, camera.reader.frames
-        while camera.inflight < self.config.max_inflight and not frames.empty():
+        while camera.submitted - camera.frames_done < self.config.max_inflight and not frames.empty():
             frame = frames.get_nowait()
-            camera.inflight += 1  # first: a stage may answer at once
+            camera.submitted += 1  # first: a stage may answer at once
             pose.submit(name, frame.image, (camera, frame))
 
     def _posed(self, jobs: list[tuple[CameraState, Frame]], step: PosedStep) -> None:
         """A pose stage's answer (on its thread): for the loop."""
         self._inbox.put((jobs, step))
 
+    def _posed_fed(self, fed: list[Fed], step: PosedStep) -> None:
+        """BlazePose's process's answer (on its answering thread), its frames as the decoders fed them: for the loop."""
+        cameras, block = self._rows, self._block
+        self._inbox.put(([(cameras[row], Frame(index, timestamp, block[row, slot], slot))
+                          for row, slot, index, timestamp in fed], step))
+
     def _handle_step(self, jobs: list[tuple[CameraState, Frame]], step: PosedStep, scheduler: BatchScheduler) -> None:
         """A step's frames, one of a camera each, in its windows; their slots handed back."""
         keypoints = step.keypoints.transpose(0, 3, 2, 1)  # (frames, M, V, C) -> (frames, C, V, M), a view
         found, posed = step.found, time.time()
         for i, (camera, frame) in enumerate(jobs):
-            camera.inflight -= 1
             try:
                 if step.error:
                     self._camera_error(camera, "pose", f"{step.error} (frames continue without a person)")

@@ -149,6 +149,9 @@ class FrameReader(threading.Thread):
         self.max_retries = max_retries
         self.max_failed_in_a_row = max_failed_in_a_row
         self.counters = SourceCounters()
+        #: the frames handed on in all, where a reader knows it once finished (a decoding process's,
+        #: RemoteReader); None: all are in ``frames``
+        self.sent: int | None = None
         self._stop_event = threading.Event()
         # FFmpeg's own messages ("moov atom not found") would interleave with ours; errors are
         # reported once per camera by the pipeline instead
