@@ -385,9 +385,9 @@ pipeline_options = [
                       "launch instead of hundreds of small ones from Python (default: on; --no-pose-graphs runs "
                       "them eagerly)."),
     click.option("--pose-process/--no-pose-process", default=None,
-                 help="blazepose in a process of its own, reading the decoded frames in place, so that its host "
-                      "work does not share the pipeline's interpreter lock (default: on a GPU; on the CPU it runs "
-                      "in the pipeline's process)."),
+                 help="blazepose in a process of its own, fed by the decoding processes and reading the decoded "
+                      "frames in place, so that neither its host work nor the frames on their way to it share the "
+                      "pipeline's interpreter lock (default: on a GPU; on the CPU it runs in the pipeline's process)."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
                  help="Alert when p(alert class) stays at or above this..."),
     click.option("--min-windows", type=click.IntRange(min=1), default=3, show_default=True,
