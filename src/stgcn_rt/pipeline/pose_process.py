@@ -47,12 +47,12 @@ class PoseProcess:
     def __init__(self, answer: FedAnswer, shared: Any, frames: np.ndarray, feed: Any, **options: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self._answer = answer
-        requests, self._requests = context.Pipe(duplex=False)
+        control, self._control = context.Pipe(duplex=False)  # None there asks the process to end
         self._answers, answers = context.Pipe(duplex=False)
         self._process = context.Process(target=_serve, name="blazepose", daemon=True,
-                                        args=(shared, frames.shape, options, requests, answers, feed))
+                                        args=(shared, frames.shape, options, control, answers, feed))
         self._process.start()
-        requests.close()  # the process's ends: when it ends, this side reads the end of its answers
+        control.close()  # the process's ends: when it ends, this side reads the end of its answers
         answers.close()
         #: whether the process page-locked the frames for the GPU's DMA
         self.pinned: bool = self._started()
@@ -94,7 +94,7 @@ class PoseProcess:
             return
         self._closing = True
         try:
-            self._requests.send(None)
+            self._control.send(None)
         except OSError:
             pass
         self._process.join(CLOSE_TIMEOUT_S)
@@ -102,7 +102,7 @@ class PoseProcess:
             self._process.terminate()
             self._process.join()
         self._receiver.join()
-        self._requests.close()
+        self._control.close()
         self._answers.close()
 
     def __enter__(self) -> PoseProcess:
@@ -112,7 +112,7 @@ class PoseProcess:
         self.close()
 
 
-def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], requests: Any, answers: Any,
+def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], control: Any, answers: Any,
            feed: Any) -> None:
     """The process: BlazePoseLanes over the shared frames fed, until the pipeline sends None or goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle: it closes this
@@ -130,7 +130,7 @@ def _serve(shared: Any, shape: tuple[int, ...], options: dict[str, Any], request
     sender.start()
     threading.Thread(target=_post_fed, args=(feed, lanes, frames), name="feed", daemon=True).start()
     try:
-        while requests.recv() is not None:
+        while control.recv() is not None:
             pass
     except EOFError:  # the pipeline is gone
         pass

@@ -95,7 +95,7 @@ class PipelineConfig:
     max_batch: int = 32
     max_wait_ms: float = 10.0
     status_interval: float = 2.0
-    max_inflight: int = 4  # frames per camera queued at a pose stage the loop feeds (BlazePose's process: the slots bound them)
+    max_inflight: int = 4  # frames per camera at a pose stage the loop feeds (BlazePose's process: slots bound them)
     command: str | None = None  # the command line, for the events file's run line (URLs masked)
 
 
@@ -364,7 +364,7 @@ class Pipeline:
             for spec in specs:
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
                 self.cameras[spec.name] = CameraState(spec, decoders.readers[spec.name], ring)
-            self._rows = list(self.cameras.values())  # in the decoders' order
+            self._rows, self._block = list(self.cameras.values()), decoders.frames  # in the decoders' order
             decoders.start()
             lane_here = self.pose == "blazepose" and config.pose_device.startswith("cuda") and not self.pose_process
             with _switch_interval(POSE_SWITCH_INTERVAL_S if lane_here else None):
@@ -416,7 +416,6 @@ class Pipeline:
             "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,
             "graphs": config.pose_graphs}
         if self.pose_process:
-            self._block = decoders.frames
             return PoseProcess(self._posed_fed, decoders.shared, decoders.frames, decoders.feed, **options)
         stage = BlazePoseStage(self._posed, **options)
         stage.pin(decoders.frames)
