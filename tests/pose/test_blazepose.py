@@ -93,14 +93,20 @@ def test_one_euro_passes_the_first_value_and_follows_a_jump():
     assert np.allclose(moved[1, 0, :3], 0.5)  # the other track did not move
     assert np.allclose(step(99999, [0.99, 0.99])[:, 0, :3], 0.99)  # a repeated stamp passes its values
     filters.reset(rows[:1])
-    assert np.allclose(step(133332, [0.7], rows[:1])[0, 0, :3], 0.7)  # started over: the first value passes
+    landmarks = np.array([[[0.7, 0.7, 0.7, 0.0]]], np.float32)
+    again = filters.apply(rows[:1], landmarks, np.array([133332]), 100, 100, np.array([100.0]))
+    assert np.allclose(again[0, 0, :3], 0.7)  # started over: the first value passes
+    # ... but not the visibility's: MediaPipe's low-pass of it does not run on a frame without
+    # landmarks, so it is not reset: 0.1 x 0.0 + 0.9 x the 1.0 before
+    assert again[0, 0, 3] == pytest.approx(0.9)
 
 
 @pytest.fixture(scope="module")
 def agreement(videos):
     """Per video: BlazePose here and MediaPipe's own solution (video mode, model_complexity 1,
     smoothing on) frame by frame at 640x480: (frames each found a person in, frames both did,
-    distances of the visible landmarks as fractions of the frame's long side)."""
+    distances of the visible landmarks as fractions of the frame's long side, the visibilities'
+    differences)."""
     cv2 = pytest.importorskip("cv2")
     pytest.importorskip("mediapipe")
     from stgcn_rt.pipeline.pose import PoseEstimator
@@ -109,7 +115,7 @@ def agreement(videos):
     out = {}
     for name, path in videos.items():
         capture = cv2.VideoCapture(str(path))
-        ours, theirs, same, distances = BlazePose(), PoseEstimator(), 0, []
+        ours, theirs, same, distances, visibilities = BlazePose(), PoseEstimator(), 0, [], []
         frames = 0
         while True:
             ok, image = capture.read()
@@ -123,23 +129,30 @@ def agreement(videos):
                 visible = b[:, 2] > 0.5
                 distances.append(np.hypot((a[visible, 0] - b[visible, 0]) * 640, (a[visible, 1] - b[visible, 1]) * 480)
                                  / 640)
+                visibilities.append(np.abs(a[:, 2] - b[:, 2]))
         theirs.close()
-        out[name] = (frames, same, np.concatenate(distances))
+        out[name] = (frames, same, np.concatenate(distances), np.concatenate(visibilities))
     return out
 
 
 def test_landmarks_agree_with_mediapipe_on_the_real_videos(agreement):
     """The issue's bounds: mean distance <= 1% of the long side, 95th percentile <= 2.5%; a person
-    in the same frames: 97.3% measured over both videos (100% and 94.7%), asserted with a margin
-    for other CPUs: the free-running trackers amplify any rounding (docs/performance.md, session 28)."""
-    frames = sum(f for f, _, _ in agreement.values())
-    same = sum(s for _, s, _ in agreement.values())
-    distances = np.concatenate([d for _, _, d in agreement.values()])
-    print({name: (f, s, float(d.mean()), float(np.percentile(d, 95))) for name, (f, s, d) in agreement.items()})
+    in the same frames: 97.3% and 96.7% measured over both videos on two CPUs (skateboarding 94.7%
+    and 93.3%), asserted with a margin for others: the free-running trackers amplify any rounding
+    (docs/performance.md, sessions 28 and 37)."""
+    frames = sum(f for f, _, _, _ in agreement.values())
+    same = sum(s for _, s, _, _ in agreement.values())
+    distances = np.concatenate([d for _, _, d, _ in agreement.values()])
+    print({name: (f, s, float(d.mean()), float(np.percentile(d, 95)), float(v.mean()))
+           for name, (f, s, d, v) in agreement.items()})
     assert distances.mean() <= 0.01 and np.percentile(distances, 95) <= 0.025
     assert same / frames >= 0.95
-    frames, same, distances = agreement["clean_and_jerk"]
+    frames, same, distances, visibilities = agreement["clean_and_jerk"]
     assert same == frames and distances.mean() <= 0.001  # one lifter, always in view: all but exact
+    assert visibilities.max() <= 0.01
+    # the skater is lost and found again: visibilities carried over the gaps as MediaPipe carries
+    # them, 0.009 on average here (0.034 had they started over each time)
+    assert agreement["skateboarding"][3].mean() <= 0.02
 
 
 def test_a_batch_that_runs_out_of_device_memory_is_split():

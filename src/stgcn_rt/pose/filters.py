@@ -1,6 +1,11 @@
 """MediaPipe's landmark smoothing (v0.10.21's PoseLandmarkFiltering) for many tracks at once: a
 One-Euro filter on each coordinate, in pixels scaled by the object's size, and a low-pass filter on
-each visibility. A frame without landmarks resets a track's filters, as MediaPipe's calculators do.
+each visibility. A frame without landmarks starts a track's coordinate filters over and leaves its
+visibility filters as they were, as MediaPipe's graph runs its calculators: the coordinates' smoothing
+takes the image size too, which every frame has, so it runs on a frame without landmarks and resets;
+the visibilities' takes the landmarks alone, so it does not run then and keeps its state (on a real
+video, after a person is found again, MediaPipe's visibilities differ from freshly started ones by up
+to 0.68, that difference shrinking by 0.9 a frame: its low-pass's 1 - alpha).
 
 The state of every track (a camera's person) lives in arrays, one row per track, so that a step
 smooths all of its cameras in a few array operations rather than a loop over cameras.
@@ -61,9 +66,10 @@ class LandmarkFilters:
         return rows
 
     def reset(self, rows: np.ndarray) -> None:
-        """These tracks start over (their person was lost)."""
+        """These tracks' coordinates start over (their person was lost); their visibilities go on
+        from where they were (see the module's docstring)."""
         self.last_time[rows], self.frequency[rows] = -1, _FIRST_FREQUENCY
-        self.started[rows] = self.seen[rows] = False
+        self.started[rows] = False
 
     def apply(self, rows: np.ndarray, landmarks: np.ndarray, microseconds: np.ndarray, width: int, height: int,
               object_scale: np.ndarray) -> np.ndarray:
