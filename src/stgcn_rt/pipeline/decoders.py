@@ -101,7 +101,7 @@ def _decode(cameras: list[tuple[int, SourceSpec]], block: Any, shape: tuple[int,
                 messages.append((index, state))
             if state[-2]:  # done
                 del readers[index]
-        if frames is not messages and frames:  # before the counters: a camera's last frames are on their way first
+        if feed is not None and frames:  # before the counters: a camera's last frames are on their way first
             feed.put(frames)
         if messages:
             out.put(messages)
@@ -131,6 +131,11 @@ def _counters(reader: FrameReader, dropped: int, handed: int) -> tuple:
 def _received(state: tuple) -> SourceCounters:
     """The counters :func:`_counters` sent, as the pipeline's reader of the camera keeps them."""
     return SourceCounters(**dict(zip(_SENT, state)), finished=state[-2])
+
+
+def _handed(state: tuple) -> int | None:
+    """The frames sent on in all that counters :func:`_counters` sent say, once finished."""
+    return state[-1]
 
 
 class _SlotReader(FrameReader):
@@ -279,6 +284,11 @@ class DecoderPool:
         self._dispatcher.start()
         return self
 
+    def frame(self, index: int, slot: int, number: int, timestamp: float) -> Frame:
+        """Camera ``index``'s frame ``number`` as its worker sent it (to the readers or the feed): a
+        view of its ``slot``, valid until released."""
+        return Frame(number, timestamp, self.frames[index, slot], slot)
+
     def release(self, index: int, slot: int) -> None:
         """Camera ``index``'s ``slot`` is free again, from the next :meth:`flush` on."""
         self._released[index % self.workers].append((index, slot))
@@ -306,10 +316,9 @@ class DecoderPool:
                 reader = self._by_index[message[0]]
                 if len(message) == 4:
                     _, slot, index, timestamp = message
-                    reader.frames.put(Frame(index, timestamp, self.frames[message[0], slot], slot))
+                    reader.frames.put(self.frame(message[0], slot, index, timestamp))
                 else:
-                    reader.counters = _received(message[1])
-                    reader.sent = message[1][-1]
+                    reader.counters, reader.sent = _received(message[1]), _handed(message[1])
                 self._notify(reader.spec.name)
             if self._stop.is_set():  # closing: the workers end because they were told to
                 return

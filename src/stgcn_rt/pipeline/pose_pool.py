@@ -146,8 +146,8 @@ class PosePool:
         future.add_done_callback(self._settled)
 
     def _settled(self, future: Future) -> None:
-        job = self._pending.pop(future, None)
-        if future.cancelled() or job is None:  # dropped by close
+        job = self._pending.pop(future)
+        if future.cancelled():  # dropped by close
             return
         try:
             step = future.result()

@@ -139,8 +139,8 @@ class BlazePoseLanes:
 
 
 class BlazePoseStage:
-    """:class:`BlazePoseLanes` (whose arguments these are) as the pipeline's pose stage in its own
-    process: a frame is answered or, by closing, dropped, never both."""
+    """:class:`BlazePoseLanes` (whose arguments these are) as the pipeline's pose stage in the
+    pipeline's process: a frame is answered or, by closing, dropped, never both."""
 
     def __init__(self, answer: Answer, *args: Any, **options: Any) -> None:
         self._lanes = BlazePoseLanes(answer, *args, **options)
@@ -215,16 +215,17 @@ class _Lane:
 
     def _step(self, due: dict[str, tuple[np.ndarray, Any]]) -> None:
         start = time.perf_counter()
+        error = None
         try:
             found = self.pose.process_persons({camera: image for camera, (image, _) in due.items()})
             keypoints = np.clip(np.stack([found[camera] for camera in due]), 0.0, 1.0)
         except Exception as exc:  # reported by the pipeline, once per camera and message
             for camera in due:
                 self.pose.forget(camera)
-            step = PosedStep.failed(len(due), self.pose.persons, one_line(exc))  # a CUDA error is several lines
-        else:
-            step = PosedStep(keypoints, 0.0)
-        step.milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
+            error = one_line(exc)  # a CUDA error is several lines
+        milliseconds = (time.perf_counter() - start) * 1000  # every frame of the step waited for all of it
+        step = (PosedStep(keypoints, milliseconds) if error is None
+                else PosedStep.failed(len(due), self.pose.persons, error, milliseconds))
         self._answer([job for _, job in due.values()], step)
 
     def close(self) -> list[Any]:

@@ -252,7 +252,6 @@ class Pipeline:
         #: news for the loop: names of cameras with news of their decoders, posed steps (see _loop)
         self._inbox: queue.SimpleQueue[str | tuple[list[tuple[CameraState, Frame]], PosedStep]] = queue.SimpleQueue()
         self._rows: list[CameraState] = []  # the cameras by their row in the decoders' block
-        self._block = np.empty((0, 0, 0, 0, 0), np.uint8)  # that block, where BlazePose's process reads it
         self._noted_mp4v = False  # said that annotated video falls back to mp4v
 
     # -- results (called on the scheduler's worker thread) ---------------------------------
@@ -364,7 +363,7 @@ class Pipeline:
             for spec in specs:
                 ring = SkeletonWindow(self.seq_len, config.stride, self.min_frames)
                 self.cameras[spec.name] = CameraState(spec, decoders.readers[spec.name], ring)
-            self._rows, self._block = list(self.cameras.values()), decoders.frames  # in the decoders' order
+            self._rows = list(self.cameras.values())  # in the decoders' order
             decoders.start()
             lane_here = self.pose == "blazepose" and config.pose_device.startswith("cuda") and not self.pose_process
             with _switch_interval(POSE_SWITCH_INTERVAL_S if lane_here else None):
@@ -416,7 +415,8 @@ class Pipeline:
             "persons": self.persons, "models": config.pose_models, "lanes": config.pose_lanes,
             "graphs": config.pose_graphs}
         if self.pose_process:
-            return PoseProcess(self._posed_fed, decoders.shared, decoders.frames, decoders.feed, **options)
+            return PoseProcess(functools.partial(self._posed_fed, decoders), decoders.shared, decoders.frames,
+                               decoders.feed, **options)
         stage = BlazePoseStage(self._posed, **options)
         stage.pin(decoders.frames)
         return stage
@@ -474,11 +474,11 @@ class Pipeline:
         """A pose stage's answer (on its thread): for the loop."""
         self._inbox.put((jobs, step))
 
-    def _posed_fed(self, fed: list[Fed], step: PosedStep) -> None:
-        """BlazePose's process's answer (on its answering thread), its frames as the decoders fed them: for the loop."""
-        cameras, block = self._rows, self._block
-        self._inbox.put(([(cameras[row], Frame(index, timestamp, block[row, slot], slot))
-                          for row, slot, index, timestamp in fed], step))
+    def _posed_fed(self, decoders: DecoderPool, fed: list[Fed], step: PosedStep) -> None:
+        """BlazePose's process's answer (on its answering thread), its frames as ``decoders`` fed them: for the loop."""
+        cameras, frame = self._rows, decoders.frame
+        self._inbox.put(([(cameras[row], frame(row, slot, index, timestamp)) for row, slot, index, timestamp in fed],
+                         step))
 
     def _handle_step(self, jobs: list[tuple[CameraState, Frame]], step: PosedStep, scheduler: BatchScheduler) -> None:
         """A step's frames, one of a camera each, in its windows; their slots handed back."""
