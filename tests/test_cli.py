@@ -171,6 +171,7 @@ def test_bench_reads_lists_of_numbers(monkeypatch):
     code, _, err = run("bench", "--batch", "1, 8", "--cameras", "none", "--clients", "2")
     assert err.strip().endswith("error: recorded")
     assert (seen[0].batches, seen[0].cameras, seen[0].clients) == ([1, 8], [], [2])
+    assert seen[0].command == "stgcn-rt bench --batch '1, 8' --cameras none --clients 2"  # the report's, as given
 
 
 @pytest.mark.parametrize("missing", ["cv2", "mediapipe"])

@@ -706,7 +706,7 @@ def bench(model: str, compare: str, clients: list[int], engine: str | None, pers
                          seconds=seconds, threads=threads, p99_limit_ms=p99_ms,
                          scheduler_backend=configuration(scheduler_backend).name, pose_batches=pose_batches,
                          pipeline_cameras=pipeline_cameras, pipeline_poses=poses, pipeline_p99_ms=pipeline_p99_ms,
-                         pipeline_lanes=pipeline_lanes)
+                         pipeline_lanes=pipeline_lanes, command=command_line())
     with tqdm(desc="bench", unit="step", leave=False) as bar, \
             contextlib.nullcontext() if Context.debug else library_messages_hidden(BENCH_LOGGERS):
         def tick(text: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,9 +47,10 @@ class BenchConfig:
     pipeline_poses: list[str] = field(default_factory=lambda: ["blazepose", "mediapipe"])
     pipeline_p99_ms: float = 250.0  # frame to event
     pipeline_lanes: list[int] = field(default_factory=lambda: [1])  # blazepose's lanes (a row set for each)
+    command: str = "stgcn-rt bench"  # as given, for the report (the CLI's, however it was started)
 
 
-def environment() -> dict[str, Any]:
+def environment(command: str) -> dict[str, Any]:
     import onnxruntime
     import torch
 
@@ -58,7 +58,7 @@ def environment() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "stgcn_rt": __version__,
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         "cpu": platform.processor() or platform.machine(), "cpu_count": __import__("os").cpu_count(),
-        "command": "stgcn-rt " + " ".join(sys.argv[1:]) if sys.argv and "stgcn" in sys.argv[0] else None,
+        "command": command,
     }
     if torch.cuda.is_available():
         env["device"] = torch.cuda.get_device_name()
@@ -107,9 +107,9 @@ def _run_in(work: Path, config: BenchConfig, progress: Any) -> dict[str, Any]:
     if config.backends != [] and not candidates and not (config.cameras or config.server):
         raise StgcnError(f"none of the backends asked for can run here ({'; '.join(skipped)}): pick others with "
                          "--backends, or run on a machine that has what they need")
-    report: dict[str, Any] = {"environment": environment(), "config": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}, "skipped": skipped,
-        "latency": [], "throughput": [], "cameras": []}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items() if k != "command"}
+    report: dict[str, Any] = {"environment": environment(config.command), "config": settings, "skipped": skipped,
+                              "latency": [], "throughput": [], "cameras": []}
     tick = progress or (lambda text: None)
     try:  # the candidates are closed however the run ends (a scheduler that cannot start, say)
         with startup_objects_frozen():  # as the pipeline and the server run: no full collection walks the models
