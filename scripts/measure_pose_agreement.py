@@ -66,9 +66,15 @@ def agreement(ours: np.ndarray, theirs: np.ndarray, classifier, stride: int) -> 
     distances = np.hypot(delta[..., 0], delta[..., 1])[visible] / max(FRAME_SIZE)
     top1 = [classifier.predict(skeleton_windows(k, 150, stride)).argmax(axis=1) for k in (ours, theirs)]
     return ({"frames": len(ours), "same_frames": int((found_ours == found_theirs).sum()),
-             "both_found": int(both.sum()), "mean": float(distances.mean()) if distances.size else 0.0,
-             "p95": float(np.percentile(distances, 95)) if distances.size else 0.0,
+             "both_found": int(both.sum()), **_distances(distances),
              "windows": len(top1[0]), "same_top1": int((top1[0] == top1[1]).sum())}, distances)
+
+
+def _distances(distances: np.ndarray) -> dict:
+    """Mean and 95th percentile (0 where no landmark was visible in both)."""
+    if not distances.size:
+        return {"mean": 0.0, "p95": 0.0}
+    return {"mean": float(distances.mean()), "p95": float(np.percentile(distances, 95))}
 
 
 def total(measures: list[tuple[dict, np.ndarray]]) -> dict:
@@ -76,8 +82,16 @@ def total(measures: list[tuple[dict, np.ndarray]]) -> dict:
     distances = np.concatenate([d for _, d in measures])
     summed = {key: sum(m[key] for m, _ in measures) for key in ("frames", "same_frames", "both_found", "windows",
                                                                  "same_top1")}
-    return {**summed, "mean": float(distances.mean()) if distances.size else 0.0,
-            "p95": float(np.percentile(distances, 95)) if distances.size else 0.0}
+    return {**summed, **_distances(distances)}
+
+
+def _seeds(text: str) -> list[int]:
+    if text == "none":
+        return []
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated whole numbers or 'none', not {text!r}") from None
 
 
 def main() -> None:
@@ -87,13 +101,12 @@ def main() -> None:
                         help="folder of videos with people (default: ../shared/videos)")
     parser.add_argument("--stride", type=int, default=5, help="a window every STRIDE frames")
     parser.add_argument("--frames", type=int, help="only each video's first FRAMES frames, at least 150 (default: all)")
-    parser.add_argument("--noise-seeds", default="1,2,3,4",
+    parser.add_argument("--noise-seeds", default="1,2,3,4", type=_seeds,
                         help="the perturbed runs, one seed each, comma-separated, or 'none' (default: 1,2,3,4)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the report")
     args = parser.parse_args()
     if args.frames is not None and args.frames < 150:
         parser.error("--frames: at least 150, one window")
-    seeds = [] if args.noise_seeds == "none" else [int(s) for s in args.noise_seeds.split(",")]
     videos = video_files(args.videos)
     rows, clean, noise = [], [], []
     with load_classifier(args.checkpoint) as classifier:
@@ -103,7 +116,7 @@ def main() -> None:
             clean.append(agreement(keypoints(video, "blazepose", args.frames), theirs[video], classifier, args.stride))
             rows.append({"video": video.name, **clean[-1][0]})
             print(json.dumps(rows[-1]), flush=True)
-        for seed in seeds:
+        for seed in args.noise_seeds:
             itself, pair = [], []
             for video in videos:
                 moved = keypoints(video, "mediapipe", args.frames, seed)
@@ -115,7 +128,7 @@ def main() -> None:
     report = {"date": time.strftime("%Y-%m-%d"), "checkpoint": Path(args.checkpoint).name, "stride": args.stride,
               "bounds": BOUNDS, "rows": rows, "total": total(clean), "noise_share": NOISE_SHARE, "noise": noise,
               "command": f"python scripts/measure_pose_agreement.py {Path(args.checkpoint).name} --videos VIDEOS"
-                         f" --stride {args.stride} --noise-seeds {args.noise_seeds}"
+                         f" --stride {args.stride} --noise-seeds {','.join(map(str, args.noise_seeds)) or 'none'}"
                          + (f" --frames {args.frames}" if args.frames else "")}
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out / "pose-agreement-cpu.json") as tmp:
