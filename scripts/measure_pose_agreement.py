@@ -18,7 +18,6 @@ Writes docs/benchmarks/pose-agreement-cpu.{json,md} (one current report; git kee
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
 from pathlib import Path
@@ -48,11 +47,11 @@ def perturbed(frames: Iterable[np.ndarray], seed: int) -> Iterator[np.ndarray]:
         yield np.clip(flat, 0, 255).astype(np.uint8).reshape(frame.shape)
 
 
-def keypoints(video: Path, pose: str, frames: int | None, seed: int | None = None) -> np.ndarray:
-    """One person's keypoints (frames, 33, 3) of ``video``'s first ``frames`` frames at 640x480."""
+def keypoints(video: Path, pose: str, seed: int | None = None) -> np.ndarray:
+    """One person's keypoints (frames, 33, 3) of ``video`` at 640x480 (frames perturbed with ``seed``)."""
     import cv2
 
-    images = (cv2.resize(image, FRAME_SIZE) for image in itertools.islice(video_frames(video), frames))
+    images = (cv2.resize(image, FRAME_SIZE) for image in video_frames(video))
     poser = frame_poser(pose)
     return np.stack([poser(image)[0] for image in (images if seed is None else perturbed(images, seed))])
 
@@ -100,36 +99,32 @@ def main() -> None:
     parser.add_argument("--videos", default=str(Path(__file__).resolve().parents[2] / "shared" / "videos"),
                         help="folder of videos with people (default: ../shared/videos)")
     parser.add_argument("--stride", type=int, default=5, help="a window every STRIDE frames")
-    parser.add_argument("--frames", type=int, help="only each video's first FRAMES frames, at least 150 (default: all)")
     parser.add_argument("--noise-seeds", default="1,2,3,4", type=_seeds,
                         help="the perturbed runs, one seed each, comma-separated, or 'none' (default: 1,2,3,4)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the report")
     args = parser.parse_args()
-    if args.frames is not None and args.frames < 150:
-        parser.error("--frames: at least 150, one window")
     videos = video_files(args.videos)
     rows, clean, noise = [], [], []
     with load_classifier(args.checkpoint) as classifier:
         theirs = {}
         for video in videos:
-            theirs[video] = keypoints(video, "mediapipe", args.frames)
-            clean.append(agreement(keypoints(video, "blazepose", args.frames), theirs[video], classifier, args.stride))
+            theirs[video] = keypoints(video, "mediapipe")
+            clean.append(agreement(keypoints(video, "blazepose"), theirs[video], classifier, args.stride))
             rows.append({"video": video.name, **clean[-1][0]})
             print(json.dumps(rows[-1]), flush=True)
         for seed in args.noise_seeds:
             itself, pair = [], []
             for video in videos:
-                moved = keypoints(video, "mediapipe", args.frames, seed)
+                moved = keypoints(video, "mediapipe", seed)
                 itself.append(agreement(moved, theirs[video], classifier, args.stride))
-                pair.append(agreement(keypoints(video, "blazepose", args.frames, seed), moved, classifier,
+                pair.append(agreement(keypoints(video, "blazepose", seed), moved, classifier,
                                       args.stride))
             noise.append({"seed": seed, "mediapipe_vs_itself": total(itself), "blazepose_vs_mediapipe": total(pair)})
             print(json.dumps(noise[-1]), flush=True)
     report = {"date": time.strftime("%Y-%m-%d"), "checkpoint": Path(args.checkpoint).name, "stride": args.stride,
               "bounds": BOUNDS, "rows": rows, "total": total(clean), "noise_share": NOISE_SHARE, "noise": noise,
               "command": f"python scripts/measure_pose_agreement.py {Path(args.checkpoint).name} --videos VIDEOS"
-                         f" --stride {args.stride} --noise-seeds {','.join(map(str, args.noise_seeds)) or 'none'}"
-                         + (f" --frames {args.frames}" if args.frames else "")}
+                         f" --stride {args.stride} --noise-seeds {','.join(map(str, args.noise_seeds)) or 'none'}"}
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out / "pose-agreement-cpu.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
